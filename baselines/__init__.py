@@ -1,0 +1,1 @@
+"""Baseline methods (CLIP, WinCLIP), registered through ``caadbench.models``'s public registry."""

@@ -1,0 +1,46 @@
+"""The ``caadbench`` command line: a thin click layer that parses, calls the library and prints.
+
+Every bad-input failure is a :class:`~caadbench.errors.CaadError`; it is printed as one line
+``error: <file>: <problem>`` on stderr with exit status 2. Commands live in one module per area.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from caadbench import __version__
+from caadbench.errors import CaadError
+
+EXIT_BAD_INPUT = 2
+
+
+class CaadGroup(click.Group):
+    """A click group that turns library errors into one clear line and a non-zero exit."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except CaadError as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except KeyboardInterrupt:
+            click.echo("error: interrupted", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=CaadGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="caadbench")
+def main() -> None:
+    """caadbench: contextual anomaly detection benchmark (CAAD shards, CoRe-CLIP, CLIP, WinCLIP)."""
+
+
+def _register() -> None:
+    from caadbench.cli import data_commands, eval_commands, model_commands  # noqa: F401  (commands attach to main)
+
+
+_register()
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,391 @@
+"""The one open_clip adapter every method uses.
+
+It builds an open_clip CLIP model by architecture name with weights from an open_clip pretrained tag, a local
+checkpoint file, or random initialisation (seeded), freezes it, and exposes what the methods need through
+open_clip's public API and torch's module hooks, never by copying open_clip's forward code:
+
+* text and image embeddings (``encode_text``, ``encode_image``);
+* CLS and patch tokens of chosen blocks, optionally projected into the joint space (``image_tokens``);
+* the full image encoder run on subsets of patch tokens, e.g. WinCLIP windows (``encode_token_subsets``):
+  a forward pre-hook on the vision transformer keeps the class token and the chosen patch tokens (with
+  their positional embeddings already added) and drops the rest;
+* residual adapters inserted into blocks (``block_hooks``): forward hooks that replace a block's output.
+
+Tiny architectures for tests and the offline demo live in ``configs/`` as open_clip config files
+(``caad-tiny``); they are registered with open_clip on import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import socket
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Literal
+
+import open_clip
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from caadbench.errors import ModelError, WeightsUnavailable
+
+CONFIG_DIR = Path(__file__).with_name("configs")
+open_clip.add_model_config(CONFIG_DIR)
+
+Tower = Literal["image", "text"]
+HUB_PROBE = ("huggingface.co", 443)
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
+    """Hex sha256 of a file, read in chunks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class BackboneIdentity:
+    """What a backbone is, recorded in every result and checkpoint.
+
+    Attributes:
+        arch: open_clip architecture name (``ViT-B-16-plus-240``, ``caad-tiny``).
+        weights: ``"random-init"``, ``"openclip:<tag>"`` or ``"file:<name>"``.
+        sha256: sha256 of the weights file, ``None`` for random init.
+        init_seed: the seed of the random initialisation (meaningful for random init only).
+        image_size: input side in pixels.
+    """
+
+    arch: str
+    weights: str
+    sha256: str | None
+    init_seed: int
+    image_size: int
+
+    @property
+    def is_random_init(self) -> bool:
+        return self.weights == "random-init"
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def same_weights(self, other: BackboneIdentity) -> bool:
+        """True when both name the same architecture and the same weights (file hash, tag or seeded init)."""
+        if self.arch != other.arch or self.image_size != other.image_size:
+            return False
+        if self.sha256 or other.sha256:
+            return self.sha256 == other.sha256
+        if self.is_random_init and other.is_random_init:
+            return self.init_seed == other.init_seed
+        return self.weights == other.weights
+
+
+@dataclass
+class ImageTokens:
+    """Tokens of selected image-encoder blocks.
+
+    Attributes:
+        embedding: ``(B, D)`` the pooled, projected image embedding (not L2-normalised).
+        cls: per requested block, ``(B, C)`` class token (``C = D`` when projected, else the width).
+        patches: per requested block, ``(B, N, C)`` patch tokens in row-major grid order, ``N = gh * gw``.
+    """
+
+    embedding: torch.Tensor
+    cls: dict[int, torch.Tensor]
+    patches: dict[int, torch.Tensor]
+
+
+@contextlib.contextmanager
+def _quiet_root_logger() -> Iterator[None]:
+    """open_clip logs "initialized randomly" on the root logger; random init is the point here."""
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(level)
+
+
+def _hub_reachable(timeout: float = 3.0) -> bool:
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    try:
+        with socket.create_connection(HUB_PROBE, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _cached_tag_file(pcfg: Mapping) -> str | None:
+    """The local file of an open_clip pretrained config, if it is already downloaded."""
+    if pcfg.get("file"):
+        return pcfg["file"] if os.path.isfile(pcfg["file"]) else None
+    hub = pcfg.get("hf_hub", "")
+    if hub:
+        try:
+            from huggingface_hub import try_to_load_from_cache
+        except ImportError:  # pragma: no cover - huggingface_hub is an open_clip dependency
+            return None
+        repo, filename = os.path.split(hub)
+        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
+        for name in names:
+            hit = try_to_load_from_cache(repo.rstrip("/"), name)
+            if isinstance(hit, str) and os.path.isfile(hit):
+                return hit
+    url = pcfg.get("url", "")
+    if url:
+        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+        if local.is_file():
+            return str(local)
+    return None
+
+
+def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str, dict]:
+    """Decide where an architecture's weights come from without touching the network unless needed.
+
+    Args:
+        arch: open_clip architecture name.
+        pretrained: ``None`` (random init), an open_clip tag, or a local checkpoint path.
+
+    Returns:
+        ``(file or None, weights label, preprocess overrides)``. For a tag that is not cached and a hub that
+        is reachable, the file is ``None`` and the label ``openclip:<tag>``: open_clip downloads it.
+
+    Raises:
+        WeightsUnavailable: at once, when a tag cannot be had offline or the value is neither tag nor file.
+    """
+    if arch not in open_clip.list_models():
+        raise ModelError(arch, f"unknown open_clip architecture (known: {', '.join(open_clip.list_models()[:8])}, ...)")
+    if pretrained is None or pretrained in ("", "none", "random", "random-init"):
+        return None, "random-init", {}
+    if os.path.isfile(pretrained):
+        return pretrained, f"file:{Path(pretrained).name}", {}
+    pcfg = open_clip.get_pretrained_cfg(arch, pretrained)
+    if not pcfg:
+        if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
+            raise WeightsUnavailable(pretrained, "checkpoint file not found")
+        tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
+        raise WeightsUnavailable(pretrained, f"not a file and not an open_clip pretrained tag of {arch} (tags: {tags})")
+    preprocess = {k: pcfg[k] for k in ("mean", "std") if k in pcfg}
+    cached = _cached_tag_file(pcfg)
+    if cached:
+        return cached, f"openclip:{pretrained}", preprocess
+    if not _hub_reachable():
+        raise WeightsUnavailable(
+            f"{arch}:{pretrained}",
+            "pretrained weights are not cached and the hub cannot be reached (offline); download them where you "
+            f"have internet (open_clip.create_model('{arch}', pretrained='{pretrained}')) and pass the checkpoint "
+            "file instead: --pretrained /path/to/open_clip_pytorch_model.bin",
+        )
+    return None, f"openclip:{pretrained}", preprocess
+
+
+class ClipBackbone(nn.Module):
+    """A frozen open_clip CLIP model with the hooks the methods need.
+
+    Args:
+        arch: open_clip architecture name.
+        pretrained: open_clip tag, local checkpoint path, or ``None`` for random initialisation.
+        image_size: input side in pixels; ``None`` keeps the architecture's size (positional embeddings of a
+            checkpoint are resized by open_clip when it differs).
+        init_seed: seed of the random initialisation, so every random-init backbone of one seed is identical.
+    """
+
+    def __init__(
+        self,
+        arch: str = "ViT-B-16-plus-240",
+        pretrained: str | None = None,
+        image_size: int | None = None,
+        init_seed: int = 0,
+    ) -> None:
+        super().__init__()
+        weights_file, label, preprocess = resolve_weights(arch, pretrained)
+        kwargs = {"force_image_size": image_size} if image_size else {}
+        with torch.random.fork_rng(devices=[]), _quiet_root_logger():
+            torch.manual_seed(init_seed)
+            try:
+                if weights_file is None and label != "random-init":
+                    model = open_clip.create_model(arch, pretrained=pretrained, **kwargs)
+                else:
+                    model = open_clip.create_model(arch, pretrained=weights_file, **kwargs)
+            except (RuntimeError, KeyError) as exc:
+                raise WeightsUnavailable(weights_file or pretrained or arch, f"cannot load weights ({exc})") from exc
+        if not hasattr(model, "visual") or not hasattr(model.visual, "transformer"):
+            raise ModelError(arch, "only open_clip ViT image towers are supported")
+        model.eval().requires_grad_(False)
+        self.model = model
+        visual = model.visual
+        side = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size
+        sha = sha256_file(weights_file) if weights_file else None
+        self.identity = BackboneIdentity(arch, label, sha, int(init_seed), int(side))
+        self.tokenizer = open_clip.get_tokenizer(arch)
+        mean = preprocess.get("mean", visual.preprocess_cfg["mean"])
+        std = preprocess.get("std", visual.preprocess_cfg["std"])
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
+
+    # ----------------------------------------------------------------- geometry
+    @property
+    def image_size(self) -> int:
+        return self.identity.image_size
+
+    @property
+    def patch_size(self) -> int:
+        return int(self.model.visual.patch_size[0])
+
+    @property
+    def grid_size(self) -> tuple[int, int]:
+        """``(gh, gw)`` patch grid of the image encoder."""
+        return tuple(int(g) for g in self.model.visual.grid_size)
+
+    @property
+    def embed_dim(self) -> int:
+        """Dimension ``D`` of the joint image-text space."""
+        return int(self.model.visual.output_dim)
+
+    @property
+    def image_blocks(self) -> nn.ModuleList:
+        return self.model.visual.transformer.resblocks
+
+    @property
+    def text_blocks(self) -> nn.ModuleList:
+        text = getattr(self.model, "text", None)
+        transformer = text.transformer if text is not None else self.model.transformer
+        return transformer.resblocks
+
+    @property
+    def logit_scale(self) -> float:
+        """The model's learned temperature ``exp(logit_scale)`` (100 for pretrained CLIP)."""
+        return float(self.model.logit_scale.exp().item())
+
+    def train(self, mode: bool = True) -> ClipBackbone:
+        """The backbone stays in eval mode (no dropout, no patch dropout); adapters live elsewhere."""
+        return super().train(False)
+
+    # ----------------------------------------------------------------- text
+    def tokenize(self, texts: Sequence[str]) -> torch.Tensor:
+        """``(N, context_length)`` int64 token ids on the backbone's device."""
+        return self.tokenizer(list(texts)).to(self.mean.device)
+
+    def encode_text(self, texts: Sequence[str] | torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``(N, D)`` text embeddings (through any active text-block hooks)."""
+        tokens = self.tokenize(texts) if not isinstance(texts, torch.Tensor) else texts
+        return self.model.encode_text(tokens, normalize=normalize)
+
+    # ----------------------------------------------------------------- image
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """``(B, 3, S, S)`` in [0, 1] → the model's mean/std-normalised input."""
+        if images.shape[-1] != self.image_size or images.shape[-2] != self.image_size:
+            raise ModelError(None, f"images are {tuple(images.shape[-2:])}, the backbone expects "
+                                   f"{self.image_size}x{self.image_size}")
+        return (images - self.mean) / self.std
+
+    def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
+        """``(B, D)`` image embeddings from ``(B, 3, S, S)`` images in [0, 1]."""
+        return self.model.encode_image(self.normalize(images), normalize=normalize)
+
+    def project_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Map ``(..., C)`` transformer tokens into the joint space ``(..., D)`` (final norm, projection)."""
+        visual = self.model.visual
+        out = visual.ln_post(tokens)
+        return out @ visual.proj if visual.proj is not None else out
+
+    def image_tokens(self, images: torch.Tensor, layers: Sequence[int], project: bool = True) -> ImageTokens:
+        """Class and patch tokens of the given blocks (0-based; negative counts from the end).
+
+        Args:
+            images: ``(B, 3, S, S)`` in [0, 1].
+            layers: block indices.
+            project: map tokens into the joint space with :meth:`project_tokens`.
+
+        Returns:
+            :class:`ImageTokens` keyed by the non-negative block index.
+        """
+        n_blocks = len(self.image_blocks)
+        idx = sorted({i % n_blocks for i in layers})
+        out = self.model.visual.forward_intermediates(
+            self.normalize(images), indices=idx, output_fmt="NLC", output_extra_tokens=True,
+        )
+        cls, patches = {}, {}
+        for i, prefix, tok in zip(idx, out["image_intermediates_prefix"], out["image_intermediates"]):
+            c, p = prefix[:, 0], tok
+            if project:
+                c, p = self.project_tokens(c), self.project_tokens(p)
+            cls[i], patches[i] = c, p
+        return ImageTokens(embedding=out["image_features"], cls=cls, patches=patches)
+
+    def encode_token_subsets(
+        self,
+        images: torch.Tensor,
+        subsets: torch.Tensor,
+        normalize: bool = True,
+        max_sequences: int = 4096,
+    ) -> torch.Tensor:
+        """Run the whole image encoder on subsets of each image's patch tokens.
+
+        Each subset keeps the class token and the listed patch tokens, which carry their own positional
+        embeddings; all other tokens are removed before the first block, so attention never sees them.
+        This is WinCLIP's window masking, done for every (image, subset) pair in few encoder calls.
+
+        Args:
+            images: ``(B, 3, S, S)`` in [0, 1].
+            subsets: ``(M, n)`` int64 patch indices (row-major over the ``gh × gw`` grid), equal size ``n``.
+            normalize: L2-normalise the outputs.
+            max_sequences: at most this many (image, subset) sequences per encoder call.
+
+        Returns:
+            ``(B, M, D)`` embeddings of each subset.
+        """
+        if subsets.ndim != 2:
+            raise ValueError(f"subsets must be (M, n), got {tuple(subsets.shape)}")
+        n_patches = self.grid_size[0] * self.grid_size[1]
+        if subsets.numel() and (int(subsets.min()) < 0 or int(subsets.max()) >= n_patches):
+            raise ValueError(f"patch indices must lie in [0, {n_patches})")
+        pixels = self.normalize(images)
+        B, M = pixels.shape[0], subsets.shape[0]
+        with_cls = torch.cat([subsets.new_zeros(M, 1), subsets + 1], dim=1).to(pixels.device)
+        per_call = max(1, max_sequences // max(B, 1))
+        chunks = []
+        for start in range(0, M, per_call):
+            chunk = with_cls[start:start + per_call]
+
+            def keep_subset(module: nn.Module, args: tuple, chunk: torch.Tensor = chunk) -> tuple:
+                x = args[0]  # (B, 1 + N, C) after patch embedding, positional embedding and ln_pre
+                sub = x[:, chunk]  # (B, m, 1 + n, C)
+                return (sub.reshape(-1, sub.shape[-2], sub.shape[-1]), *args[1:])
+
+            handle = self.model.visual.transformer.register_forward_pre_hook(keep_subset)
+            try:
+                emb = self.model.visual(pixels)
+            finally:
+                handle.remove()
+            chunks.append(emb.view(B, chunk.shape[0], -1))
+        out = torch.cat(chunks, dim=1)
+        return F.normalize(out, dim=-1) if normalize else out
+
+    # ----------------------------------------------------------------- adapters
+    @contextlib.contextmanager
+    def block_hooks(self, tower: Tower, fns: Mapping[int, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
+        """Replace the output ``y`` of block ``i`` of a tower by ``fns[i](y)`` while the context is open.
+
+        Residual adapters are written as ``lambda y: y + adapter(y)``. Gradients flow through the hooks,
+        so adapters train while the backbone's own parameters stay frozen.
+        """
+        blocks = self.image_blocks if tower == "image" else self.text_blocks
+        handles = []
+        try:
+            for i, fn in fns.items():
+                if not -len(blocks) <= i < len(blocks):
+                    raise ModelError(None, f"{tower} tower has {len(blocks)} blocks, cannot hook block {i}")
+                handles.append(blocks[i].register_forward_hook(lambda _m, _a, y, fn=fn: fn(y)))
+            yield
+        finally:
+            for h in handles:
+                h.remove()

@@ -1,0 +1,264 @@
+"""One interface for every method: configure, optionally fit, predict; save and load the fitted state.
+
+A model is built from a config dataclass (backbone, weights, image size and its method options). Its
+``learning`` type says what :meth:`AnomalyModel.fit` needs:
+
+* ``zero-shot``: nothing (text prototypes are computed from the subject names, lazily and cached);
+* ``few-shot``: ``FitData.support``, k normal reference batches per subject;
+* ``trained``: ``FitData.train``, passes over the split's train part (never the test part).
+
+:meth:`AnomalyModel.predict` returns per image an anomaly score and an anomaly map at the input resolution.
+Fitted state (support memories, trained adapters) is explicit, and saves to / loads from safetensors together
+with the model name, its config and the backbone's identity.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
+from torch import nn
+
+from caadbench.data.batch import Batch
+from caadbench.errors import ModelError
+from caadbench.models.backbone import BackboneIdentity, ClipBackbone
+
+CHECKPOINT_FORMAT = "caadbench-checkpoint-1"
+
+
+class Learning(str, enum.Enum):
+    """What a model needs before it can predict."""
+
+    ZERO_SHOT = "zero-shot"
+    FEW_SHOT = "few-shot"
+    TRAINED = "trained"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass
+class ModelConfig:
+    """Options every model has. Methods subclass this with their own options.
+
+    Attributes:
+        backbone: open_clip architecture name.
+        pretrained: open_clip pretrained tag, a local checkpoint file, or ``None`` for random init.
+        image_size: input side in pixels; ``None`` keeps the architecture's native size.
+        init_seed: seed of the backbone's random initialisation (ignored with real weights).
+    """
+
+    backbone: str = "ViT-B-16-plus-240"
+    pretrained: str | None = None
+    image_size: int | None = None
+    init_seed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
+        """Build from a dict, refusing unknown keys (a typo must not silently become a default)."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ModelError(cls.__name__, f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        return cls(**values)
+
+
+@dataclass
+class AnomalyOutput:
+    """What :meth:`AnomalyModel.predict` returns.
+
+    Attributes:
+        scores: ``(B,)`` float32 image anomaly scores, higher is more anomalous.
+        maps: ``(B, H, W)`` float32 pixel anomaly maps at the input resolution.
+        extras: method-specific tensors with a leading batch dimension (e.g. CoRe-CLIP's ``alpha``, ``(B, 3)``).
+    """
+
+    scores: torch.Tensor
+    maps: torch.Tensor
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass
+class FitData:
+    """Everything a model may learn from; the runner never puts test samples here.
+
+    Attributes:
+        subjects: the subject (class) names of the split, train and test sides.
+        support: k-shot normal reference batches (few-shot models).
+        train: a callable returning a fresh iterator over the train part (trained models); called once per epoch.
+        train_size: number of training samples (for schedules and progress), when known.
+        seed: seed for anything random in fitting.
+        device: where to fit.
+        output_dir: where a trainer may write checkpoints (``None``: nowhere).
+    """
+
+    subjects: list[str]
+    support: list[Batch] | None = None
+    train: Callable[[], Iterable[Batch]] | None = None
+    train_size: int | None = None
+    seed: int = 0
+    device: str = "cpu"
+    output_dir: Path | None = None
+
+
+class AnomalyModel(nn.Module, ABC):
+    """Base class of every method.
+
+    Subclasses set ``config_cls`` and implement :meth:`_predict`; few-shot and trained ones implement
+    :meth:`fit` and, when their state is not plain module parameters/buffers, :meth:`fitted_state` and
+    :meth:`load_fitted_state`.
+    """
+
+    config_cls: ClassVar[type[ModelConfig]] = ModelConfig
+    learning: Learning = Learning.ZERO_SHOT
+    name: str = ""
+
+    def __init__(self, config: ModelConfig, backbone: ClipBackbone | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.backbone = backbone or ClipBackbone(
+            config.backbone, config.pretrained, config.image_size, config.init_seed
+        )
+        self.is_fitted = self.learning == Learning.ZERO_SHOT
+
+    # ----------------------------------------------------------------- identity
+    @property
+    def identity(self) -> BackboneIdentity:
+        return self.backbone.identity
+
+    @property
+    def image_size(self) -> int:
+        """The input side the reader must resize images to."""
+        return self.backbone.image_size
+
+    @property
+    def device(self) -> torch.device:
+        return self.backbone.mean.device
+
+    def parameter_counts(self) -> dict[str, int]:
+        """``{"trainable": n, "total": n}`` parameter counts."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"trainable": trainable, "total": total}
+
+    # ----------------------------------------------------------------- learning
+    def fit(self, data: FitData) -> None:
+        """Learn what the learning type needs. Zero-shot models need nothing."""
+        self.is_fitted = True
+
+    @abstractmethod
+    def _predict(self, batch: Batch) -> AnomalyOutput:
+        """Scores ``(B,)`` and maps ``(B, S, S)`` for a batch already on the model's device."""
+
+    def predict(self, batch: Batch) -> AnomalyOutput:
+        """Predict a batch: scores ``(B,)`` and maps ``(B, S, S)`` (float32, on the model's device).
+
+        Raises:
+            ModelError: the model needs fitting first, or the method returned wrongly shaped outputs.
+        """
+        if not self.is_fitted:
+            raise ModelError(self.name or type(self).__name__, f"a {self.learning} model must be fitted before predicting")
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.inference_mode():
+                out = self._predict(batch.to(self.device))
+        finally:
+            self.train(was_training)
+        B, S = len(batch), batch.images.shape[-1]
+        if tuple(out.scores.shape) != (B,) or tuple(out.maps.shape) != (B, batch.images.shape[-2], S):
+            raise ModelError(self.name, f"predict returned scores {tuple(out.scores.shape)} and maps "
+                                        f"{tuple(out.maps.shape)} for a batch of {B} images of {S}px")
+        out.scores, out.maps = out.scores.float(), out.maps.float()
+        return out
+
+    # ----------------------------------------------------------------- state
+    def fitted_state(self) -> dict[str, torch.Tensor]:
+        """The tensors that fitting produced: every parameter and buffer outside the frozen backbone."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("backbone.")}
+
+    def load_fitted_state(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Restore :meth:`fitted_state` (strict: missing or unexpected tensors are an error)."""
+        expected = set(self.fitted_state())
+        if set(tensors) != expected:
+            missing, unexpected = sorted(expected - set(tensors)), sorted(set(tensors) - expected)
+            raise ModelError(self.name, f"checkpoint tensors do not match the model (missing {missing[:5]}, "
+                                        f"unexpected {unexpected[:5]})")
+        self.load_state_dict(tensors, strict=False)
+
+    def save(self, path: str | Path) -> Path:
+        """Write the fitted state, name, config and backbone identity to a safetensors file (atomically)."""
+        from caadbench.utils.atomic import atomic_write_bytes
+        from safetensors.torch import save
+
+        path = Path(path)
+        meta = {
+            "format": CHECKPOINT_FORMAT,
+            "model": self.name,
+            "config": json.dumps(self.config.to_dict(), sort_keys=True),
+            "backbone": json.dumps(self.identity.to_dict(), sort_keys=True),
+        }
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self.fitted_state().items()}
+        atomic_write_bytes(path, save(tensors, metadata=meta))
+        return path
+
+    def load(self, path: str | Path) -> AnomalyModel:
+        """Load a checkpoint written by :meth:`save` of the same model on the same backbone weights.
+
+        Raises:
+            ModelError: the file is not a caadbench checkpoint, is for another model, or for another backbone.
+        """
+        meta, tensors = read_checkpoint(path)
+        if meta["model"].split(".")[0] != self.name.split(".")[0]:
+            raise ModelError(path, f"checkpoint is for model {meta['model']!r}, not {self.name!r}")
+        theirs = BackboneIdentity(**json.loads(meta["backbone"]))
+        if not theirs.same_weights(self.identity):
+            raise ModelError(path, f"checkpoint was made on backbone {theirs.arch} ({theirs.weights}, "
+                                   f"{theirs.image_size}px), this model uses {self.identity.arch} "
+                                   f"({self.identity.weights}, {self.identity.image_size}px)")
+        self.load_fitted_state({k: v.to(self.device) for k, v in tensors.items()})
+        self.is_fitted = True
+        return self
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:
+    """Read a caadbench checkpoint: ``(metadata, tensors)``.
+
+    Raises:
+        ModelError: missing file, not safetensors, or not a caadbench checkpoint.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ModelError(path, "checkpoint file not found")
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(path), framework="pt") as fh:
+            meta = fh.metadata() or {}
+        tensors = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelError(path, f"not a readable safetensors checkpoint ({exc})") from exc
+    if meta.get("format") != CHECKPOINT_FORMAT:
+        raise ModelError(path, f"not a caadbench checkpoint (format {meta.get('format')!r}, expected {CHECKPOINT_FORMAT!r})")
+    return meta, tensors
+
+
+__all__ = [
+    "AnomalyModel",
+    "AnomalyOutput",
+    "FitData",
+    "Learning",
+    "ModelConfig",
+    "read_checkpoint",
+]

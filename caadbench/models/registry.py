@@ -1,0 +1,135 @@
+"""The explicit model registry: ``name`` or ``name.variant`` → a configured model class.
+
+Methods register themselves with :func:`register_model`. The built-in methods are found through an explicit
+import list (``BUILTIN_MODULES``); third-party methods through the ``caadbench.models`` entry-point group.
+Nothing scans the file system, and ``caadbench.models`` never imports ``baselines`` statically.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from typing import Any
+
+from caadbench.errors import ModelError
+from caadbench.models.base import AnomalyModel, Learning
+
+BUILTIN_MODULES = ("baselines.clip", "baselines.winclip", "caadbench.models.coreclip")
+ENTRY_POINT_GROUP = "caadbench.models"
+DEFAULT_VARIANT = "default"
+
+
+@dataclass(frozen=True)
+class Variant:
+    """A named configuration of a method.
+
+    Attributes:
+        learning: what the variant needs before predicting.
+        overrides: config values that differ from the method's defaults.
+        description: one line for ``caadbench models``.
+    """
+
+    learning: Learning
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A registered, buildable model.
+
+    Attributes:
+        name: ``family`` for the default variant, else ``family.variant``.
+        family: the method (``winclip``).
+        variant: the variant key (``default``, ``plus``, ...).
+        cls: the :class:`AnomalyModel` subclass.
+        learning, overrides, description: from the :class:`Variant`.
+    """
+
+    name: str
+    family: str
+    variant: str
+    cls: type[AnomalyModel]
+    learning: Learning
+    overrides: Mapping[str, Any]
+    description: str
+
+    def make_config(self, **overrides: Any):
+        """The variant's config with ``overrides`` applied (``None`` values are ignored)."""
+        values = {**self.overrides, **{k: v for k, v in overrides.items() if v is not None}}
+        return self.cls.config_cls.from_dict(values)
+
+    def build(self, backbone=None, **overrides: Any) -> AnomalyModel:
+        """Construct the model; ``backbone`` lets several models share one frozen backbone."""
+        model = self.cls(self.make_config(**overrides), backbone=backbone)
+        model.name = self.name
+        model.learning = self.learning
+        model.is_fitted = self.learning == Learning.ZERO_SHOT
+        return model
+
+
+_REGISTRY: dict[str, ModelSpec] = {}
+_loaded = False
+
+
+def register_model(family: str, variants: Mapping[str, Variant]) -> Callable[[type], type]:
+    """Class decorator registering ``family`` and ``family.<variant>`` for every entry of ``variants``.
+
+    The ``"default"`` variant is registered under the bare family name.
+    """
+    if "." in family or not family:
+        raise ValueError(f"model family {family!r} must be non-empty and contain no dot")
+    if DEFAULT_VARIANT not in variants:
+        raise ValueError(f"model family {family!r} needs a {DEFAULT_VARIANT!r} variant")
+
+    def decorate(cls: type[AnomalyModel]) -> type[AnomalyModel]:
+        for key, var in variants.items():
+            name = family if key == DEFAULT_VARIANT else f"{family}.{key}"
+            existing = _REGISTRY.get(name)
+            if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
+                raise ValueError(f"model {name!r} is already registered by {existing.cls.__qualname__}")
+            cls.config_cls.from_dict(dict(var.overrides))  # fail at import on a bad override
+            _REGISTRY[name] = ModelSpec(name, family, key, cls, Learning(var.learning), dict(var.overrides),
+                                        var.description)
+        return cls
+
+    return decorate
+
+
+def _load_all() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        ep.load()
+
+
+def list_models(pattern: str | None = None) -> list[ModelSpec]:
+    """Every registered model (optionally those whose name contains ``pattern``), sorted by name."""
+    _load_all()
+    specs = sorted(_REGISTRY.values(), key=lambda s: (s.family, s.variant != DEFAULT_VARIANT, s.name))
+    return [s for s in specs if pattern is None or pattern in s.name]
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """The spec of ``name`` (``family`` or ``family.variant``).
+
+    Raises:
+        ModelError: unknown name, listing the known ones.
+    """
+    _load_all()
+    if name not in _REGISTRY:
+        family = name.split(".")[0]
+        known = [s.name for s in list_models() if s.family == family] or [s.name for s in list_models()]
+        raise ModelError(name, f"unknown model (known: {', '.join(known)})")
+    return _REGISTRY[name]
+
+
+def create_model(name: str, backbone=None, **overrides: Any) -> AnomalyModel:
+    """Build a registered model by name with config ``overrides``."""
+    return get_model_spec(name).build(backbone=backbone, **overrides)

@@ -1,0 +1,29 @@
+"""Shared fixtures. Nothing here touches the network: the hub is forced offline before anything imports it."""
+
+from __future__ import annotations
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(1)
+
+TINY = "caad-tiny"
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone():
+    """A random-init ``caad-tiny`` backbone (seed 0), shared read-only across tests."""
+    from caadbench.models.backbone import ClipBackbone
+
+    return ClipBackbone(TINY, pretrained=None, init_seed=0)
+
+
+@pytest.fixture()
+def rng() -> torch.Generator:
+    return torch.Generator().manual_seed(1234)
