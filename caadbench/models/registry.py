@@ -16,7 +16,11 @@ from typing import Any
 from caadbench.errors import ModelError
 from caadbench.models.base import AnomalyModel, Learning
 
-BUILTIN_MODULES = ("baselines.clip", "baselines.winclip", "caadbench.models.coreclip")
+BUILTIN_MODULES = {
+    "clip": "baselines.clip",
+    "winclip": "baselines.winclip",
+    "coreclip": "caadbench.models.coreclip",
+}
 ENTRY_POINT_GROUP = "caadbench.models"
 DEFAULT_VARIANT = "default"
 
@@ -71,7 +75,7 @@ class ModelSpec:
 
 
 _REGISTRY: dict[str, ModelSpec] = {}
-_loaded = False
+_loaded_all = False
 
 
 def register_model(family: str, variants: Mapping[str, Variant]) -> Callable[[type], type]:
@@ -98,15 +102,25 @@ def register_model(family: str, variants: Mapping[str, Variant]) -> Callable[[ty
     return decorate
 
 
-def _load_all() -> None:
-    global _loaded
-    if _loaded:
+def _load_family(family: str) -> None:
+    """Import the module that registers ``family`` (built-in list first, then entry points)."""
+    if family in BUILTIN_MODULES:
+        importlib.import_module(BUILTIN_MODULES[family])
         return
-    _loaded = True
-    for module in BUILTIN_MODULES:
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == family:
+            ep.load()
+
+
+def _load_all() -> None:
+    global _loaded_all
+    if _loaded_all:
+        return
+    for module in BUILTIN_MODULES.values():
         importlib.import_module(module)
     for ep in entry_points(group=ENTRY_POINT_GROUP):
         ep.load()
+    _loaded_all = True
 
 
 def list_models(pattern: str | None = None) -> list[ModelSpec]:
@@ -122,10 +136,12 @@ def get_model_spec(name: str) -> ModelSpec:
     Raises:
         ModelError: unknown name, listing the known ones.
     """
-    _load_all()
+    if name not in _REGISTRY:
+        _load_family(name.split(".")[0])
     if name not in _REGISTRY:
         family = name.split(".")[0]
-        known = [s.name for s in list_models() if s.family == family] or [s.name for s in list_models()]
+        known = [s.name for s in _REGISTRY.values() if s.family == family] or sorted(
+            [*BUILTIN_MODULES, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))])
         raise ModelError(name, f"unknown model (known: {', '.join(known)})")
     return _REGISTRY[name]
 
