@@ -1,0 +1,403 @@
+"""WebDataset shards: build them reproducibly from a source, read their manifest and records back.
+
+Layout of a shard directory (see ``docs/data.md``)::
+
+    index.json                      the manifest, written last
+    <split>/<part>-000000.tar       WebDataset tars: <key>.image.png, <key>.json, <key>.mask.png per sample
+
+Every sample is materialised once (``source.load`` → ``Sample.validate`` → PNG/JSON bytes) in a process pool
+and staged on disk; the tars are then written in one process in sorted key order with fixed tar headers, so
+the same input and seed give byte-identical shards and manifest whatever the worker count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import multiprocessing as mp
+import os
+import shutil
+import tarfile
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from tqdm import tqdm
+
+from caadbench import __version__, errors
+from caadbench.data.imageio import decode_png, encode_png
+from caadbench.data.sample import Sample
+from caadbench.data.sources.base import SampleSpec, Source
+from caadbench.data.splits import (DEFAULT_SHOTS, DEFAULT_SUPPORT_SEEDS, PARTS, Split, make_splits,
+                                   part_counts)
+from caadbench.errors import CaadError, DataError, ShardError
+from caadbench.utils.atomic import atomic_directory
+
+FORMAT = "caadbench-shards"
+FORMAT_VERSION = 1
+MANIFEST = "index.json"
+MAX_SHARD_SAMPLES = 256
+MEMBERS = ("image.png", "json", "mask.png")
+"""Member extensions of one sample, in the order they are written (sorted)."""
+
+_TAR_FORMAT = tarfile.GNU_FORMAT
+_TAR_MODE = 0o444
+_STAGING = ".staging"
+
+
+# ----------------------------------------------------------------------------------------------- encoding
+
+
+def encode_sample(sample: Sample) -> dict[str, bytes]:
+    """The shard members of one sample: ``{"image.png": ..., "json": ..., "mask.png": ...}`` (deterministic)."""
+    meta = json.dumps(sample.metadata(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return {"image.png": encode_png(sample.image), "json": meta.encode("utf-8"), "mask.png": encode_png(sample.mask)}
+
+
+def decode_record(key: str, members: dict[str, bytes], where: str) -> Sample:
+    """Rebuild a :class:`Sample` from the members of one shard record.
+
+    Raises:
+        ShardError: naming ``where`` (``<shard>:<key>``) when a member is missing or undecodable.
+    """
+    missing = [m for m in MEMBERS if m not in members]
+    if missing:
+        raise ShardError(where, f"sample {key!r} lacks member(s) {', '.join(missing)}")
+    try:
+        meta = json.loads(members["json"].decode("utf-8"))
+        image = decode_png(members["image.png"], f"{where}.image.png")
+        mask = decode_png(members["mask.png"], f"{where}.mask.png")
+        sample = Sample(key=key, image=image, mask=mask, subject=meta["subject"], context=meta["context"],
+                        label=int(meta["label"]), source=meta["source"], defect=meta.get("defect"),
+                        mask_kind=meta.get("mask_kind", "subject"), extra=meta.get("extra", {}))
+        return sample.validate(where)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ShardError(where, f"corrupt record for sample {key!r} ({type(exc).__name__}: {exc})") from exc
+    except DataError as exc:
+        raise ShardError(exc.where, exc.problem) from exc
+
+
+# ------------------------------------------------------------------------------------------ materialising
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(source: Source, staging: str) -> None:
+    _WORKER["source"] = source
+    _WORKER["staging"] = Path(staging)
+
+
+def _materialise(spec: SampleSpec) -> tuple[str, Any]:
+    """Load, validate, encode and stage one spec; return ``("ok", (key, (h, w)))`` or ``("error", ...)``.
+
+    Errors travel back as plain tuples (exceptions with custom ``__init__`` do not unpickle reliably).
+    """
+    try:
+        sample = _WORKER["source"].load(spec)
+        where = spec.source or spec.key
+        if not isinstance(sample, Sample):
+            raise DataError(where, f"source returned {type(sample).__name__}, not a Sample")
+        sample.validate(where)
+        for attr in ("key", "subject", "context", "label", "mask_kind"):
+            if getattr(sample, attr) != getattr(spec, attr):
+                raise DataError(where, f"loaded sample {attr} {getattr(sample, attr)!r} differs from its spec "
+                                       f"({getattr(spec, attr)!r})")
+        staging = _WORKER["staging"]
+        for ext, data in encode_sample(sample).items():
+            (staging / f"{spec.key}.{ext}").write_bytes(data)
+        return "ok", (spec.key, sample.image.shape[:2])
+    except CaadError as exc:
+        return "error", (type(exc).__name__, exc.where, exc.problem)
+    except OSError as exc:
+        return "error", ("CaadError", str(_WORKER["staging"]), f"cannot write staged sample ({exc})")
+    except Exception as exc:  # a source bug: still one line naming the sample
+        return "error", ("DataError", spec.source or spec.key,
+                         f"loading sample {spec.key!r} failed: {type(exc).__name__}: {exc}")
+
+
+def _raise(payload: tuple[str, str | None, str]) -> None:
+    name, where, problem = payload
+    cls = getattr(errors, name, CaadError)
+    raise (cls if isinstance(cls, type) and issubclass(cls, CaadError) else CaadError)(where, problem)
+
+
+def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path, workers: int,
+                     progress: bool) -> dict[str, tuple[int, int]]:
+    """Stage every spec once; return ``{key: (height, width)}``."""
+    sizes: dict[str, tuple[int, int]] = {}
+    bar = tqdm(total=len(specs), desc="encode", unit="img", disable=None if progress else True, file=None)
+    workers = max(1, min(workers, len(specs)))
+    try:
+        if workers == 1:
+            _init_worker(source, str(staging))
+            results: Iterator[tuple[str, Any]] = map(_materialise, specs)
+            pool = None
+        else:
+            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+            pool = mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(source, str(staging)))
+            chunk = max(1, min(16, len(specs) // (workers * 8)))
+            results = pool.imap_unordered(_materialise, specs, chunksize=chunk)
+        try:
+            for status, payload in results:
+                if status == "error":
+                    _raise(payload)
+                key, hw = payload
+                sizes[key] = (int(hw[0]), int(hw[1]))
+                bar.update(1)
+        except BaseException:
+            if pool is not None:
+                pool.terminate()
+            raise
+        finally:
+            if pool is not None:
+                pool.close()
+                pool.join()
+    finally:
+        bar.close()
+        _WORKER.clear()
+    return sizes
+
+
+# ------------------------------------------------------------------------------------------------- writing
+
+
+def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    info.mtime = 0
+    info.mode = _TAR_MODE
+    info.uid = info.gid = 0
+    info.uname = info.gname = ""
+    info.type = tarfile.REGTYPE
+    return info
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_tar(path: Path, keys: Sequence[str], staging: Path) -> None:
+    with open(path, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=_TAR_FORMAT) as tar:
+        for key in keys:
+            for ext in MEMBERS:
+                member = staging / f"{key}.{ext}"
+                with open(member, "rb") as fh:
+                    tar.addfile(_tarinfo(f"{key}.{ext}", member.stat().st_size), fh)
+
+
+def _write_part(tmp: Path, split: str, part: str, specs: Sequence[SampleSpec], staging: Path,
+                max_shard_samples: int, bar: tqdm) -> list[dict[str, Any]]:
+    entries = []
+    (tmp / split).mkdir(exist_ok=True)
+    for index, start in enumerate(range(0, len(specs), max_shard_samples)):
+        keys = [s.key for s in specs[start:start + max_shard_samples]]
+        rel = f"{split}/{part}-{index:06d}.tar"
+        _write_tar(tmp / rel, keys, staging)
+        entries.append({"path": rel, "split": split, "part": part, "samples": len(keys),
+                        "bytes": (tmp / rel).stat().st_size, "sha256": sha256_file(tmp / rel), "keys": keys})
+        bar.update(len(keys))
+    return entries
+
+
+def _source_where(source: Source) -> str:
+    try:
+        root = source.describe().get("root")
+    except Exception:  # describe() is the source's own code; the label is only for messages
+        root = None
+    return str(root) if root else f"source {source.name or type(source).__name__}"
+
+
+def _image_size(sizes: dict[str, tuple[int, int]]) -> tuple[list[int] | None, dict[str, int]]:
+    counts: dict[str, int] = {}
+    for h, w in sizes.values():
+        counts[f"{h}x{w}"] = counts.get(f"{h}x{w}", 0) + 1
+    uniform = None
+    if len(counts) == 1:
+        h, w = next(iter(sizes.values()))
+        uniform = [h, w]
+    return uniform, dict(sorted(counts.items()))
+
+
+def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | None = None, seed: int = 0,
+                 shots: Sequence[int] = DEFAULT_SHOTS, support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS,
+                 workers: int | None = None, max_shard_samples: int = MAX_SHARD_SAMPLES, overwrite: bool = False,
+                 progress: bool = True) -> dict[str, Any]:
+    """Split ``source`` and write every split/part as WebDataset shards with an ``index.json`` manifest.
+
+    Args:
+        source: the source to read (must be picklable: samples are loaded in worker processes).
+        out: the output directory; built in a temporary sibling and renamed when complete.
+        splits: split names (default: every split that applies to ``source.kind``).
+        seed: split seed (contexts, subjects, image partitions, support permutations).
+        shots: support set sizes stored in the manifest.
+        support_seeds: support seeds stored in the manifest.
+        workers: processes that load and encode samples (default ``os.cpu_count()``; 1 = in-process).
+        max_shard_samples: samples per tar.
+        overwrite: replace an existing ``out``.
+        progress: show tqdm bars on stderr (when it is a terminal).
+
+    Returns:
+        The manifest (also written to ``out/index.json``).
+
+    Raises:
+        DataError: empty source, invalid or duplicate keys, a sample that fails to load or validate.
+        SplitError: a split cannot be built (e.g. a subject without an anomalous context on one side).
+        CaadError: ``out`` exists (without ``overwrite``) or is not writable.
+    """
+    if max_shard_samples < 1:
+        raise CaadError(None, f"max_shard_samples must be at least 1, got {max_shard_samples}")
+    out = Path(out)
+    where = _source_where(source)
+    specs = list(source.specs())
+    built = make_splits(specs, source.kind, splits, seed=seed, shots=shots, support_seeds=support_seeds,
+                        where=where)
+    parts = {name: split.parts() for name, split in built.items()}
+    needed = {s.key: s for by_part in parts.values() for specs_ in by_part.values() for s in specs_}
+    todo = [needed[k] for k in sorted(needed)]
+    with atomic_directory(out, overwrite=overwrite) as tmp:
+        staging = tmp / _STAGING
+        try:
+            staging.mkdir()
+            sizes = _materialise_all(source, todo, staging, workers or os.cpu_count() or 1, progress)
+            total = sum(len(p) for by_part in parts.values() for p in by_part.values())
+            shards: list[dict[str, Any]] = []
+            with tqdm(total=total, desc="write", unit="img", disable=None if progress else True) as bar:
+                for name in sorted(parts):
+                    for part in PARTS:
+                        shards += _write_part(tmp, name, part, parts[name][part], staging, max_shard_samples, bar)
+            shutil.rmtree(staging)
+            manifest = _manifest(source, specs, built, parts, shards, sizes, seed, max_shard_samples)
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
+                                        encoding="utf-8")
+        except OSError as exc:
+            raise CaadError(out, f"cannot write shards ({exc.strerror or exc})") from exc
+    return manifest
+
+
+def _manifest(source: Source, specs: list[SampleSpec], built: dict[str, Split],
+              parts: dict[str, dict[str, list[SampleSpec]]], shards: list[dict[str, Any]],
+              sizes: dict[str, tuple[int, int]], seed: int, max_shard_samples: int) -> dict[str, Any]:
+    uniform, size_counts = _image_size(sizes)
+    splits: dict[str, Any] = {}
+    for name, split in built.items():
+        splits[name] = {
+            "definition": split.definition,
+            "support": split.support,
+            "parts": {part: {"samples": len(parts[name][part]),
+                             "shards": [e["path"] for e in shards if e["split"] == name and e["part"] == part]}
+                      for part in PARTS},
+        }
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "created_by": f"caadbench {__version__}",
+        "kind": source.kind,
+        "source": source.describe(),
+        "rulebook": source.rulebook(),
+        "fingerprint": source.fingerprint(specs),
+        "seed": seed,
+        "image_size": uniform,
+        "image_sizes": size_counts,
+        "num_samples": len(sizes),
+        "max_shard_samples": max_shard_samples,
+        "members": list(MEMBERS),
+        "splits": splits,
+        "counts": {name: {part: part_counts(p) for part, p in by_part.items()} for name, by_part in parts.items()},
+        "shards": shards,
+    }
+
+
+# ------------------------------------------------------------------------------------------------- reading
+
+
+def manifest_path(root: str | Path) -> Path:
+    return Path(root) / MANIFEST
+
+
+def read_manifest(root: str | Path) -> dict[str, Any]:
+    """Load and sanity-check ``root/index.json``.
+
+    Raises:
+        ShardError: naming ``index.json`` (or ``root``) when it is missing, unparsable or of another format.
+    """
+    root = Path(root)
+    path = manifest_path(root)
+    if not root.is_dir():
+        raise ShardError(root, "shard directory not found")
+    if not path.is_file():
+        raise ShardError(path, "missing: not a complete caadbench shard directory (build it with "
+                               "`caadbench build-shards`)")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardError(path, f"unreadable manifest ({exc})") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise ShardError(path, f"not a caadbench shard manifest (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise ShardError(path, f"manifest format version {manifest.get('format_version')!r} is not supported "
+                               f"(this caadbench reads version {FORMAT_VERSION})")
+    for field in ("splits", "shards", "counts", "kind", "fingerprint"):
+        if field not in manifest:
+            raise ShardError(path, f"manifest lacks the field {field!r}")
+    return manifest
+
+
+def read_shard(root: str | Path, entry: dict[str, Any]) -> bytes:
+    """The bytes of one shard, after checking its size and sha256 against the manifest entry.
+
+    Raises:
+        ShardError: naming the shard when it is missing, truncated/extended or altered.
+    """
+    path = Path(root) / entry["path"]
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ShardError(path, "shard listed in index.json is missing") from None
+    except OSError as exc:
+        raise ShardError(path, f"unreadable shard ({exc.strerror or exc})") from exc
+    if len(data) != entry["bytes"]:
+        kind = "truncated" if len(data) < entry["bytes"] else "extended"
+        raise ShardError(path, f"shard is {kind}: {len(data)} bytes, index.json says {entry['bytes']}")
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != entry["sha256"]:
+        raise ShardError(path, f"shard content altered: sha256 {digest[:12]}… differs from index.json "
+                               f"{entry['sha256'][:12]}…")
+    return data
+
+
+def iter_records(data: bytes, where: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+    """Yield ``(key, {ext: bytes})`` per sample of a WebDataset tar held in memory.
+
+    Raises:
+        ShardError: naming ``where`` when the tar is unreadable or its members are not grouped by key.
+    """
+    done: set[str] = set()
+    key: str | None = None
+    members: dict[str, bytes] = {}
+    try:
+        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+            for info in tar:
+                if not info.isfile():
+                    raise ShardError(where, f"unexpected non-file member {info.name!r}")
+                name = info.name.rsplit("/", 1)[-1]
+                if "." not in name:
+                    raise ShardError(where, f"member {info.name!r} has no extension")
+                k, ext = name.split(".", 1)
+                if k != key:
+                    if key is not None:
+                        yield key, members
+                        done.add(key)
+                    if k in done:
+                        raise ShardError(where, f"members of sample {k!r} are not contiguous")
+                    key, members = k, {}
+                fh = tar.extractfile(info)
+                members[ext] = fh.read() if fh is not None else b""
+    except (tarfile.TarError, EOFError, OSError) as exc:
+        raise ShardError(where, f"unreadable tar ({type(exc).__name__}: {exc})") from exc
+    if key is not None:
+        yield key, members

@@ -1,0 +1,358 @@
+"""Split protocols over sample specs: pure functions, reproducible from a seed.
+
+Contextual sources get three splits (see ``docs/data.md`` for the decisions):
+
+- ``cc`` cross-context: per subject, its normal contexts and its anomalous contexts are each partitioned into
+  *seen* and *unseen* (at least one of each kind on each side); ``train`` holds every image of the seen
+  contexts, ``test`` every image of the unseen ones.
+- ``ic`` in-context: the same contexts on both sides, disjoint images (stratified per (subject, context)).
+- ``cs`` cross-subject: about a quarter of the subjects (at least one) are held out for ``test``; ``train``
+  holds the other subjects. A small pool of each held-out subject's normal images is reserved for support
+  and excluded from ``test``.
+
+Industrial sources get ``std``: the dataset's own train-good images for ``train``, its test images for ``test``.
+
+Every split also gets k-shot ``support`` keys: per test subject and support seed, a permutation of its support
+pool (normal ``train`` images; the reserved pool for ``cs``) whose first k entries are the k-shot set, so the
+sets are nested (1 ⊂ 2 ⊂ 4 ⊂ 8 for one seed).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from caadbench.data.sample import validate_key
+from caadbench.data.sources.base import SampleSpec, SourceKind
+from caadbench.errors import DataError, SplitError
+
+PARTS = ("train", "support", "test")
+CONTEXTUAL_SPLITS = ("cc", "ic", "cs")
+INDUSTRIAL_SPLITS = ("std",)
+DEFAULT_SHOTS = (1, 2, 4, 8)
+DEFAULT_SUPPORT_SEEDS = (0, 1, 2)
+
+CC_UNSEEN_FRACTION = 0.5
+"""Share of a subject's normal (and, separately, anomalous) contexts that become unseen in ``cc``."""
+IC_TEST_FRACTION = 0.4
+"""Share of each (subject, context) group's images that go to ``test`` in ``ic``."""
+CS_HELD_OUT_FRACTION = 0.25
+"""Share of subjects held out for ``test`` in ``cs``."""
+
+PROTOCOLS = {"cc": "cross-context", "ic": "in-context", "cs": "cross-subject", "std": "dataset train-good / test"}
+
+
+@dataclass
+class Split:
+    """One split: its parts as spec lists and its JSON definition for the manifest.
+
+    Attributes:
+        name: ``cc``, ``ic``, ``cs`` or ``std``.
+        train: specs of the ``train`` part, sorted by key.
+        test: specs of the ``test`` part, sorted by key.
+        pools: per test subject, the specs support sets are drawn from (sorted by key).
+        definition: JSON record of how the split was made (seen/unseen contexts, held-out subjects, ...).
+        support: ``{str(shots): {str(seed): {subject: [keys]}}}`` once :func:`choose_support` ran.
+    """
+
+    name: str
+    train: list[SampleSpec]
+    test: list[SampleSpec]
+    pools: dict[str, list[SampleSpec]]
+    definition: dict[str, Any]
+    support: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+
+    def support_specs(self) -> list[SampleSpec]:
+        """The union of every chosen support sample, sorted by key (the ``support`` part)."""
+        chosen = {key for by_seed in self.support.values() for by_subject in by_seed.values()
+                  for keys in by_subject.values() for key in keys}
+        pool = {s.key: s for specs in self.pools.values() for s in specs}
+        return [pool[k] for k in sorted(chosen)]
+
+    def parts(self) -> dict[str, list[SampleSpec]]:
+        """``{"train": [...], "support": [...], "test": [...]}``, each sorted by key."""
+        return {"train": self.train, "support": self.support_specs(), "test": self.test}
+
+
+def seeded_rng(*parts: object) -> random.Random:
+    """A generator seeded from its arguments only (not from Python's randomised ``hash``)."""
+    digest = hashlib.sha256("\x1f".join(str(p) for p in parts).encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def _by_key(specs: Iterable[SampleSpec]) -> list[SampleSpec]:
+    return sorted(specs, key=lambda s: s.key)
+
+
+def check_specs(specs: Sequence[SampleSpec], where: str) -> None:
+    """Refuse an empty source, invalid (e.g. dotted) keys and duplicate keys.
+
+    Raises:
+        DataError: naming ``where`` (or the spec's own ``source``) and the problem.
+    """
+    if not specs:
+        raise DataError(where, "source is empty (no samples found)")
+    seen: dict[str, SampleSpec] = {}
+    for spec in specs:
+        validate_key(spec.key, spec.source or where)
+        if spec.key in seen:
+            raise DataError(spec.source or where,
+                            f"duplicate sample key {spec.key!r} (also used by {seen[spec.key].source})")
+        seen[spec.key] = spec
+        if spec.label not in (0, 1):
+            raise DataError(spec.source or where, f"label must be 0 or 1, got {spec.label!r}")
+
+
+def _context_roles(specs: Iterable[SampleSpec]) -> dict[str, dict[str, str]]:
+    """Per subject, each context's role: ``anomalous`` if any of its images is anomalous, else ``normal``."""
+    roles: dict[str, dict[str, str]] = defaultdict(dict)
+    for s in specs:
+        if s.label == 1:
+            roles[s.subject][s.context] = "anomalous"
+        else:
+            roles[s.subject].setdefault(s.context, "normal")
+    return {subj: dict(sorted(ctx.items())) for subj, ctx in sorted(roles.items())}
+
+
+def _require_both_labels(name: str, side: str, specs: Sequence[SampleSpec], subjects: Iterable[str],
+                         where: str) -> None:
+    """Every subject in ``subjects`` needs a normal and an anomalous image on ``side``."""
+    labels: dict[str, set[int]] = defaultdict(set)
+    for s in specs:
+        labels[s.subject].add(s.label)
+    for subject in sorted(subjects):
+        for label, word in ((0, "normal"), (1, "anomalous")):
+            if label not in labels.get(subject, set()):
+                raise SplitError(where, f"subject {subject!r} has no {word} context on the {side} side "
+                                        f"of split {name}")
+
+
+def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
+             unseen_fraction: float = CC_UNSEEN_FRACTION) -> Split:
+    """Cross-context split: seen contexts for train/support, unseen contexts for test.
+
+    Raises:
+        SplitError: a subject has fewer than two normal or two anomalous contexts.
+    """
+    roles = _context_roles(specs)
+    sides: dict[str, dict[str, list[str]]] = {}
+    unseen_of: dict[str, set[str]] = {}
+    for subject, ctx_roles in roles.items():
+        rng = seeded_rng(seed, "cc", subject)
+        seen: list[str] = []
+        unseen: list[str] = []
+        for word in ("normal", "anomalous"):
+            contexts = sorted(c for c, r in ctx_roles.items() if r == word)
+            if len(contexts) < 2:
+                side = "test" if contexts else "train or test"
+                have = f"has {len(contexts)}" + (f": {contexts[0]!r}" if contexts else "")
+                raise SplitError(where, f"subject {subject!r} has no {word} context on the {side} side of split "
+                                        f"cc (needs at least 2 {word} contexts, {have})")
+            rng.shuffle(contexts)
+            n_unseen = min(len(contexts) - 1, max(1, int(len(contexts) * unseen_fraction)))
+            unseen += contexts[:n_unseen]
+            seen += contexts[n_unseen:]
+        sides[subject] = {"seen": sorted(seen), "unseen": sorted(unseen)}
+        unseen_of[subject] = set(unseen)
+    train = _by_key(s for s in specs if s.context not in unseen_of[s.subject])
+    test = _by_key(s for s in specs if s.context in unseen_of[s.subject])
+    _require_both_labels("cc", "train", train, roles, where)
+    _require_both_labels("cc", "test", test, roles, where)
+    pools = _normal_pools(train)
+    definition = {
+        "protocol": PROTOCOLS["cc"],
+        "seed": seed,
+        "unseen_fraction": unseen_fraction,
+        "context_sides": sides,
+        "context_roles": roles,
+    }
+    return Split("cc", train, test, pools, definition)
+
+
+def split_ic(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
+             test_fraction: float = IC_TEST_FRACTION) -> Split:
+    """In-context split: per (subject, context), a seeded ``test_fraction`` of images to test, the rest to train.
+
+    A group of one image goes to train. Raises:
+        SplitError: a subject lacks a normal or an anomalous image on one side.
+    """
+    groups: dict[tuple[str, str], list[SampleSpec]] = defaultdict(list)
+    for s in specs:
+        groups[(s.subject, s.context)].append(s)
+    train: list[SampleSpec] = []
+    test: list[SampleSpec] = []
+    for (subject, context), members in sorted(groups.items()):
+        members = _by_key(members)
+        seeded_rng(seed, "ic", subject, context).shuffle(members)
+        n_test = round(len(members) * test_fraction)
+        n_test = min(len(members) - 1, max(1, n_test)) if len(members) > 1 else 0
+        test += members[:n_test]
+        train += members[n_test:]
+    train, test = _by_key(train), _by_key(test)
+    roles = _context_roles(specs)
+    _require_both_labels("ic", "train", train, roles, where)
+    _require_both_labels("ic", "test", test, roles, where)
+    definition = {
+        "protocol": PROTOCOLS["ic"],
+        "seed": seed,
+        "test_fraction": test_fraction,
+        "context_sides": {subj: {"seen": sorted(ctx), "unseen": []} for subj, ctx in roles.items()},
+        "context_roles": roles,
+    }
+    return Split("ic", train, test, _normal_pools(train), definition)
+
+
+def split_cs(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
+             held_out_fraction: float = CS_HELD_OUT_FRACTION, pool_size: int = max(DEFAULT_SHOTS)) -> Split:
+    """Cross-subject split: held-out subjects for test, the others for train.
+
+    Each held-out subject reserves ``min(pool_size, n_normal - 1)`` of its normal images (seeded) as its support
+    pool; they are excluded from ``test`` (and from ``train``, which has no held-out subject).
+
+    Raises:
+        SplitError: fewer than two subjects, or a subject lacking a normal or anomalous image on its side.
+    """
+    roles = _context_roles(specs)
+    subjects = sorted(roles)
+    if len(subjects) < 2:
+        raise SplitError(where, f"split cs needs at least 2 subjects, the source has {len(subjects)}")
+    n_held = min(len(subjects) - 1, max(1, round(len(subjects) * held_out_fraction)))
+    order = list(subjects)
+    seeded_rng(seed, "cs", "subjects").shuffle(order)
+    held = set(order[:n_held])
+    train = _by_key(s for s in specs if s.subject not in held)
+    pools: dict[str, list[SampleSpec]] = {}
+    reserved: set[str] = set()
+    for subject in sorted(held):
+        normals = _by_key(s for s in specs if s.subject == subject and s.label == 0)
+        seeded_rng(seed, "cs", "pool", subject).shuffle(normals)
+        take = min(pool_size, max(0, len(normals) - 1))
+        pools[subject] = _by_key(normals[:take])
+        reserved |= {s.key for s in pools[subject]}
+    test = _by_key(s for s in specs if s.subject in held and s.key not in reserved)
+    _require_both_labels("cs", "train", train, set(subjects) - held, where)
+    _require_both_labels("cs", "test", test, held, where)
+    definition = {
+        "protocol": PROTOCOLS["cs"],
+        "seed": seed,
+        "held_out_fraction": held_out_fraction,
+        "held_out_subjects": sorted(held),
+        "train_subjects": sorted(set(subjects) - held),
+        "support_pool_size": pool_size,
+        "support_pools": {subj: [s.key for s in pool] for subj, pool in pools.items()},
+        "context_sides": {subj: {"seen": sorted(ctx), "unseen": []} for subj, ctx in roles.items()},
+        "context_roles": roles,
+    }
+    return Split("cs", train, test, pools, definition)
+
+
+def split_std(specs: Sequence[SampleSpec], seed: int, *, where: str = "source") -> Split:
+    """Industrial split: ``train`` = the dataset's train-good images, ``test`` = its test images.
+
+    Raises:
+        SplitError: a spec without ``origin_split``, or no test image at all.
+    """
+    for s in specs:
+        if s.origin_split not in ("train", "test"):
+            raise SplitError(s.source or where, f"sample {s.key!r} has origin_split {s.origin_split!r}; "
+                                                "split std needs 'train' or 'test'")
+    train = _by_key(s for s in specs if s.origin_split == "train" and s.label == 0)
+    test = _by_key(s for s in specs if s.origin_split == "test")
+    if not test:
+        raise SplitError(where, "split std has no test images (no sample with origin_split 'test')")
+    subjects = sorted({s.subject for s in specs})
+    definition = {
+        "protocol": PROTOCOLS["std"],
+        "seed": seed,
+        "subjects": subjects,
+        "context_sides": {subj: {"seen": sorted({s.context for s in specs if s.subject == subj}), "unseen": []}
+                          for subj in subjects},
+    }
+    pools = _normal_pools(train)
+    for subject in sorted({s.subject for s in test}):
+        pools.setdefault(subject, [])
+    return Split("std", train, test, pools, definition)
+
+
+def _normal_pools(train: Iterable[SampleSpec]) -> dict[str, list[SampleSpec]]:
+    pools: dict[str, list[SampleSpec]] = defaultdict(list)
+    for s in train:
+        if s.label == 0:
+            pools[s.subject].append(s)
+    return {subj: _by_key(p) for subj, p in sorted(pools.items())}
+
+
+def choose_support(split: Split, seed: int, shots: Sequence[int] = DEFAULT_SHOTS,
+                   support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS) -> Split:
+    """Fill ``split.support`` with nested k-shot key lists for every test subject and support seed.
+
+    A subject whose pool is smaller than k gets the whole pool; the reader refuses such a set when asked for k.
+    """
+    shots = sorted({int(k) for k in shots})
+    if not shots or shots[0] < 1:
+        raise SplitError(None, f"support shots must be positive integers, got {list(shots)}")
+    test_subjects = sorted({s.subject for s in split.test})
+    support: dict[str, dict[str, dict[str, list[str]]]] = {str(k): {} for k in shots}
+    for sseed in support_seeds:
+        for subject in test_subjects:
+            keys = [s.key for s in split.pools.get(subject, [])]
+            seeded_rng(seed, split.name, "support", sseed, subject).shuffle(keys)
+            for k in shots:
+                support[str(k)].setdefault(str(sseed), {})[subject] = keys[:k]
+    split.support = support
+    split.definition["support"] = {"shots": shots, "seeds": [int(s) for s in support_seeds],
+                                   "pool": "reserved normal images" if split.name == "cs" else "normal train images",
+                                   "pool_sizes": {subj: len(split.pools.get(subj, [])) for subj in test_subjects}}
+    return split
+
+
+SPLITTERS = {"cc": split_cc, "ic": split_ic, "cs": split_cs, "std": split_std}
+
+
+def applicable_splits(kind: SourceKind) -> tuple[str, ...]:
+    """The splits that apply to a source kind."""
+    return CONTEXTUAL_SPLITS if kind == "contextual" else INDUSTRIAL_SPLITS
+
+
+def make_splits(specs: Sequence[SampleSpec], kind: SourceKind, names: Sequence[str] | None = None, *,
+                seed: int = 0, shots: Sequence[int] = DEFAULT_SHOTS,
+                support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS, where: str = "source") -> dict[str, Split]:
+    """Build the requested splits (default: all that apply to ``kind``) with their support keys.
+
+    Raises:
+        DataError: empty source, invalid or duplicate keys.
+        SplitError: an unknown split or one that does not apply to ``kind``, or a split that cannot be built.
+    """
+    check_specs(specs, where)
+    allowed = applicable_splits(kind)
+    names = list(allowed if names is None else names)
+    for name in names:
+        if name not in allowed:
+            raise SplitError(where, f"split {name!r} does not apply to a {kind} source (choose from "
+                                    f"{', '.join(allowed)})")
+    if not names:
+        raise SplitError(where, "no split requested")
+    out = {}
+    for name in sorted(set(names)):
+        split = SPLITTERS[name](specs, seed, where=where)
+        out[name] = choose_support(split, seed, shots, support_seeds)
+    return out
+
+
+def part_counts(specs: Iterable[SampleSpec]) -> dict[str, Any]:
+    """Counts of a part by label, subject, context and (subject, label), as JSON."""
+    specs = list(specs)
+    by_subject_label: dict[str, dict[str, int]] = defaultdict(lambda: {"normal": 0, "anomalous": 0})
+    for s in specs:
+        by_subject_label[s.subject]["anomalous" if s.label else "normal"] += 1
+    labels = Counter("anomalous" if s.label else "normal" for s in specs)
+    return {
+        "samples": len(specs),
+        "label": {"normal": labels["normal"], "anomalous": labels["anomalous"]},
+        "subject": dict(sorted(by_subject_label.items())),
+        "context": dict(sorted(Counter(s.context for s in specs).items())),
+    }
