@@ -8,6 +8,7 @@ adapt a release by changing its fields (or by passing another ``CaadLayout``), n
 from __future__ import annotations
 
 import json
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -18,6 +19,7 @@ import numpy as np
 from pycocotools import mask as mask_utils
 
 from caadbench.data.imageio import read_rgb
+from caadbench.data.rulebook import Rulebook
 from caadbench.data.sample import Sample
 from caadbench.data.sources.base import SampleSpec, register_source
 from caadbench.data.sources.files import FileSource, build_sample, check_specs, make_key
@@ -35,6 +37,8 @@ class CaadLayout:
             annotations (which must then all share one category).
         context: image attribute naming the context.
         label: image attribute holding the label.
+        family: optional image attribute naming the context's family (contexts alike in appearance); a context
+            without one is its own family.
         attributes: optional dict on the image record that may hold the three attributes instead.
         labels: accepted label values (compared as lower-case strings) and what they mean.
         mask_from: ``"subject"``: the mask is the union of the image's annotations whose category is its subject;
@@ -46,13 +50,13 @@ class CaadLayout:
     subject: str = "subject"
     context: str = "context"
     label: str = "label"
+    family: str = "family"
     attributes: str = "attributes"
     labels: Mapping[str, int] = field(default_factory=lambda: {"0": 0, "1": 1, "normal": 0, "anomalous": 1})
     mask_from: Literal["subject", "all"] = "subject"
 
 
 RULE_NAMES = {0: "normal", 1: "anomalous"}
-UNOBSERVED = "excluded"
 
 
 def rle_string_counts(counts: str) -> list[int]:
@@ -129,7 +133,9 @@ def decode_segmentation(seg: Any, height: int, width: int) -> np.ndarray:
         rle = mask_utils.frPyObjects(seg, height, width)
     else:
         rle = {"size": [height, width], "counts": seg["counts"].encode("ascii")}
-    return mask_utils.decode(rle).astype(bool)
+    with warnings.catch_warnings():  # pycocotools' __array__ predates numpy 2's copy keyword
+        warnings.filterwarnings("ignore", message=".*copy keyword", category=DeprecationWarning)
+        return mask_utils.decode(rle).astype(bool)
 
 
 @register_source("caad")
@@ -233,6 +239,7 @@ class CaadSource(FileSource):
         segs = [a["segmentation"] for a in anns if lay.mask_from == "all" or categories[a["category_id"]] == subject]
         if not segs:
             raise DataError(where, f"no subject annotation (no annotation of category {subject!r})")
+        family = self._attribute(record, lay.family)
         image = self.root / lay.images / file_name
         if not image.is_file():
             raise DataError(image, f"image file not found (listed in {self.annotations_path.name})")
@@ -242,7 +249,7 @@ class CaadSource(FileSource):
             subject=str(subject), context=str(context), label=label, source=f"{self.name}:{rel_image}",
             mask_kind="subject",
             payload={"image": rel_image, "image_id": record["id"], "height": record["height"],
-                     "width": record["width"], "segmentations": segs})
+                     "width": record["width"], "family": str(family or context), "segmentations": segs})
 
     def load(self, spec: SampleSpec) -> Sample:
         path = self.root / spec.payload["image"]
@@ -257,32 +264,34 @@ class CaadSource(FileSource):
         if not mask.any():
             raise DataError(path, "subject mask is empty (its annotations cover no pixel)")
         return build_sample(spec, image, np.where(mask, 255, 0).astype(np.uint8), path,
-                            extra={"image_id": spec.payload["image_id"]})
+                            extra={"image_id": spec.payload["image_id"], "family": spec.payload["family"]})
 
     def rulebook(self) -> dict[str, Any]:
-        """The observed subject × context → label table.
+        """The observed subject × context → label table, in the shared rulebook format.
 
         Returns:
-            ``{"derived_from": "observed labels", "subjects": [...], "contexts": [...],
-            "rules": {subject: {context: "normal" | "anomalous" | "excluded"}}}``; pairs never observed are
-            ``"excluded"``.
+            :meth:`Rulebook.to_json` of the pairs seen in the annotations (pairs never seen are excluded);
+            subjects and contexts sorted by name.
 
         Raises:
-            DataError: a subject–context pair observed with both labels, naming one image of each.
+            DataError: a pair seen with both labels (naming one image of each), a context given two families,
+                or a subject without a normal or without an anomalous context.
         """
         first: dict[tuple[str, str], SampleSpec] = {}
+        families: dict[str, str] = {}
         for spec in self.specs():
-            pair = (spec.subject, spec.context)
-            other = first.setdefault(pair, spec)
+            other = first.setdefault((spec.subject, spec.context), spec)
             if other.label != spec.label:
                 raise DataError(spec.source, f"subject {spec.subject!r} in context {spec.context!r} is "
                                              f"{RULE_NAMES[spec.label]} here but {RULE_NAMES[other.label]} in "
                                              f"{other.source}; the label must depend on the pair only")
-        subjects = sorted({s for s, _ in first})
-        contexts = sorted({c for _, c in first})
-        rules = {s: {c: RULE_NAMES[first[(s, c)].label] if (s, c) in first else UNOBSERVED for c in contexts}
-                 for s in subjects}
-        return {"derived_from": "observed labels", "subjects": subjects, "contexts": contexts, "rules": rules}
+            family = families.setdefault(spec.context, spec.payload["family"])
+            if family != spec.payload["family"]:
+                raise DataError(spec.source, f"context {spec.context!r} is in family {spec.payload['family']!r} "
+                                             f"here but in {family!r} elsewhere")
+        rules = [(s, c, RULE_NAMES[spec.label]) for (s, c), spec in sorted(first.items())]
+        return Rulebook.from_rules(sorted({s for s, _ in first}), sorted(families.items()), rules,
+                                   self.annotations_path).to_json()
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "layout": {**asdict(self.layout), "labels": dict(self.layout.labels)}}
