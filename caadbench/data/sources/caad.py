@@ -11,7 +11,7 @@ import json
 import warnings
 from collections import defaultdict
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -54,6 +54,34 @@ class CaadLayout:
     attributes: str = "attributes"
     labels: Mapping[str, int] = field(default_factory=lambda: {"0": 0, "1": 1, "normal": 0, "anomalous": 1})
     mask_from: Literal["subject", "all"] = "subject"
+
+    @classmethod
+    def load(cls, path: Path) -> CaadLayout:
+        """Read a layout from a JSON object of field overrides (``{"context": "scene", ...}``).
+
+        Raises:
+            DataError: naming ``path`` when it is not JSON, names an unknown field or gives a bad value.
+        """
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DataError(path, f"unreadable layout file ({exc})") from exc
+        known = {f.name for f in fields(cls)}
+        if not isinstance(data, dict) or set(data) - known:
+            raise DataError(path, f"a layout is a JSON object with fields among {', '.join(sorted(known))}")
+        labels = data.pop("labels", None)
+        if labels is not None and not (isinstance(labels, dict) and all(v in (0, 1) for v in labels.values())):
+            raise DataError(path, "'labels' must map each accepted value to 0 or 1")
+        if not all(isinstance(v, str) for v in data.values()) or data.get("mask_from", "subject") not in (
+                "subject", "all"):
+            raise DataError(path, "every field but 'labels' is a string; 'mask_from' is 'subject' or 'all'")
+        if labels is not None:
+            data["labels"] = {str(k).lower(): int(v) for k, v in labels.items()}
+        return cls(**data)
+
+
+LAYOUT_FILE = "caadbench-layout.json"
+"""Optional file in the dataset root that overrides :class:`CaadLayout` fields (used when no layout is passed)."""
 
 
 RULE_NAMES = {0: "normal", 1: "anomalous"}
@@ -147,7 +175,8 @@ class CaadSource(FileSource):
 
     Args:
         root: the dataset folder.
-        layout: where each field is found (default :class:`CaadLayout`).
+        layout: where each field is found (default: ``root/caadbench-layout.json`` if present, else
+            :class:`CaadLayout`).
         seed, size, image_size: see :class:`FileSource`.
     """
 
@@ -156,7 +185,10 @@ class CaadSource(FileSource):
     def __init__(self, root: str | Path, seed: int = 0, size: int | None = None, image_size: int = 256,
                  layout: CaadLayout | None = None) -> None:
         super().__init__(root, seed=seed, size=size, image_size=image_size)
-        self.layout = layout or CaadLayout()
+        if layout is None:
+            layout_file = self.root / LAYOUT_FILE
+            layout = CaadLayout.load(layout_file) if layout_file.is_file() else CaadLayout()
+        self.layout = layout
 
     @property
     def annotations_path(self) -> Path:
@@ -233,7 +265,8 @@ class CaadSource(FileSource):
         if context is None or str(context) == "":
             raise DataError(where, f"no '{lay.context}' attribute")
         raw_label = self._attribute(record, lay.label)
-        label = lay.labels.get(str(raw_label).strip().lower()) if raw_label is not None else None
+        labels = {str(k).lower(): v for k, v in lay.labels.items()}
+        label = labels.get(str(raw_label).strip().lower()) if raw_label is not None else None
         if label is None:
             raise DataError(where, f"label {raw_label!r} is not one of {', '.join(lay.labels)}")
         segs = [a["segmentation"] for a in anns if lay.mask_from == "all" or categories[a["category_id"]] == subject]

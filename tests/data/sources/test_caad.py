@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from caadbench.data.sources import get_source_class
-from caadbench.data.sources.caad import CaadLayout, CaadSource, check_segmentation, decode_segmentation, rle_string_counts
+from caadbench.data.sources.caad import LAYOUT_FILE, CaadLayout, CaadSource, check_segmentation, decode_segmentation, rle_string_counts
 from caadbench.errors import DataError
 from tests.data.sources.fixtures import (
     POLYGON,
@@ -131,6 +131,13 @@ def test_subject_from_category_and_layout_mapping(caad):
     assert [(s.subject, s.context, s.label) for s in specs] == [
         ("car", "pasture", 1), ("car", "road", 0), ("cow", "highway", 1), ("cow", "pasture", 0)]
     assert CaadSource(root=root, layout=layout).describe()["layout"]["context"] == "scene"
+    (root / LAYOUT_FILE).write_text(json.dumps({"context": "scene", "label": "is_anomaly", "attributes": "meta",
+                                                "labels": {"No": 0, "yes": 1}}))
+    assert CaadSource(root=root).specs() == specs  # the layout file is read when no layout is passed
+    (root / LAYOUT_FILE).write_text(json.dumps({"contxt": "scene"}))
+    with pytest.raises(DataError, match="fields among") as err:
+        CaadSource(root=root)
+    assert LAYOUT_FILE in str(err.value)
 
 
 def test_mask_from_all_annotations(caad):
