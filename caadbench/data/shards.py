@@ -137,7 +137,8 @@ def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path,
             method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
             pool = mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(source, str(staging)))
             chunk = max(1, min(16, len(specs) // (workers * 8)))
-            results = pool.imap_unordered(_materialise, specs, chunksize=chunk)
+            # ordered, so the failure reported is always the first failing sample in key order
+            results = pool.imap(_materialise, specs, chunksize=chunk)
         try:
             for status, payload in results:
                 if status == "error":

@@ -332,7 +332,7 @@ def make_splits(specs: Sequence[SampleSpec], kind: SourceKind, names: Sequence[s
     names = list(allowed if names is None else names)
     for name in names:
         if name not in allowed:
-            raise SplitError(where, f"split {name!r} does not apply to a {kind} source (choose from "
+            raise SplitError(where, f"split {name!r} does not apply to {kind} sources (choose from "
                                     f"{', '.join(allowed)})")
     if not names:
         raise SplitError(where, "no split requested")

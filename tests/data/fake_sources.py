@@ -35,7 +35,7 @@ class FakeContextual(Source):
     def __init__(self, seed: int = 0, per_pair: int = 4, image_size: int = 32, rules: dict | None = None,
                  fail_at: str | None = None, extra_specs: list[SampleSpec] | None = None) -> None:
         self.seed, self.per_pair, self.image_size = seed, per_pair, image_size
-        self.rules = rules or RULES
+        self.rules = RULES if rules is None else rules
         self.fail_at = fail_at
         self.extra_specs = extra_specs or []
 

@@ -1,0 +1,258 @@
+"""Shard building: reproducibility, layout, manifest, atomicity, verification and bad input."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tarfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caadbench.data.shards import MANIFEST, build_shards, decode_record, iter_records, read_shard
+from caadbench.data.verify import check_shards, verify_shards
+from caadbench.errors import CaadError, DataError, ShardError, SplitError
+from tests.data.fake_sources import FakeContextual, FakeIndustrial
+
+SHARD = 16  # small shards so every part spans several tars
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("shards") / "fake"
+    build_shards(FakeContextual(), out, workers=1, max_shard_samples=SHARD, progress=False)
+    return out
+
+
+def _copy(built: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(built, dst)
+    for p in dst.rglob("*"):
+        p.chmod(0o644 if p.is_file() else 0o755)
+    return dst
+
+
+def _first_shard(root: Path, part: str = "test") -> tuple[Path, dict]:
+    manifest = json.loads((root / MANIFEST).read_text())
+    entry = next(e for e in manifest["shards"] if e["part"] == part)
+    return root / entry["path"], entry
+
+
+def test_rebuild_with_other_worker_count_is_byte_identical(built, tmp_path):
+    again = tmp_path / "again"
+    build_shards(FakeContextual(), again, workers=2, max_shard_samples=SHARD, progress=False)
+    assert (again / MANIFEST).read_bytes() == (built / MANIFEST).read_bytes()
+    tars = sorted(p.relative_to(built) for p in built.rglob("*.tar"))
+    assert tars == sorted(p.relative_to(again) for p in again.rglob("*.tar"))
+    for rel in tars:
+        assert (again / rel).read_bytes() == (built / rel).read_bytes(), rel
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["again"]  # no temporary left behind
+
+
+def test_other_seed_changes_the_splits(built, tmp_path):
+    other = build_shards(FakeContextual(), tmp_path / "s1", seed=1, workers=1, max_shard_samples=SHARD,
+                         progress=False)
+    ours = json.loads((built / MANIFEST).read_text())
+    assert other["splits"]["cc"]["definition"] != ours["splits"]["cc"]["definition"]
+
+
+def test_tar_layout_is_fixed_and_webdataset_readable(built):
+    path, entry = _first_shard(built)
+    with tarfile.open(path) as tar:
+        members = tar.getmembers()
+    names = [m.name for m in members]
+    keys = entry["keys"]
+    assert keys == sorted(keys)
+    assert names == [f"{k}.{ext}" for k in keys for ext in ("image.png", "json", "mask.png")]
+    assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o444)}
+
+    import webdataset as wds
+
+    records = list(wds.WebDataset(str(path), shardshuffle=False))
+    assert [r["__key__"] for r in records] == keys
+    assert {"image.png", "mask.png", "json"} <= set(records[0])
+
+
+def test_manifest_records_counts_splits_support_and_provenance(built):
+    m = json.loads((built / MANIFEST).read_text())
+    source = FakeContextual()
+    specs = source.specs()
+    assert m["format"] == "caadbench-shards" and m["format_version"] == 1
+    assert m["fingerprint"] == source.fingerprint(specs)
+    assert m["rulebook"] == source.rulebook() and m["source"] == source.describe()
+    assert m["image_size"] == [32, 32] and m["num_samples"] == len(specs)
+    assert set(m["splits"]) == {"cc", "ic", "cs"}
+    for name, split in m["splits"].items():
+        for part, info in split["parts"].items():
+            entries = [e for e in m["shards"] if e["split"] == name and e["part"] == part]
+            assert [e["path"] for e in entries] == info["shards"]
+            assert sum(e["samples"] for e in entries) == info["samples"] == m["counts"][name][part]["samples"]
+            counts = m["counts"][name][part]
+            assert counts["label"]["normal"] + counts["label"]["anomalous"] == info["samples"]
+            assert sum(counts["context"].values()) == info["samples"]
+        chosen = {k for by_seed in split["support"].values() for by_subj in by_seed.values()
+                  for keys in by_subj.values() for k in keys}
+        support_keys = {k for e in m["shards"] if e["split"] == name and e["part"] == "support" for k in e["keys"]}
+        assert support_keys == chosen
+    assert "time" not in json.dumps(m).lower()
+
+
+def test_records_decode_to_the_loaded_samples(built):
+    path, entry = _first_shard(built)
+    source = FakeContextual()
+    specs = {s.key: s for s in source.specs()}
+    records = list(iter_records(read_shard(built, entry), path))
+    assert [k for k, _ in records] == entry["keys"]
+    for key, members in records[:4]:
+        got, want = decode_record(key, members, f"{path}:{key}"), source.load(specs[key])
+        assert np.array_equal(got.image, want.image) and np.array_equal(got.mask, want.mask)
+        assert got.metadata() == want.metadata()
+
+
+class CountingSource(FakeContextual):
+    calls: list[str] = []
+
+    def load(self, spec):
+        CountingSource.calls.append(spec.key)
+        return super().load(spec)
+
+
+def test_each_sample_is_loaded_once(tmp_path):
+    CountingSource.calls = []
+    m = build_shards(CountingSource(), tmp_path / "o", workers=1, progress=False)
+    assert len(CountingSource.calls) == len(set(CountingSource.calls)) == m["num_samples"]
+
+
+def test_verify_passes_on_a_fresh_build(built):
+    report = verify_shards(built)
+    m = json.loads((built / MANIFEST).read_text())
+    assert report.ok and report.shards == len(m["shards"])
+    assert report.samples == sum(e["samples"] for e in m["shards"])
+
+
+def test_verify_catches_a_flipped_byte(built, tmp_path):
+    root = _copy(built, tmp_path)
+    path, _ = _first_shard(root)
+    data = bytearray(path.read_bytes())
+    data[700] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(ShardError, match=rf"{path}: shard content altered: sha256 .* differs from index.json"):
+        verify_shards(root)
+
+
+def test_verify_catches_truncated_missing_and_extra_shards(built, tmp_path):
+    root = _copy(built, tmp_path)
+    path, entry = _first_shard(root)
+    path.write_bytes(path.read_bytes()[:1000])
+    with pytest.raises(ShardError, match=rf"{path}: shard is truncated: 1000 bytes, index.json says "
+                                         rf"{entry['bytes']}"):
+        verify_shards(root)
+    path.unlink()
+    (root / "cc" / "stray-000000.tar").write_bytes(b"")
+    report = check_shards(root)
+    assert (str(path), "shard listed in index.json is missing") in report.problems
+    assert (str(root / "cc" / "stray-000000.tar"), "extra shard not listed in index.json") in report.problems
+    with pytest.raises(ShardError, match=r"\(and 1 more problem\)"):
+        verify_shards(root)
+
+
+def test_verify_catches_a_manifest_whose_counts_were_edited(built, tmp_path):
+    root = _copy(built, tmp_path)
+    m = json.loads((root / MANIFEST).read_text())
+    m["shards"][0]["samples"] += 1
+    (root / MANIFEST).write_text(json.dumps(m))
+    with pytest.raises(ShardError, match=rf"{root / m['shards'][0]['path']}: holds {SHARD} samples, "
+                                         rf"index.json says {SHARD + 1}"):
+        verify_shards(root)
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_interrupted_build_leaves_nothing_complete_looking(tmp_path, workers):
+    source = FakeContextual(fail_at="red-road-001")
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="fake:red-road-001: loading sample 'red-road-001' failed: "
+                                        "RuntimeError: simulated crash"):
+        build_shards(source, out, workers=workers, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_interrupt_keeps_an_existing_output(built, tmp_path):
+    root = _copy(built, tmp_path)
+    before = (root / MANIFEST).read_bytes()
+    with pytest.raises(DataError):
+        build_shards(FakeContextual(fail_at="red-road-001"), root, overwrite=True, workers=1, progress=False)
+    assert (root / MANIFEST).read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["copy"]
+
+
+def test_existing_output_needs_overwrite(built, tmp_path):
+    root = _copy(built, tmp_path)
+    with pytest.raises(CaadError, match="output already exists"):
+        build_shards(FakeContextual(), root, workers=1, progress=False)
+    m = build_shards(FakeContextual(per_pair=3), root, overwrite=True, workers=1, progress=False)
+    assert json.loads((root / MANIFEST).read_text()) == m
+    assert m["num_samples"] == len(FakeContextual(per_pair=3).specs())
+
+
+def test_unwritable_output(tmp_path):
+    parent = tmp_path / "ro"
+    parent.mkdir()
+    parent.chmod(0o555)
+    try:
+        if os.access(parent, os.W_OK):
+            pytest.skip("running as a user that can write to read-only directories")
+        with pytest.raises(CaadError, match=f"{parent}: output directory is not writable"):
+            build_shards(FakeContextual(), parent / "out", workers=1, progress=False)
+    finally:
+        parent.chmod(0o755)
+
+
+def test_output_under_a_file(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(CaadError, match=f"{tmp_path / 'file'}: cannot create output directory"):
+        build_shards(FakeContextual(), tmp_path / "file" / "out", workers=1, progress=False)
+
+
+class WrongLabelSource(FakeContextual):
+    def load(self, spec):
+        sample = super().load(spec)
+        sample.label = 1 - sample.label
+        return sample
+
+
+class BadMaskSource(FakeContextual):
+    def load(self, spec):
+        sample = super().load(spec)
+        sample.mask[0, 0] = 7
+        return sample
+
+
+def test_loaded_samples_are_validated_against_schema_and_spec(tmp_path):
+    with pytest.raises(DataError, match="fake:blue-grass-000: loaded sample label 0 differs from its spec"):
+        build_shards(WrongLabelSource(), tmp_path / "a", workers=1, progress=False)
+    with pytest.raises(DataError, match="fake:blue-grass-000: mask is not binary"):
+        build_shards(BadMaskSource(), tmp_path / "b", workers=2, progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_bad_sources_fail_before_writing(tmp_path):
+    with pytest.raises(DataError, match="source is empty"):
+        build_shards(FakeContextual(rules={}), tmp_path / "a", progress=False)
+    dup = FakeContextual(extra_specs=FakeContextual().specs()[:1])
+    with pytest.raises(DataError, match="fake:blue-water-000: duplicate sample key 'blue-water-000'"):
+        build_shards(dup, tmp_path / "b", progress=False)
+    one_anomalous = dict(FakeContextual().rules, red=(["grass", "sand"], ["road"]))
+    with pytest.raises(SplitError, match="subject 'red' has no anomalous context on the test side of split cc"):
+        build_shards(FakeContextual(rules=one_anomalous), tmp_path / "c", progress=False)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_industrial_source_builds_std(tmp_path):
+    m = build_shards(FakeIndustrial(), tmp_path / "ind", workers=1, progress=False)
+    assert set(m["splits"]) == {"std"} and m["kind"] == "industrial" and m["image_size"] == [24, 32]
+    assert m["counts"]["std"]["train"]["label"] == {"normal": 10, "anomalous": 0}
+    assert m["counts"]["std"]["test"]["label"] == {"normal": 10, "anomalous": 10}
+    assert all(len(v) == 4 for v in m["splits"]["std"]["support"]["4"]["0"].values())
+    verify_shards(tmp_path / "ind")

@@ -1,0 +1,156 @@
+"""Split protocols: partitions, side constraints, reproducibility, support sets, bad input."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+
+import pytest
+
+from caadbench.data.sources.base import SampleSpec
+from caadbench.data.splits import (check_specs, choose_support, make_splits, split_cc, split_cs, split_ic,
+                                   split_std)
+from caadbench.errors import DataError, SplitError
+from tests.data.fake_sources import RULES, FakeContextual, FakeIndustrial
+
+SPECS = FakeContextual(per_pair=5).specs()
+
+
+def _contexts(specs, subject, label=None):
+    return {s.context for s in specs if s.subject == subject and (label is None or s.label == label)}
+
+
+@pytest.mark.parametrize("seed", [0, 1, 7])
+def test_cc_partitions_contexts_per_subject(seed):
+    split = split_cc(SPECS, seed)
+    assert {s.key for s in split.train}.isdisjoint(s.key for s in split.test)
+    assert len(split.train) + len(split.test) == len(SPECS)
+    for subject, (normal, anomalous) in RULES.items():
+        sides = split.definition["context_sides"][subject]
+        assert set(sides["seen"]).isdisjoint(sides["unseen"])
+        assert set(sides["seen"]) | set(sides["unseen"]) == set(normal) | set(anomalous)
+        for side in ("seen", "unseen"):
+            assert set(sides[side]) & set(normal) and set(sides[side]) & set(anomalous), (subject, side)
+        assert _contexts(split.train, subject) == set(sides["seen"])
+        assert _contexts(split.test, subject) == set(sides["unseen"])
+        for label in (0, 1):
+            assert _contexts(split.train, subject, label) and _contexts(split.test, subject, label)
+
+
+def test_cc_is_reproducible_order_independent_and_seed_dependent():
+    shuffled = list(SPECS)
+    random.Random(3).shuffle(shuffled)
+    a, b = split_cc(SPECS, 0), split_cc(shuffled, 0)
+    assert a.definition == b.definition and a.train == b.train and a.test == b.test
+    partitions = {str(split_cc(SPECS, seed).definition["context_sides"]) for seed in range(8)}
+    assert len(partitions) > 1
+
+
+@pytest.mark.parametrize("word,label", [("anomalous", 1), ("normal", 0)])
+def test_cc_refuses_a_subject_with_one_context_of_a_kind(word, label):
+    specs = [s for s in SPECS if not (s.subject == "red" and s.label == label and s.context != RULES["red"][label][0])]
+    with pytest.raises(SplitError, match=f"src: subject 'red' has no {word} context on the test side of split cc"):
+        split_cc(specs, 0, where="src")
+    specs = [s for s in SPECS if not (s.subject == "red" and s.label == label)]
+    with pytest.raises(SplitError, match=f"subject 'red' has no {word} context"):
+        split_cc(specs, 0)
+
+
+def test_ic_same_contexts_disjoint_images_stratified():
+    split = split_ic(SPECS, 0)
+    assert {s.key for s in split.train}.isdisjoint(s.key for s in split.test)
+    assert len(split.train) + len(split.test) == len(SPECS)
+    groups = defaultdict(lambda: [0, 0])
+    for s in split.train:
+        groups[(s.subject, s.context)][0] += 1
+    for s in split.test:
+        groups[(s.subject, s.context)][1] += 1
+    assert all(g == [3, 2] for g in groups.values())  # 5 images per pair, 40 % to test
+    assert split.definition["context_sides"]["red"]["unseen"] == []
+
+
+def test_ic_refuses_a_subject_without_anomalous_test_images():
+    specs = FakeContextual(per_pair=1).specs()  # one image per pair: everything goes to train
+    with pytest.raises(SplitError, match="subject 'blue' has no normal context on the test side of split ic"):
+        split_ic(specs, 0)
+
+
+def test_cs_holds_out_subjects_and_reserves_a_support_pool():
+    rules = {f"s{i}": (["a", "b"], ["c", "d"]) for i in range(8)}
+    specs = FakeContextual(per_pair=6, rules=rules).specs()
+    split = choose_support(split_cs(specs, 0, pool_size=8), 0)
+    held = split.definition["held_out_subjects"]
+    assert len(held) == 2  # 25 % of 8
+    assert {s.subject for s in split.test} == set(held)
+    assert not {s.subject for s in split.train} & set(held)
+    for subject in held:
+        pool = set(split.definition["support_pools"][subject])
+        assert len(pool) == 8 and pool.isdisjoint(s.key for s in split.test)
+        assert all(s.label == 0 and s.subject == subject for s in split.pools[subject])
+        for k in ("1", "2", "4", "8"):
+            assert set(split.support[k]["0"][subject]) <= pool
+    assert {s.key for s in split.support_specs()} == set().union(*map(set, split.definition["support_pools"].values()))
+
+
+def test_cs_needs_two_subjects():
+    specs = [s for s in SPECS if s.subject == "red"]
+    with pytest.raises(SplitError, match="split cs needs at least 2 subjects"):
+        split_cs(specs, 0)
+
+
+def test_std_uses_the_datasets_own_split():
+    specs = FakeIndustrial(n=3).specs()
+    split = split_std(specs, 0)
+    assert all(s.origin_split == "train" and s.label == 0 for s in split.train)
+    assert {s.key for s in split.test} == {s.key for s in specs if s.origin_split == "test"}
+    bad = specs + [SampleSpec("x-1", "bottle", "-", 0, "fake:x.png", mask_kind="defect")]
+    with pytest.raises(SplitError, match="fake:x.png: sample 'x-1' has origin_split None"):
+        split_std(bad, 0)
+
+
+@pytest.mark.parametrize("name", ["cc", "ic", "cs"])
+def test_support_sets_are_nested_normal_train_images(name):
+    split = make_splits(SPECS, "contextual", [name], seed=0)[name]
+    train = {s.key for s in split.train}
+    normal = {s.key for s in SPECS if s.label == 0}
+    test_subjects = {s.subject for s in split.test}
+    for seed in ("0", "1", "2"):
+        prev: list[str] = []
+        for k in ("1", "2", "4", "8"):
+            chosen = split.support[k][seed]
+            assert set(chosen) == test_subjects
+            for subject, keys in chosen.items():
+                assert len(keys) == min(int(k), len(split.pools[subject]))
+                assert set(keys) <= normal and all(key.startswith(subject) for key in keys)
+                if name != "cs":
+                    assert set(keys) <= train
+            flat = [key for subject in sorted(chosen) for key in chosen[subject]]
+            assert all(key in flat for key in prev)
+            prev = flat
+    seeds_differ = {tuple(split.support["4"][s][sorted(test_subjects)[0]]) for s in ("0", "1", "2")}
+    assert len(seeds_differ) > 1
+
+
+def test_support_records_what_exists_when_pool_is_small():
+    specs = FakeContextual(per_pair=1).specs()
+    split = make_splits(specs, "contextual", ["cc"])["cc"]
+    for subject, keys in split.support["8"]["0"].items():
+        assert len(keys) == len(split.pools[subject]) < 8
+
+
+def test_bad_specs():
+    with pytest.raises(DataError, match="src: source is empty"):
+        check_specs([], "src")
+    dup = SPECS + [SampleSpec(SPECS[0].key, "red", "grass", 0, "other:file.png")]
+    with pytest.raises(DataError, match=r"other:file.png: duplicate sample key 'blue-water-000' \(also used by fake:blue-water-000\)"):
+        make_splits(dup, "contextual")
+    dotted = SPECS + [SampleSpec("red.grass", "red", "grass", 0, "fake:dotted.png")]
+    with pytest.raises(DataError, match="fake:dotted.png: invalid sample key 'red.grass'"):
+        make_splits(dotted, "contextual")
+
+
+def test_split_must_apply_to_kind():
+    with pytest.raises(SplitError, match="split 'std' does not apply to contextual sources"):
+        make_splits(SPECS, "contextual", ["std"])
+    with pytest.raises(SplitError, match="split 'cc' does not apply to industrial sources"):
+        make_splits(FakeIndustrial().specs(), "industrial", ["cc"])
