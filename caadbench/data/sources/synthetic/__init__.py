@@ -1,0 +1,5 @@
+"""The embedded procedural generator: rulebook, subjects, contexts and the ``synthetic`` source."""
+
+from caadbench.data.sources.synthetic.source import BUILTIN_RULEBOOK, DEFAULT_SIZE, SyntheticSource
+
+__all__ = ["BUILTIN_RULEBOOK", "DEFAULT_SIZE", "SyntheticSource"]

@@ -1,0 +1,130 @@
+"""The ``synthetic`` source: the embedded, deterministic, context-controllable CAAD generator.
+
+``specs()`` spreads ``size`` images over the rulebook's allowed (subject, context) pairs; ``load(spec)``
+draws the context scene and the subject from random streams derived from ``(seed, key)`` and composites them
+through :func:`caadbench.data.compose.render_scene`. The label is copied from the spec into the sample and
+plays no part in drawing.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from caadbench.data.compose import render_scene, sample_rng
+from caadbench.data.rulebook import Rulebook, spread_over_pairs
+from caadbench.data.sample import Sample, validate_key
+from caadbench.data.sources.base import SampleSpec, Source, register_source
+from caadbench.data.sources.synthetic.contexts import CONTEXTS, draw_context
+from caadbench.data.sources.synthetic.subjects import SUBJECTS, draw_prop, draw_subject
+from caadbench.errors import DataError
+
+BUILTIN_RULEBOOK = Path(__file__).with_name("rulebook.json")
+DEFAULT_SIZE = 3000
+# Bump whenever drawing changes what a (seed, key) produces: it is part of the source description, hence of
+# the dataset fingerprint.
+GENERATOR_VERSION = 1
+
+
+def name_slug(name: str) -> str:
+    """``name`` reduced to key characters (``"parking lot"`` -> ``"parking_lot"``)."""
+    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or "x"
+
+
+def numbered_pairs(rulebook: Rulebook, size: int, seed: int, prefix: str) -> list[tuple[str, int, str, str, int]]:
+    """``(key, index, subject, context, label)`` for ``size`` images spread over the allowed pairs.
+
+    Keys are ``<prefix>-<subject>-<context>-<index>``, index zero-padded to at least five digits.
+    """
+    width = max(5, len(str(size - 1)))
+    out = []
+    for i, (subject, context, label) in enumerate(spread_over_pairs(rulebook, size, seed)):
+        key = validate_key(f"{prefix}-{name_slug(subject)}-{name_slug(context)}-{i:0{width}d}")
+        out.append((key, i, subject, context, label))
+    return out
+
+
+def check_positive(value: int, what: str, minimum: int = 1) -> int:
+    if int(value) < minimum:
+        raise DataError(what, f"must be at least {minimum}, got {value}")
+    return int(value)
+
+
+@register_source("synthetic")
+class SyntheticSource(Source):
+    """Procedural subjects composited onto procedural contexts under a compatibility rulebook.
+
+    Args:
+        root: optional rulebook for the generator: a ``.json``/``.csv`` file, or a folder holding
+            ``rulebook.json``. Its subjects and contexts must be drawable (see ``docs/generator.md``).
+            ``None``: the built-in rulebook.
+        seed: the dataset seed; every image is a function of ``(seed, key)``.
+        size: number of images (default 3,000).
+        image_size: side of the square images in pixels (default 256).
+        occlusion: probability that distractors stand in front of the subject.
+        shadow: probability of a shadow at the subject's feet.
+    """
+
+    def __init__(self, root: str | Path | None = None, seed: int = 0, size: int | None = None,
+                 image_size: int = 256, *, occlusion: float = 0.3, shadow: float = 0.6) -> None:
+        self.seed = int(seed)
+        self.size = DEFAULT_SIZE if size is None else check_positive(size, "--size")
+        self.image_size = check_positive(image_size, "--image-size", 32)
+        self.occlusion, self.shadow = float(occlusion), float(shadow)
+        self.rulebook_path = self._rulebook_file(root)
+        self._rules = Rulebook.load(self.rulebook_path)
+        for subject in self._rules.subjects:
+            if subject not in SUBJECTS:
+                raise DataError(self.rulebook_path, f"the generator cannot draw subject {subject!r} "
+                                                    f"(drawable: {', '.join(SUBJECTS)})")
+        for context in self._rules.context_names:
+            if context not in CONTEXTS:
+                raise DataError(self.rulebook_path, f"the generator cannot draw context {context!r} "
+                                                    f"(drawable: {', '.join(CONTEXTS)})")
+
+    @staticmethod
+    def _rulebook_file(root: str | Path | None) -> Path:
+        if root is None:
+            return BUILTIN_RULEBOOK
+        root = Path(root)
+        if root.is_dir():
+            for name in ("rulebook.json", "rulebook.csv"):
+                if (root / name).is_file():
+                    return root / name
+            raise DataError(root, "no rulebook.json or rulebook.csv in this folder")
+        return root
+
+    @property
+    def rules(self) -> Rulebook:
+        return self._rules
+
+    def rulebook(self) -> dict[str, Any]:
+        return self._rules.to_json()
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "kind": self.kind, "seed": self.seed, "size": self.size,
+            "image_size": self.image_size, "occlusion": self.occlusion, "shadow": self.shadow,
+            "rulebook": "builtin" if self.rulebook_path == BUILTIN_RULEBOOK else str(self.rulebook_path),
+            "generator_version": GENERATOR_VERSION,
+        }
+
+    def specs(self) -> list[SampleSpec]:
+        return [SampleSpec(key=key, subject=subject, context=context, label=label,
+                           source=f"synthetic:seed{self.seed}/{index:05d}",
+                           payload={"family": self._rules.family(context)})
+                for key, index, subject, context, label in numbered_pairs(self._rules, self.size, self.seed, "syn")]
+
+    def load(self, spec: SampleSpec) -> Sample:
+        if spec.subject not in SUBJECTS or spec.context not in CONTEXTS:
+            raise DataError(spec.source, f"cannot draw subject {spec.subject!r} in context {spec.context!r}")
+        background, ground = draw_context(spec.context, sample_rng(self.seed, spec.key, "context"), self.image_size)
+        subject_rng = sample_rng(self.seed, spec.key, "subject")
+        scene = render_scene(background, ground, lambda h: draw_subject(spec.subject, subject_rng, h),
+                             sample_rng(self.seed, spec.key, "place"), shadow=self.shadow,
+                             occlusion=self.occlusion, occluder_at=draw_prop)
+        family = self._rules.family(spec.context) if spec.context in self._rules.context_names else None
+        extra = {"family": family, "generator": {**scene.params, "ground": ground.to_json()}}
+        return Sample(key=spec.key, image=scene.image, mask=scene.mask, subject=spec.subject, context=spec.context,
+                      label=spec.label, source=spec.source, extra=extra).validate()
