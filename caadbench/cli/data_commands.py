@@ -33,9 +33,13 @@ def _source(name: str, root: Path | None, seed: int, size: int | None, image_siz
 
 
 def _parts_table(manifest: dict[str, Any]) -> str:
+    from caadbench.data.splits import PARTS
+
     rows = []
     for split in sorted(manifest["splits"]):
-        for part, info in manifest["splits"][split]["parts"].items():
+        parts = manifest["splits"][split]["parts"]
+        for part in [p for p in PARTS if p in parts]:
+            info = parts[part]
             c = manifest["counts"][split][part]
             rows.append((split, part, c["samples"], c["label"]["normal"], c["label"]["anomalous"],
                          len(c["subject"]), len(c["context"]), len(info["shards"])))

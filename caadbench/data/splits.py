@@ -210,8 +210,9 @@ def split_cs(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
              held_out_fraction: float = CS_HELD_OUT_FRACTION, pool_size: int = max(DEFAULT_SHOTS)) -> Split:
     """Cross-subject split: held-out subjects for test, the others for train.
 
-    Each held-out subject reserves ``min(pool_size, n_normal - 1)`` of its normal images (seeded) as its support
-    pool; they are excluded from ``test`` (and from ``train``, which has no held-out subject).
+    Each held-out subject reserves ``min(pool_size, n_normal // 2)`` of its normal images (seeded) as its
+    support pool; they are excluded from ``test`` (and from ``train``, which has no held-out subject), so
+    ``test`` keeps at least half of the subject's normal images.
 
     Raises:
         SplitError: fewer than two subjects, or a subject lacking a normal or anomalous image on its side.
@@ -230,7 +231,7 @@ def split_cs(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
     for subject in sorted(held):
         normals = _by_key(s for s in specs if s.subject == subject and s.label == 0)
         seeded_rng(seed, "cs", "pool", subject).shuffle(normals)
-        take = min(pool_size, max(0, len(normals) - 1))
+        take = min(pool_size, len(normals) // 2)
         pools[subject] = _by_key(normals[:take])
         reserved |= {s.key for s in pools[subject]}
     test = _by_key(s for s in specs if s.subject in held and s.key not in reserved)

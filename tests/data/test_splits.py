@@ -77,7 +77,7 @@ def test_ic_refuses_a_subject_without_anomalous_test_images():
 
 def test_cs_holds_out_subjects_and_reserves_a_support_pool():
     rules = {f"s{i}": (["a", "b"], ["c", "d"]) for i in range(8)}
-    specs = FakeContextual(per_pair=6, rules=rules).specs()
+    specs = FakeContextual(per_pair=8, rules=rules).specs()  # 16 normal images: pool of 8
     split = choose_support(split_cs(specs, 0, pool_size=8), 0)
     held = split.definition["held_out_subjects"]
     assert len(held) == 2  # 25 % of 8
