@@ -8,12 +8,18 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pytest
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
+
+from caadbench.data.sample import Sample
+from caadbench.data.sources.base import Source
+from caadbench.errors import DataError
 
 H, W = 32, 48
 
@@ -28,6 +34,22 @@ def rect(y0: int, y1: int, x0: int, x1: int, h: int = H, w: int = W, value: int 
     m = np.zeros((h, w), dtype=np.uint8)
     m[y0:y1, x0:x1] = value
     return m
+
+
+def with_values(*values: int) -> np.ndarray:
+    """A mask holding 0 and each of ``values`` (a non-binary mask when more than one value is given)."""
+    m = np.zeros((H, W), dtype=np.uint8)
+    for i, v in enumerate(values):
+        m[2 + 4 * i: 6 + 4 * i, 2:20] = v
+    return m
+
+
+BAD_MASKS = [
+    pytest.param(rect(0, 3, 0, 3, h=W, w=H), r"mask size 32x48 differs from image \S+ size 48x32", id="transposed"),
+    pytest.param(with_values(128, 255), r"not binary \(values 0, 128, 255\)", id="0-128-255"),
+    pytest.param(with_values(1, 2), r"not binary \(values 0, 1, 2\)", id="two-labels"),
+]
+"""``(stored mask, expected error)`` for masks every source must refuse at load time."""
 
 
 def save(path: Path, arr: np.ndarray, **kwargs: Any) -> Path:
@@ -215,3 +237,19 @@ def write_json(root: Path, data: dict[str, Any]) -> Path:
     path = root / "annotations.json"
     path.write_text(json.dumps(data))
     return path
+
+
+# ------------------------------------------------------------------ assertions
+def expect_error(call: Callable[[], Any], match: str, *names: str) -> DataError:
+    """Run ``call``; it must raise a :class:`DataError` matching ``match`` whose message names every one of
+    ``names`` (file names, usually)."""
+    with pytest.raises(DataError, match=match) as err:
+        call()
+    for name in names:
+        assert name in str(err.value), f"{name!r} not named in {str(err.value)!r}"
+    return err.value
+
+
+def load_key(source: Source, key: str) -> Sample:
+    """Load the sample of ``source`` whose key is ``key``."""
+    return source.load(next(s for s in source.specs() if s.key == key))

@@ -11,13 +11,21 @@ import numpy as np
 import pytest
 
 from caadbench.data.sources import get_source_class
-from caadbench.data.sources.caad import LAYOUT_FILE, CaadLayout, CaadSource, check_segmentation, decode_segmentation, rle_string_counts
-from caadbench.errors import DataError
+from caadbench.data.sources.caad import (
+    LAYOUT_FILE,
+    CaadLayout,
+    CaadSource,
+    check_segmentation,
+    decode_segmentation,
+    rle_string_counts,
+)
 from tests.data.sources.fixtures import (
     POLYGON,
     H,
     W,
     compressed_rle,
+    expect_error,
+    load_key,
     noise,
     polygon_mask,
     rect,
@@ -108,9 +116,8 @@ def test_rulebook_refuses_a_pair_with_both_labels(caad):
     save(root / "images/cow/pasture_02.png", noise(9))
     source = rewrite(root, written["data"], add_conflict)
     assert len(source.specs()) == 5
-    with pytest.raises(DataError, match="'cow' in context 'pasture' is anomalous here but normal") as err:
-        source.rulebook()
-    assert "pasture_02.png" in str(err.value) and "pasture_01.png" in str(err.value)
+    expect_error(lambda: source.rulebook(), "'cow' in context 'pasture' is anomalous here but normal",
+                 "pasture_02.png", "pasture_01.png")
 
 
 def test_subject_from_category_and_layout_mapping(caad):
@@ -135,9 +142,7 @@ def test_subject_from_category_and_layout_mapping(caad):
                                                 "labels": {"No": 0, "yes": 1}}))
     assert CaadSource(root=root).specs() == specs  # the layout file is read when no layout is passed
     (root / LAYOUT_FILE).write_text(json.dumps({"contxt": "scene"}))
-    with pytest.raises(DataError, match="fields among") as err:
-        CaadSource(root=root)
-    assert LAYOUT_FILE in str(err.value)
+    expect_error(lambda: CaadSource(root=root), "fields among", LAYOUT_FILE)
 
 
 def test_mask_from_all_annotations(caad):
@@ -166,43 +171,30 @@ def test_mask_from_all_annotations(caad):
 ])
 def test_bad_annotations_name_the_json(caad, change, message):
     root, written = caad
-    with pytest.raises(DataError, match=message) as err:
-        rewrite(root, written["data"], change).specs()
-    assert "annotations.json" in str(err.value)
+    expect_error(lambda: rewrite(root, written["data"], change).specs(), message, "annotations.json")
 
 
 def test_invalid_json_and_missing_json(caad):
     root, _ = caad
     (root / "annotations.json").write_text("{")
-    with pytest.raises(DataError, match="not valid JSON") as err:
-        CaadSource(root=root).specs()
-    assert "annotations.json" in str(err.value)
+    expect_error(CaadSource(root=root).specs, "not valid JSON", "annotations.json")
     (root / "annotations.json").unlink()
-    with pytest.raises(DataError, match="annotation file not found") as err:
-        CaadSource(root=root).specs()
-    assert "annotations.json" in str(err.value)
+    expect_error(CaadSource(root=root).specs, "annotation file not found", "annotations.json")
 
 
 def test_missing_image_file(caad):
     root, _ = caad
     (root / "images/car/road_01.png").unlink()
-    with pytest.raises(DataError, match="image file not found") as err:
-        CaadSource(root=root).specs()
-    assert "road_01.png" in str(err.value)
+    expect_error(CaadSource(root=root).specs, "image file not found", "road_01.png")
 
 
 def test_corrupt_image_and_size_mismatch_at_load(caad):
     root, _ = caad
-    source = CaadSource(root=root)
-    specs = {s.key: s for s in source.specs()}
     truncate(root / "images/cow/highway_01.png")
-    with pytest.raises(DataError, match="corrupt") as err:
-        source.load(specs["caad-cow-highway_01"])
-    assert "highway_01.png" in str(err.value)
+    expect_error(lambda: load_key(CaadSource(root=root), "caad-cow-highway_01"), "corrupt", "highway_01.png")
     save(root / "images/car/road_01.png", noise(1, h=H, w=W + 4))
-    with pytest.raises(DataError, match="image is 52x32 but annotations.json says 48x32") as err:
-        source.load(specs["caad-car-road_01"])
-    assert "road_01.png" in str(err.value)
+    expect_error(lambda: load_key(CaadSource(root=root), "caad-car-road_01"),
+                 "image is 52x32 but annotations.json says 48x32", "road_01.png")
 
 
 def test_empty_subject_mask(caad):
@@ -212,10 +204,7 @@ def test_empty_subject_mask(caad):
         data["annotations"][0]["segmentation"] = [[-10.0, -10.0, -5.0, -10.0, -5.0, -5.0]]  # outside the image
 
     source = rewrite(root, written["data"], shrink)
-    spec = next(s for s in source.specs() if s.key == "caad-cow-pasture_01")
-    with pytest.raises(DataError, match="subject mask is empty") as err:
-        source.load(spec)
-    assert "pasture_01.png" in str(err.value)
+    expect_error(lambda: load_key(source, "caad-cow-pasture_01"), "subject mask is empty", "pasture_01.png")
 
 
 def test_dotted_name_sanitised_and_collision_refused(caad):
@@ -227,9 +216,7 @@ def test_dotted_name_sanitised_and_collision_refused(caad):
 
     save(root / "images/car/road.01.png", noise(5))
     source = rewrite(root, written["data"], twin)
-    with pytest.raises(DataError, match="duplicate sample key 'caad-car-road_01'") as err:
-        source.specs()
-    assert "road.01.png" in str(err.value) and "road_01.png" in str(err.value)
+    expect_error(lambda: source.specs(), "duplicate sample key 'caad-car-road_01'", "road.01.png", "road_01.png")
     (root / "images/car/road_01.png").rename(root / "images/car/road-01.png")
     data = json.loads((root / "annotations.json").read_text())
     data["images"][2]["file_name"] = "car/road-01.png"
@@ -240,6 +227,4 @@ def test_dotted_name_sanitised_and_collision_refused(caad):
 
 def test_empty_source(tmp_path):
     write_json(tmp_path, {"images": [], "annotations": [], "categories": []})
-    with pytest.raises(DataError, match="empty source") as err:
-        CaadSource(root=tmp_path).specs()
-    assert "annotations.json" in str(err.value)
+    expect_error(CaadSource(root=tmp_path).specs, "empty source", "annotations.json")

@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import pickle
+import shutil
 
 import numpy as np
 import pytest
 
 from caadbench.data.sources import get_source_class
 from caadbench.data.sources.folder import FolderSource
-from caadbench.errors import DataError
-from tests.data.sources.fixtures import H, W, noise, rect, save, truncate, write_folder
+from tests.data.sources.fixtures import (
+    BAD_MASKS,
+    H,
+    W,
+    expect_error,
+    load_key,
+    noise,
+    rect,
+    save,
+    truncate,
+    write_folder,
+)
 
 
 @pytest.fixture()
@@ -55,69 +66,35 @@ def test_registered():
 def test_missing_mask(folder):
     root, _ = folder
     (root / "mask/a2.png").unlink()
-    with pytest.raises(DataError, match="missing mask") as err:
-        FolderSource(root=root).specs()
-    assert "a2.png" in str(err.value)
+    expect_error(FolderSource(root=root).specs, "missing mask", "abnormal/a2.png")
 
 
 def test_missing_mask_folder(folder):
     root, _ = folder
-    for p in (root / "mask").iterdir():
-        p.unlink()
-    (root / "mask").rmdir()
-    with pytest.raises(DataError, match="mask folder not found") as err:
-        FolderSource(root=root).specs()
-    assert "mask" in str(err.value)
+    shutil.rmtree(root / "mask")
+    expect_error(FolderSource(root=root).specs, "mask folder not found", str(root / "mask"))
 
 
 def test_ambiguous_mask(folder):
     root, _ = folder
     save(root / "mask/a1.png", rect(0, 3, 0, 3))
-    with pytest.raises(DataError, match="ambiguous mask: a1_mask.png, a1.png") as err:
-        FolderSource(root=root).specs()
-    assert "abnormal/a1.png" in str(err.value)
+    expect_error(FolderSource(root=root).specs, "ambiguous mask: a1_mask.png, a1.png", "abnormal/a1.png")
 
 
-def test_corrupt_image(folder):
+@pytest.mark.parametrize("bad", [truncate, lambda p: p.write_text("not a png")], ids=["truncated", "text"])
+def test_corrupt_image(folder, bad):
     root, _ = folder
-    truncate(root / "normal/n1.png")
-    source = FolderSource(root=root)
-    spec = next(s for s in source.specs() if s.key.endswith("-n1"))
-    with pytest.raises(DataError, match="corrupt") as err:
-        source.load(spec)
-    assert "n1.png" in str(err.value)
+    bad(root / "normal/n1.png")
+    expect_error(lambda: load_key(FolderSource(root=root), "folder-hazelnut-test-normal-n1"), "corrupt",
+                 "normal/n1.png")
 
 
-def test_not_an_image(folder):
+@pytest.mark.parametrize("mask, message", BAD_MASKS)
+def test_bad_mask(folder, mask, message):
     root, _ = folder
-    (root / "normal/n3.png").write_text("not a png")
-    source = FolderSource(root=root)
-    spec = next(s for s in source.specs() if s.key.endswith("-n3"))
-    with pytest.raises(DataError, match="corrupt") as err:
-        source.load(spec)
-    assert "n3.png" in str(err.value)
-
-
-def test_mask_size_differs(folder):
-    root, _ = folder
-    save(root / "mask/a2.png", rect(0, 3, 0, 3, h=W, w=H))  # transposed
-    source = FolderSource(root=root)
-    spec = next(s for s in source.specs() if s.key.endswith("-a2"))
-    with pytest.raises(DataError, match="mask size 32x48 differs from image a2.png size 48x32") as err:
-        source.load(spec)
-    assert "mask/a2.png" in str(err.value)
-
-
-def test_non_binary_mask(folder):
-    root, _ = folder
-    mask = rect(0, 10, 0, 10)
-    mask[0:3, 0:3] = 128  # 0 / 128 / 255
     save(root / "mask/a2.png", mask)
-    source = FolderSource(root=root)
-    spec = next(s for s in source.specs() if s.key.endswith("-a2"))
-    with pytest.raises(DataError, match=r"not binary \(values 0, 128, 255\)") as err:
-        source.load(spec)
-    assert "mask/a2.png" in str(err.value)
+    expect_error(lambda: load_key(FolderSource(root=root), "folder-hazelnut-test-abnormal-a2"), message,
+                 "mask/a2.png")
 
 
 def test_dotted_and_spaced_names(folder):
@@ -132,17 +109,14 @@ def test_duplicate_keys_after_sanitising(folder):
     root, _ = folder
     save(root / "normal/x.1.png", noise(1))
     save(root / "normal/x_1.png", noise(2))
-    with pytest.raises(DataError, match="duplicate sample key 'folder-hazelnut-test-normal-x_1'") as err:
-        FolderSource(root=root).specs()
-    assert "x.1.png" in str(err.value) and "x_1.png" in str(err.value)
+    expect_error(FolderSource(root=root).specs, "duplicate sample key 'folder-hazelnut-test-normal-x_1'",
+                 "x.1.png", "x_1.png")
 
 
 def test_same_stem_twice_is_a_duplicate(folder):
     root, _ = folder
     save(root / "normal/n1.bmp", noise(3))
-    with pytest.raises(DataError, match="duplicate sample key") as err:
-        FolderSource(root=root).specs()
-    assert "n1.bmp" in str(err.value) and "n1.png" in str(err.value)
+    expect_error(FolderSource(root=root).specs, "duplicate sample key", "n1.bmp", "n1.png")
 
 
 def test_empty_source(tmp_path):
@@ -150,12 +124,8 @@ def test_empty_source(tmp_path):
         (tmp_path / d).mkdir()
     (tmp_path / "normal" / "notes.txt").write_text("no images here")
     (tmp_path / "normal" / ".DS_Store").write_bytes(b"\0")
-    with pytest.raises(DataError, match="empty source") as err:
-        FolderSource(root=tmp_path).specs()
-    assert str(tmp_path) in str(err.value)
+    expect_error(FolderSource(root=tmp_path).specs, "empty source", str(tmp_path))
 
 
 def test_no_folders(tmp_path):
-    with pytest.raises(DataError, match="neither a 'normal' nor an 'abnormal' folder") as err:
-        FolderSource(root=tmp_path).specs()
-    assert str(tmp_path) in str(err.value)
+    expect_error(FolderSource(root=tmp_path).specs, "neither a 'normal' nor an 'abnormal' folder", str(tmp_path))

@@ -9,8 +9,17 @@ import pytest
 
 from caadbench.data.sources import get_source_class
 from caadbench.data.sources.mvtec import MVTecSource
-from caadbench.errors import DataError
-from tests.data.sources.fixtures import H, W, noise, rect, save, truncate, write_mvtec
+from tests.data.sources.fixtures import (
+    BAD_MASKS,
+    H,
+    W,
+    expect_error,
+    load_key,
+    noise,
+    save,
+    truncate,
+    write_mvtec,
+)
 
 
 @pytest.fixture()
@@ -50,8 +59,7 @@ def test_category_filter(tree):
     root, _ = tree
     specs = MVTecSource(root=root, categories=["metal_nut"]).specs()
     assert {s.subject for s in specs} == {"metal_nut"} and len(specs) == 5
-    with pytest.raises(DataError, match="unknown category zipper"):
-        MVTecSource(root=root, categories=["zipper"]).specs()
+    expect_error(MVTecSource(root=root, categories=["zipper"]).specs, "unknown category zipper", str(root))
 
 
 def test_registered():
@@ -61,41 +69,21 @@ def test_registered():
 def test_missing_mask_names_the_image(tree):
     root, _ = tree
     (root / "bottle/ground_truth/contamination/001_mask.png").unlink()
-    with pytest.raises(DataError, match="missing mask") as err:
-        MVTecSource(root=root).specs()
-    assert "contamination/001.png" in str(err.value)
+    expect_error(MVTecSource(root=root).specs, "missing mask", "contamination/001.png")
 
 
 def test_corrupt_image_fails_at_load(tree):
     root, _ = tree
     truncate(root / "bottle/test/good/000.png")
-    source = MVTecSource(root=root)
-    spec = next(s for s in source.specs() if s.key == "mvtec-bottle-test-good-000")
-    with pytest.raises(DataError, match="corrupt") as err:
-        source.load(spec)
-    assert "good/000.png" in str(err.value)
+    expect_error(lambda: load_key(MVTecSource(root=root), "mvtec-bottle-test-good-000"), "corrupt", "good/000.png")
 
 
-def test_mask_of_other_size(tree):
+@pytest.mark.parametrize("mask, message", BAD_MASKS)
+def test_bad_mask(tree, mask, message):
     root, _ = tree
-    save(root / "metal_nut/ground_truth/scratch/000_mask.png", rect(0, 4, 0, 4, h=H, w=W + 2))
-    source = MVTecSource(root=root)
-    spec = next(s for s in source.specs() if s.key == "mvtec-metal_nut-test-scratch-000")
-    with pytest.raises(DataError, match="differs from image") as err:
-        source.load(spec)
-    assert "000_mask.png" in str(err.value)
-
-
-def test_non_binary_mask(tree):
-    root, _ = tree
-    mask = rect(0, 10, 0, 10)
-    mask[0:5, 0:5] = 128
-    save(root / "bottle/ground_truth/broken_large/000_mask.png", mask)
-    source = MVTecSource(root=root)
-    spec = next(s for s in source.specs() if s.key == "mvtec-bottle-test-broken_large-000")
-    with pytest.raises(DataError, match="not binary") as err:
-        source.load(spec)
-    assert "000_mask.png" in str(err.value)
+    save(root / "metal_nut/ground_truth/scratch/000_mask.png", mask)
+    expect_error(lambda: load_key(MVTecSource(root=root), "mvtec-metal_nut-test-scratch-000"), message,
+                 "scratch/000_mask.png")
 
 
 def test_dotted_names_are_sanitised_and_collisions_refused(tree):
@@ -104,27 +92,19 @@ def test_dotted_names_are_sanitised_and_collisions_refused(tree):
     keys = [s.key for s in MVTecSource(root=root).specs()]
     assert "mvtec-bottle-train-good-img_v2" in keys
     save(root / "bottle/train/good/img_v2.png", noise(2))
-    with pytest.raises(DataError, match="duplicate sample key") as err:
-        MVTecSource(root=root).specs()
-    assert "img.v2.png" in str(err.value) and "img_v2.png" in str(err.value)
+    expect_error(MVTecSource(root=root).specs, "duplicate sample key", "img.v2.png", "img_v2.png")
 
 
 def test_train_defect_folder_refused(tree):
     root, _ = tree
     save(root / "bottle/train/scratch/000.png", noise(3))
-    with pytest.raises(DataError, match="only 'good'") as err:
-        MVTecSource(root=root).specs()
-    assert "train/scratch" in str(err.value)
+    expect_error(MVTecSource(root=root).specs, "only 'good'", "train/scratch")
 
 
 def test_empty_source(tmp_path):
     (tmp_path / "bottle/train/good").mkdir(parents=True)
-    with pytest.raises(DataError, match="empty source") as err:
-        MVTecSource(root=tmp_path).specs()
-    assert str(tmp_path) in str(err.value)
+    expect_error(MVTecSource(root=tmp_path).specs, "empty source", str(tmp_path))
 
 
 def test_missing_root(tmp_path):
-    with pytest.raises(DataError, match="not found") as err:
-        MVTecSource(root=tmp_path / "nope")
-    assert "nope" in str(err.value)
+    expect_error(lambda: MVTecSource(root=tmp_path / "nope"), "not found", "nope")

@@ -10,8 +10,17 @@ import pytest
 
 from caadbench.data.sources import get_source_class
 from caadbench.data.sources.visa import VisASource
-from caadbench.errors import DataError
-from tests.data.sources.fixtures import H, W, rect, save, truncate, write_visa, write_visa_csv
+from tests.data.sources.fixtures import (
+    BAD_MASKS,
+    H,
+    W,
+    expect_error,
+    load_key,
+    save,
+    truncate,
+    write_visa,
+    write_visa_csv,
+)
 
 
 @pytest.fixture()
@@ -52,9 +61,7 @@ def test_load_reads_jpeg_and_palette_masks(visa):
 def test_category_filter(visa):
     root, _ = visa
     assert {s.subject for s in VisASource(root=root, categories=["candle"]).specs()} == {"candle"}
-    with pytest.raises(DataError, match="unknown category pcb9") as err:
-        VisASource(root=root, categories=["pcb9"]).specs()
-    assert "1cls.csv" in str(err.value)
+    expect_error(VisASource(root=root, categories=["pcb9"]).specs, "unknown category pcb9", "1cls.csv")
 
 
 def test_registered():
@@ -70,17 +77,13 @@ def test_bad_cells_name_the_csv_line(visa, field, value, message):
     table = rows(root)
     table[3][field] = value
     write_visa_csv(root, table)
-    with pytest.raises(DataError, match=message) as err:
-        VisASource(root=root).specs()
-    assert "1cls.csv:5" in str(err.value)
+    expect_error(VisASource(root=root).specs, message, "1cls.csv:5")
 
 
 def test_missing_column(visa):
     root, _ = visa
     write_visa_csv(root, rows(root), columns=("object", "split", "label", "image"))
-    with pytest.raises(DataError, match="missing column") as err:
-        VisASource(root=root).specs()
-    assert "1cls.csv" in str(err.value)
+    expect_error(VisASource(root=root).specs, "missing column", "1cls.csv")
 
 
 def test_missing_mask(visa):
@@ -89,45 +92,34 @@ def test_missing_mask(visa):
     anomaly = next(r for r in table if r["label"] == "anomaly")
     anomaly["mask"] = ""
     write_visa_csv(root, table)
-    with pytest.raises(DataError, match="missing mask path") as err:
-        VisASource(root=root).specs()
-    assert "1cls.csv:5" in str(err.value)  # header is line 1, the first anomaly row is line 5
+    expect_error(VisASource(root=root).specs, "missing mask path", "1cls.csv:5")  # header is line 1
 
 
 def test_missing_mask_file(visa):
     root, _ = visa
     (root / "candle/Data/Masks/Anomaly/001.png").unlink()
-    with pytest.raises(DataError, match="mask file not found") as err:
-        VisASource(root=root).specs()
-    assert "Masks/Anomaly/001.png" in str(err.value)
+    expect_error(VisASource(root=root).specs, "mask file not found", "candle/Data/Masks/Anomaly/001.png")
 
 
 def test_missing_image_file(visa):
     root, _ = visa
     (root / "candle/Data/Images/Normal/0002.JPG").unlink()
-    with pytest.raises(DataError, match="image file not found") as err:
-        VisASource(root=root).specs()
-    assert "Normal/0002.JPG" in str(err.value)
+    expect_error(VisASource(root=root).specs, "image file not found", "candle/Data/Images/Normal/0002.JPG")
 
 
-def test_corrupt_image_mask_size_and_non_binary_mask(visa):
+def test_corrupt_image(visa):
     root, _ = visa
-    source = VisASource(root=root)
-    specs = {s.key: s for s in source.specs()}
     truncate(root / "candle/Data/Images/Anomaly/000.JPG")
-    with pytest.raises(DataError, match="corrupt") as err:
-        source.load(specs["visa-candle-test-anomaly-000"])
-    assert "Anomaly/000.JPG" in str(err.value)
-    save(root / "candle/Data/Masks/Anomaly/001.png", rect(0, 4, 0, 4, h=H + 1))
-    with pytest.raises(DataError, match="differs from image") as err:
-        source.load(specs["visa-candle-test-anomaly-001"])
-    assert "Masks/Anomaly/001.png" in str(err.value)
-    mask = rect(0, 4, 0, 4, value=1)
-    mask[10, 10] = 2  # two labels in one mask
+    expect_error(lambda: load_key(VisASource(root=root), "visa-candle-test-anomaly-000"), "corrupt",
+                 "candle/Data/Images/Anomaly/000.JPG")
+
+
+@pytest.mark.parametrize("mask, message", BAD_MASKS)
+def test_bad_mask(visa, mask, message):
+    root, _ = visa
     save(root / "pipe_fryum/Data/Masks/Anomaly/000.png", mask)
-    with pytest.raises(DataError, match="not binary") as err:
-        source.load(specs["visa-pipe_fryum-test-anomaly-000"])
-    assert "pipe_fryum/Data/Masks/Anomaly/000.png" in str(err.value)
+    expect_error(lambda: load_key(VisASource(root=root), "visa-pipe_fryum-test-anomaly-000"), message,
+                 "pipe_fryum/Data/Masks/Anomaly/000.png")
 
 
 def test_duplicate_keys_after_sanitising(visa):
@@ -138,16 +130,11 @@ def test_duplicate_keys_after_sanitising(visa):
     table.append({**table[2], "image": "candle/Data/Images/Normal/00_02.JPG"})
     save(root / "candle/Data/Images/Normal/00_02.JPG", np.zeros((H, W, 3), np.uint8), format="JPEG")
     write_visa_csv(root, table)
-    with pytest.raises(DataError, match="duplicate sample key 'visa-candle-test-normal-00_02'") as err:
-        VisASource(root=root).specs()
-    assert "00_02.JPG" in str(err.value) and "00 02.JPG" in str(err.value)
+    expect_error(VisASource(root=root).specs, "duplicate sample key 'visa-candle-test-normal-00_02'",
+                 "00_02.JPG", "00 02.JPG")
 
 
 def test_empty_csv_and_missing_csv(tmp_path):
-    with pytest.raises(DataError, match="split file not found") as err:
-        VisASource(root=tmp_path).specs()
-    assert "1cls.csv" in str(err.value)
+    expect_error(VisASource(root=tmp_path).specs, "split file not found", "1cls.csv")
     write_visa_csv(tmp_path, [])
-    with pytest.raises(DataError, match="empty source") as err:
-        VisASource(root=tmp_path).specs()
-    assert "1cls.csv" in str(err.value)
+    expect_error(VisASource(root=tmp_path).specs, "empty source", "1cls.csv")
