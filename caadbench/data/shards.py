@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from caadbench import __version__, errors
 from caadbench.data.imageio import decode_png, encode_png
+from caadbench.data.rulebook import Rulebook
 from caadbench.data.sample import Sample
 from caadbench.data.sources.base import SampleSpec, Source
 from caadbench.data.splits import (DEFAULT_SHOTS, DEFAULT_SUPPORT_SEEDS, PARTS, Split, make_splits,
@@ -255,8 +256,10 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
     out = Path(out)
     where = _source_where(source)
     specs = list(source.specs())
+    rulebook = source.rulebook()
+    families = dict(Rulebook.from_dict(rulebook, f"{where} (rulebook)").contexts) if rulebook else None
     built = make_splits(specs, source.kind, splits, seed=seed, shots=shots, support_seeds=support_seeds,
-                        where=where)
+                        where=where, families=families)
     parts = {name: split.parts() for name, split in built.items()}
     needed = {s.key: s for by_part in parts.values() for specs_ in by_part.values() for s in specs_}
     todo = [needed[k] for k in sorted(needed)]
@@ -272,7 +275,7 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
                     for part in PARTS:
                         shards += _write_part(tmp, name, part, parts[name][part], staging, max_shard_samples, bar)
             shutil.rmtree(staging)
-            manifest = _manifest(source, specs, built, parts, shards, sizes, seed, max_shard_samples)
+            manifest = _manifest(source, rulebook, specs, built, parts, shards, sizes, seed, max_shard_samples)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
                                         encoding="utf-8")
         except OSError as exc:
@@ -280,7 +283,7 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
     return manifest
 
 
-def _manifest(source: Source, specs: list[SampleSpec], built: dict[str, Split],
+def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[SampleSpec], built: dict[str, Split],
               parts: dict[str, dict[str, list[SampleSpec]]], shards: list[dict[str, Any]],
               sizes: dict[str, tuple[int, int]], seed: int, max_shard_samples: int) -> dict[str, Any]:
     uniform, size_counts = _image_size(sizes)
@@ -299,7 +302,7 @@ def _manifest(source: Source, specs: list[SampleSpec], built: dict[str, Split],
         "created_by": f"caadbench {__version__}",
         "kind": source.kind,
         "source": source.describe(),
-        "rulebook": source.rulebook(),
+        "rulebook": rulebook,
         "fingerprint": source.fingerprint(specs),
         "seed": seed,
         "image_size": uniform,

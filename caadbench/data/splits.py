@@ -22,7 +22,7 @@ from __future__ import annotations
 import hashlib
 import random
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -131,19 +131,49 @@ def _require_both_labels(name: str, side: str, specs: Sequence[SampleSpec], subj
                                         f"of split {name}")
 
 
+def _hold_out(contexts: list[str], families: Mapping[str, str], rng: random.Random,
+              fraction: float) -> list[str]:
+    """Choose the unseen contexts among ``contexts`` (all of one subject and one role).
+
+    Only a context with a relative (same family) that stays seen is a candidate, at most all but one per
+    family, taken round-robin over families in seeded order; without any candidate, contexts are drawn freely.
+    The target is ``fraction`` of the contexts, at least one, leaving at least one seen.
+    """
+    target = min(len(contexts) - 1, max(1, int(len(contexts) * fraction)))
+    groups: dict[str, list[str]] = defaultdict(list)
+    for c in sorted(contexts):
+        groups[families.get(c, c)].append(c)
+    rounds: list[list[str]] = []
+    for family in sorted(groups):
+        members = groups[family]
+        rng.shuffle(members)
+        rounds.append(members[1:])  # members[0] stays seen
+    rng.shuffle(rounds)
+    candidates = [r[i] for i in range(max(map(len, rounds))) for r in rounds if i < len(r)]
+    if not candidates:
+        candidates = sorted(contexts)
+        rng.shuffle(candidates)
+    return candidates[:target]
+
+
 def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
-             unseen_fraction: float = CC_UNSEEN_FRACTION) -> Split:
+             families: Mapping[str, str] | None = None, unseen_fraction: float = CC_UNSEEN_FRACTION) -> Split:
     """Cross-context split: seen contexts for train/support, unseen contexts for test.
+
+    Args:
+        families: ``{context: family}`` from the rulebook; when given, a context is held out only if a
+            relative with the same role for that subject stays seen (where the subject has such pairs).
 
     Raises:
         SplitError: a subject has fewer than two normal or two anomalous contexts.
     """
+    families = dict(families or {})
     roles = _context_roles(specs)
     sides: dict[str, dict[str, list[str]]] = {}
+    orphans: dict[str, list[str]] = {}
     unseen_of: dict[str, set[str]] = {}
     for subject, ctx_roles in roles.items():
         rng = seeded_rng(seed, "cc", subject)
-        seen: list[str] = []
         unseen: list[str] = []
         for word in ("normal", "anomalous"):
             contexts = sorted(c for c, r in ctx_roles.items() if r == word)
@@ -152,11 +182,13 @@ def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
                 have = f"has {len(contexts)}" + (f": {contexts[0]!r}" if contexts else "")
                 raise SplitError(where, f"subject {subject!r} has no {word} context on the {side} side of split "
                                         f"cc (needs at least 2 {word} contexts, {have})")
-            rng.shuffle(contexts)
-            n_unseen = min(len(contexts) - 1, max(1, int(len(contexts) * unseen_fraction)))
-            unseen += contexts[:n_unseen]
-            seen += contexts[n_unseen:]
-        sides[subject] = {"seen": sorted(seen), "unseen": sorted(unseen)}
+            held = _hold_out(contexts, families, rng, unseen_fraction)
+            unseen += held
+            kept = {families.get(c, c) for c in contexts if c not in held}
+            orphans_here = [c for c in held if families.get(c, c) not in kept]
+            if orphans_here:
+                orphans.setdefault(subject, []).extend(sorted(orphans_here))
+        sides[subject] = {"seen": sorted(set(ctx_roles) - set(unseen)), "unseen": sorted(unseen)}
         unseen_of[subject] = set(unseen)
     train = _by_key(s for s in specs if s.context not in unseen_of[s.subject])
     test = _by_key(s for s in specs if s.context in unseen_of[s.subject])
@@ -169,6 +201,8 @@ def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
         "unseen_fraction": unseen_fraction,
         "context_sides": sides,
         "context_roles": roles,
+        "families": {c: families[c] for c in sorted(families)} or None,
+        "unseen_without_seen_relative": orphans,
     }
     return Split("cc", train, test, pools, definition)
 
@@ -321,8 +355,11 @@ def applicable_splits(kind: SourceKind) -> tuple[str, ...]:
 
 def make_splits(specs: Sequence[SampleSpec], kind: SourceKind, names: Sequence[str] | None = None, *,
                 seed: int = 0, shots: Sequence[int] = DEFAULT_SHOTS,
-                support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS, where: str = "source") -> dict[str, Split]:
+                support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS, where: str = "source",
+                families: Mapping[str, str] | None = None) -> dict[str, Split]:
     """Build the requested splits (default: all that apply to ``kind``) with their support keys.
+
+    ``families`` (``{context: family}``, from the rulebook) steers which contexts ``cc`` holds out.
 
     Raises:
         DataError: empty source, invalid or duplicate keys.
@@ -339,7 +376,10 @@ def make_splits(specs: Sequence[SampleSpec], kind: SourceKind, names: Sequence[s
         raise SplitError(where, "no split requested")
     out = {}
     for name in sorted(set(names)):
-        split = SPLITTERS[name](specs, seed, where=where)
+        if name == "cc":
+            split = split_cc(specs, seed, where=where, families=families)
+        else:
+            split = SPLITTERS[name](specs, seed, where=where)
         out[name] = choose_support(split, seed, shots, support_seeds)
     return out
 

@@ -15,6 +15,8 @@ from caadbench.data.sources.base import SampleSpec, Source
 SUBJECTS = {"red": (220, 30, 30), "blue": (30, 30, 220), "yellow": (230, 220, 40)}
 CONTEXTS = {"grass": (40, 160, 40), "sand": (210, 190, 120), "road": (90, 90, 90), "water": (30, 90, 200),
             "snow": (245, 245, 250), "night": (15, 15, 40)}
+FAMILIES = {"grass": "outdoor", "sand": "outdoor", "snow": "outdoor", "road": "urban", "night": "urban",
+            "water": "water"}
 # subject -> (normal contexts, anomalous contexts)
 RULES = {
     "red": (["grass", "sand", "snow"], ["road", "water"]),
@@ -66,8 +68,13 @@ class FakeContextual(Source):
         return Sample(key=spec.key, image=image, mask=mask, subject=spec.subject, context=spec.context,
                       label=spec.label, source=spec.source, extra={"i": spec.payload.get("i")})
 
-    def rulebook(self) -> dict:
-        return {subj: {"normal": n, "anomalous": a} for subj, (n, a) in sorted(self.rules.items())}
+    def rulebook(self) -> dict | None:
+        if not self.rules:
+            return None
+        used = sorted({c for n, a in self.rules.values() for c in n + a})
+        return {"format": "caadbench-rulebook/1", "subjects": sorted(self.rules),
+                "contexts": {c: FAMILIES.get(c, c) for c in used},
+                "rules": {subj: {"normal": n, "anomalous": a} for subj, (n, a) in sorted(self.rules.items())}}
 
     def describe(self) -> dict:
         return {"name": self.name, "kind": self.kind, "seed": self.seed, "per_pair": self.per_pair,

@@ -154,3 +154,19 @@ def test_split_must_apply_to_kind():
         make_splits(SPECS, "contextual", ["std"])
     with pytest.raises(SplitError, match="split 'cc' does not apply to industrial sources"):
         make_splits(FakeIndustrial().specs(), "industrial", ["cc"])
+
+
+def test_cc_holds_out_contexts_with_a_seen_relative():
+    from tests.data.fake_sources import FAMILIES
+
+    for seed in range(6):
+        d = split_cc(SPECS, seed, families=FAMILIES).definition
+        for subject, ctx_roles in d["context_roles"].items():
+            seen = d["context_sides"][subject]["seen"]
+            for context in d["context_sides"][subject]["unseen"]:
+                role, family = ctx_roles[context], FAMILIES[context]
+                relatives = [c for c, r in ctx_roles.items() if r == role and FAMILIES[c] == family and c != context]
+                has_seen_relative = any(c in seen for c in relatives)
+                assert has_seen_relative == (context not in d["unseen_without_seen_relative"].get(subject, []))
+                if relatives:  # a role with a family pair never holds out a context that has no seen relative
+                    assert has_seen_relative, (seed, subject, context)
