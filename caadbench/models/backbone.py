@@ -291,11 +291,15 @@ class ClipBackbone(nn.Module):
         """``(B, D)`` image embeddings from ``(B, 3, S, S)`` images in [0, 1]."""
         return self.model.encode_image(self.normalize(images), normalize=normalize)
 
-    def project_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
-        """Map ``(..., C)`` transformer tokens into the joint space ``(..., D)`` (final norm, projection)."""
+    def project_tokens(self, tokens: torch.Tensor, projection: bool = True) -> torch.Tensor:
+        """Map ``(..., C)`` transformer tokens into the joint space ``(..., D)`` (final norm, projection).
+
+        With ``projection=False`` only the final LayerNorm is applied: ``(..., C)``, the penultimate
+        representation that the projection consumes (WinCLIP+'s patch memory).
+        """
         visual = self.model.visual
         out = visual.ln_post(tokens)
-        return out @ visual.proj if visual.proj is not None else out
+        return out @ visual.proj if projection and visual.proj is not None else out
 
     def image_tokens(self, images: torch.Tensor, layers: Sequence[int], project: bool = True) -> ImageTokens:
         """Class and patch tokens of the given blocks (0-based; negative counts from the end).

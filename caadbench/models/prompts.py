@@ -112,7 +112,7 @@ class PromptEnsemble:
 
 WINCLIP_PROMPTS = PromptSet(NORMAL_STATES, ANOMALOUS_STATES, TEMPLATES)
 CONTEXT_PROMPTS = PromptSet(CONTEXT_NORMAL_STATES, CONTEXT_ANOMALOUS_STATES, CONTEXT_TEMPLATES)
-TWO_PROMPTS = PromptSet(("normal {}",), ("anomalous {}",), ("a photo of a {}.",))
+TWO_PROMPTS = PromptSet(("a normal {}",), ("an anomalous {}",), ("a photo of {}.",))  # "a photo of an anomalous cow."
 
 PROMPT_SETS: dict[str, PromptSet | PromptEnsemble] = {
     "two": TWO_PROMPTS,

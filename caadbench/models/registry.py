@@ -66,7 +66,17 @@ class ModelSpec:
         return self.cls.config_cls.from_dict(values)
 
     def build(self, backbone=None, **overrides: Any) -> AnomalyModel:
-        """Construct the model; ``backbone`` lets several models share one frozen backbone."""
+        """Construct the model; ``backbone`` lets several models share one frozen backbone.
+
+        ``backbone`` may also be an architecture name (``create_model("winclip", backbone="caad-tiny")``): it is
+        then the config's ``backbone`` option. A shared backbone instance sets the config's architecture and
+        image size, so the saved config says what actually ran.
+        """
+        if isinstance(backbone, str):
+            overrides["backbone"], backbone = backbone, None
+        elif backbone is not None:
+            overrides.setdefault("backbone", backbone.identity.arch)
+            overrides.setdefault("image_size", backbone.identity.image_size)
         model = self.cls(self.make_config(**overrides), backbone=backbone)
         model.name = self.name
         model.learning = self.learning
