@@ -211,19 +211,25 @@ def split_ic(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
              test_fraction: float = IC_TEST_FRACTION) -> Split:
     """In-context split: per (subject, context), a seeded ``test_fraction`` of images to test, the rest to train.
 
-    A group of one image goes to train. Raises:
+    Each group of at least two images puts at least one on each side. The images of single-image groups are
+    pooled per (subject, label) and divided the same way, so small sets still have both labels on both sides.
+
+    Raises:
         SplitError: a subject lacks a normal or an anomalous image on one side.
     """
     groups: dict[tuple[str, str], list[SampleSpec]] = defaultdict(list)
     for s in specs:
         groups[(s.subject, s.context)].append(s)
+    for (subject, context), members in list(groups.items()):
+        if len(members) == 1:
+            del groups[(subject, context)]
+            groups[(subject, f"single images, label {members[0].label}")].extend(members)
     train: list[SampleSpec] = []
     test: list[SampleSpec] = []
-    for (subject, context), members in sorted(groups.items()):
+    for (subject, group), members in sorted(groups.items()):
         members = _by_key(members)
-        seeded_rng(seed, "ic", subject, context).shuffle(members)
-        n_test = round(len(members) * test_fraction)
-        n_test = min(len(members) - 1, max(1, n_test)) if len(members) > 1 else 0
+        seeded_rng(seed, "ic", subject, group).shuffle(members)
+        n_test = min(len(members) - 1, max(1, round(len(members) * test_fraction))) if len(members) > 1 else 0
         test += members[:n_test]
         train += members[n_test:]
     train, test = _by_key(train), _by_key(test)

@@ -69,8 +69,16 @@ def test_ic_same_contexts_disjoint_images_stratified():
     assert split.definition["context_sides"]["red"]["unseen"] == []
 
 
-def test_ic_refuses_a_subject_without_anomalous_test_images():
-    specs = FakeContextual(per_pair=1).specs()  # one image per pair: everything goes to train
+def test_ic_pools_single_images_per_subject_and_label():
+    split = split_ic(FakeContextual(per_pair=1).specs(), 0)  # one image per (subject, context)
+    for subject, (normal, anomalous) in RULES.items():
+        for label, contexts in ((0, normal), (1, anomalous)):
+            n_test = sum(s.subject == subject and s.label == label for s in split.test)
+            assert n_test == min(len(contexts) - 1, max(1, round(len(contexts) * 0.4)))
+
+
+def test_ic_refuses_a_subject_with_a_single_normal_image():
+    specs = FakeContextual(per_pair=1, rules=dict(RULES, blue=(["water"], ["grass", "road"]))).specs()
     with pytest.raises(SplitError, match="subject 'blue' has no normal context on the test side of split ic"):
         split_ic(specs, 0)
 
