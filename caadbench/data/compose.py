@@ -59,22 +59,28 @@ class Layer:
         return Layer(np.ascontiguousarray(self.rgb[:, ::-1]), np.ascontiguousarray(self.mask[:, ::-1]))
 
     def resized(self, height: int, width: int | None = None) -> Layer:
-        """Scaled to ``height`` pixels (width keeps the aspect unless given): colour bilinear (box filter when
-        shrinking a lot), mask by thresholding the resampled coverage at one half."""
+        """Scaled to ``height`` pixels (width keeps the aspect unless given).
+
+        Colour is resampled premultiplied by coverage (antialiased bilinear), so the pixels around the
+        object never bleed into its edge; the mask is the resampled coverage thresholded at one half.
+        """
         height = max(1, int(height))
         if width is None:
             width = max(1, round(self.width * height / self.height))
         if (height, width) == self.mask.shape:
             return self
-        rgb = np.asarray(Image.fromarray(self.rgb).resize((width, height), Image.BILINEAR, reducing_gap=2.0))
-        cover = Image.fromarray(self.mask.astype(np.uint8) * 255).resize((width, height), Image.BILINEAR,
-                                                                          reducing_gap=2.0)
-        mask = np.asarray(cover) > 127
-        if not mask.any():  # a sliver that vanished: keep its brightest-coverage pixel
-            flat = np.asarray(cover).argmax()
-            mask = np.zeros((height, width), bool)
-            mask.flat[flat] = True
-        return Layer(np.ascontiguousarray(rgb), mask)
+        cov = self.mask.astype(np.float32)
+
+        def resample(a: np.ndarray) -> np.ndarray:
+            return np.asarray(Image.fromarray(a, "F").resize((width, height), Image.BILINEAR), dtype=np.float32)
+
+        c = resample(cov)
+        prem = np.stack([resample(self.rgb[..., k].astype(np.float32) * cov) for k in range(3)], axis=-1)
+        rgb = np.clip(prem / np.maximum(c, 1e-6)[..., None] + 0.5, 0, 255).astype(np.uint8)
+        mask = c > 0.5
+        if not mask.any():  # a sliver that vanished: keep its best-covered pixel
+            mask.flat[int(c.argmax())] = True
+        return Layer(rgb, mask)
 
 
 @dataclass(frozen=True)

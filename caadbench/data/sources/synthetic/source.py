@@ -8,7 +8,6 @@ plays no part in drawing.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +15,7 @@ from caadbench.data.compose import render_scene, sample_rng
 from caadbench.data.rulebook import Rulebook, spread_over_pairs
 from caadbench.data.sample import Sample, validate_key
 from caadbench.data.sources.base import SampleSpec, Source, register_source
+from caadbench.data.sources.files import sanitize
 from caadbench.data.sources.synthetic.contexts import CONTEXTS, draw_context
 from caadbench.data.sources.synthetic.subjects import SUBJECTS, draw_prop, draw_subject
 from caadbench.errors import DataError
@@ -27,20 +27,16 @@ DEFAULT_SIZE = 3000
 GENERATOR_VERSION = 1
 
 
-def name_slug(name: str) -> str:
-    """``name`` reduced to key characters (``"parking lot"`` -> ``"parking_lot"``)."""
-    return re.sub(r"[^A-Za-z0-9]+", "_", name).strip("_") or "x"
-
-
 def numbered_pairs(rulebook: Rulebook, size: int, seed: int, prefix: str) -> list[tuple[str, int, str, str, int]]:
     """``(key, index, subject, context, label)`` for ``size`` images spread over the allowed pairs.
 
-    Keys are ``<prefix>-<subject>-<context>-<index>``, index zero-padded to at least five digits.
+    Keys are ``<prefix>-<subject>-<context>-<index>`` (names with characters other than letters, digits,
+    ``_`` and ``-`` turned into ``_``), index zero-padded to at least five digits: unique by the index.
     """
     width = max(5, len(str(size - 1)))
     out = []
     for i, (subject, context, label) in enumerate(spread_over_pairs(rulebook, size, seed)):
-        key = validate_key(f"{prefix}-{name_slug(subject)}-{name_slug(context)}-{i:0{width}d}")
+        key = validate_key(f"{prefix}-{sanitize(subject)}-{sanitize(context)}-{i:0{width}d}")
         out.append((key, i, subject, context, label))
     return out
 

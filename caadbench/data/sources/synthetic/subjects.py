@@ -311,10 +311,10 @@ def draw_bicycle(rng: np.random.Generator, unit: float) -> Layer:
 
 
 def draw_boat(rng: np.random.Generator, unit: float) -> Layer:
-    c = _canvas(unit)
+    kind = _pick(rng, ["sail", "motor", "row"])
+    c = _canvas(unit * {"sail": 1.0, "motor": 1.7, "row": 2.0}[kind])
     hull = jitter(rng, _pick(rng, [(240, 240, 240), (190, 40, 40), (30, 60, 140), (140, 90, 50), (40, 110, 80)]), 10)
     stripe = jitter(rng, _pick(rng, [(200, 30, 30), (30, 60, 160), (250, 200, 40), (240, 240, 240)]), 10)
-    kind = _pick(rng, ["sail", "motor", "row"])
     L = _u(rng, 0.55, 0.7) * (0.8 if kind == "row" else 1.0)
     deck = -_u(rng, 0.22, 0.28)
     c.polygon([(-L, deck), (L + 0.15, deck - 0.06), (L - 0.15, 0.0), (-L + 0.12, 0.0)], hull)
@@ -421,17 +421,14 @@ def draw_crate(rng: np.random.Generator, unit: float) -> Layer:
     return c.layer(rng, shading=0.3)
 
 
-def draw_fence(rng: np.random.Generator, unit: float) -> Layer:
+def draw_barrel(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    wood = jitter(rng, _pick(rng, [(150, 110, 70), (230, 230, 225), (110, 80, 55)]), 10)
-    n = int(rng.integers(2, 4))
-    span = _u(rng, 0.4, 0.55)
-    x0 = -span * (n - 1) / 2
-    for k in range(n):
-        c.rect(x0 + k * span - 0.05, -1.0, x0 + k * span + 0.05, 0.0, wood)
-    for y in (-0.75, -0.35):
-        c.rect(x0 - 0.08, y - 0.05, x0 + (n - 1) * span + 0.08, y + 0.05, scale(wood, 0.9))
-    return c.layer(rng, shading=0.2)
+    col = jitter(rng, _pick(rng, [(40, 90, 160), (170, 50, 40), (60, 110, 60), (130, 90, 50)]), 12)
+    w = _u(rng, 0.3, 0.38)
+    c.rounded_rect(-w, -1.0, w, 0.0, 0.08, col)
+    for y in (-0.8, -0.2):
+        c.paint_line([(-w, y), (w, y)], 0.05, scale(col, 0.55))
+    return c.layer(rng, shading=0.3)
 
 
 SUBJECTS: dict[str, tuple[SubjectDrawer, float]] = {
@@ -448,7 +445,7 @@ SUBJECTS: dict[str, tuple[SubjectDrawer, float]] = {
     "fish": (draw_fish, 0.9),
 }
 
-PROPS: tuple[SubjectDrawer, ...] = (draw_rock, draw_bush, draw_crate, draw_fence)
+PROPS: tuple[SubjectDrawer, ...] = (draw_rock, draw_bush, draw_crate, draw_barrel)
 
 
 def draw_subject(name: str, rng: np.random.Generator, height: int) -> Layer:
@@ -464,7 +461,7 @@ def draw_subject(name: str, rng: np.random.Generator, height: int) -> Layer:
 
 
 def draw_prop(height: int, rng: np.random.Generator) -> Layer:
-    """A distractor (rock, bush, crate, fence) about ``height`` pixels tall, to occlude a subject."""
+    """A distractor (rock, bush, crate, barrel) about ``height`` pixels tall, to occlude a subject."""
     drawer = PROPS[int(rng.integers(len(PROPS)))]
     layer = drawer(rng, max(3.0, float(height)))
     return layer.flipped() if rng.random() < 0.5 else layer
