@@ -1,0 +1,147 @@
+"""CoRe-CLIP's configuration: architecture, losses and training schedule, every ablation as a field.
+
+The named variants in :mod:`caadbench.models.coreclip` are sets of overrides of these fields, so an ablation
+table is a list of runs. ``docs/coreclip.md`` explains each choice and which parts are our reading of the paper.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from caadbench.errors import ModelError
+from caadbench.models.base import ModelConfig
+
+BRANCHES: tuple[str, ...] = ("subject", "context", "global")
+"""Every branch, in the order of ``extras["alpha"]`` columns."""
+
+BRANCH_SETS: dict[str, tuple[str, ...]] = {
+    "tri": BRANCHES,
+    "global": ("global",),
+    "subject": ("subject",),
+    "context": ("context",),
+}
+FUSIONS = ("crm", "mean", "concat")
+MASK_SOURCES = ("gt", "none")
+
+
+def parse_branches(value: str) -> tuple[str, ...]:
+    """``"tri"``, one branch name, or ``+``-joined names (``"subject+context"``) → branches in canonical order.
+
+    Raises:
+        ModelError: an unknown or repeated branch name.
+    """
+    if value in BRANCH_SETS:
+        return BRANCH_SETS[value]
+    names = [n.strip() for n in value.split("+")]
+    unknown = [n for n in names if n not in BRANCHES]
+    if unknown or len(set(names)) != len(names) or not names:
+        raise ModelError("CoreClipConfig.branches", f"{value!r} is not 'tri' or a '+'-joined subset of "
+                                                    f"{', '.join(BRANCHES)} without repeats")
+    return tuple(b for b in BRANCHES if b in names)
+
+
+@dataclass
+class CoreClipConfig(ModelConfig):
+    """CoRe-CLIP options (see ``docs/coreclip.md``).
+
+    Attributes:
+        branches: ``tri`` or a subset of ``subject``/``context``/``global`` (``+``-joined).
+        csr_blocks: K, the first K image blocks get a residual adapter per branch; 0 disables CSR (frozen features).
+        csr_bottleneck: hidden width of each CSR adapter.
+        fusion: ``crm`` (t1-conditioned attention), ``mean`` or ``concat`` (concatenation → linear map to D).
+        crm_dim: query/key width of the CRM (0: the joint-space width D).
+        text_refine: gated text adapters and stage 1; off: frozen prompt-ensemble prototypes.
+        text_blocks: L, the first L text blocks get a gated adapter.
+        text_bottleneck: hidden width of each text adapter.
+        prompts: prompt set of :func:`~caadbench.models.prompts.get_prompt_set` giving t0/t1.
+        masks: ``gt``: subject/context views from the subject masks during training; ``none``: full images.
+        temperature: initial τ of the score σ((cos(z,t1) − cos(z,t0)) / τ).
+        learn_temperature: train log(1/τ) with the stage-2 parameters.
+        w_bce, w_pixel: image BCE and patch BCE (stage 2).
+        w_orthogonality, w_consistency, w_grounding: text losses (stage 1).
+        w_entropy, w_cross_branch: CRM entropy band and cross-branch (view) consistency (stage 2).
+        entropy_low, entropy_high: band of the per-image α entropy, as fractions of log(number of branches).
+        grounding_temperature: temperature of the class-contrastive grounding term.
+        grounding_images: at most this many normal train images give the visual class means for grounding.
+        text_steps, text_lr: stage-1 optimisation steps and peak learning rate.
+        epochs, max_steps, lr: stage-2 passes over the train part (``max_steps > 0`` overrides), peak lr.
+        weight_decay: AdamW weight decay on matrices (not on biases, gates and the temperature).
+        warmup: fraction of each stage's steps with a linear warm-up before the cosine decay.
+        amp: bf16 autocast when training and predicting on CUDA.
+        checkpoint_every: also checkpoint every N stage-2 steps (0: only at the end of each stage).
+        resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
+        progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
+    """
+
+    branches: str = "tri"
+    csr_blocks: int = 6
+    csr_bottleneck: int = 64
+    fusion: str = "crm"
+    crm_dim: int = 0
+    text_refine: bool = True
+    text_blocks: int = 3
+    text_bottleneck: int = 32
+    prompts: str = "context"
+    masks: str = "gt"
+    temperature: float = 0.07
+    learn_temperature: bool = True
+    w_bce: float = 1.0
+    w_pixel: float = 0.5
+    w_orthogonality: float = 1.0
+    w_consistency: float = 1.0
+    w_grounding: float = 1.0
+    w_entropy: float = 0.5
+    w_cross_branch: float = 0.5
+    entropy_low: float = 0.3
+    entropy_high: float = 0.9
+    grounding_temperature: float = 0.07
+    grounding_images: int = 512
+    text_steps: int = 40
+    text_lr: float = 1e-2
+    epochs: int = 2
+    max_steps: int = 0
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    amp: bool = True
+    checkpoint_every: int = 0
+    resume: str | None = None
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        where = "CoreClipConfig"
+        parse_branches(self.branches)
+        if self.fusion not in FUSIONS:
+            raise ModelError(where, f"fusion {self.fusion!r} is not one of {', '.join(FUSIONS)}")
+        if self.masks not in MASK_SOURCES:
+            raise ModelError(where, f"masks {self.masks!r} is not one of {', '.join(MASK_SOURCES)}")
+        for name in ("csr_blocks", "text_blocks", "crm_dim", "text_steps", "epochs", "max_steps",
+                     "checkpoint_every", "grounding_images"):
+            if int(getattr(self, name)) < 0:
+                raise ModelError(where, f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("csr_bottleneck", "text_bottleneck"):
+            if int(getattr(self, name)) < 1:
+                raise ModelError(where, f"{name} must be >= 1, got {getattr(self, name)}")
+        if not 0.0 <= self.entropy_low <= self.entropy_high <= 1.0:
+            raise ModelError(where, f"need 0 <= entropy_low <= entropy_high <= 1, got {self.entropy_low}, "
+                                    f"{self.entropy_high}")
+        if self.temperature <= 0 or self.grounding_temperature <= 0:
+            raise ModelError(where, "temperatures must be positive")
+        if not 0.0 <= self.warmup < 1.0:
+            raise ModelError(where, f"warmup is a fraction in [0, 1), got {self.warmup}")
+        if self.epochs == 0 and self.max_steps == 0:
+            raise ModelError(where, "epochs and max_steps are both 0: stage 2 would not train")
+        weights = [n for n in self.__dataclass_fields__ if n.startswith("w_")]
+        negative = [n for n in weights if getattr(self, n) < 0]
+        if negative:
+            raise ModelError(where, f"loss weights must be >= 0 ({', '.join(negative)})")
+
+    @property
+    def branch_names(self) -> tuple[str, ...]:
+        """The active branches in canonical order."""
+        return parse_branches(self.branches)
+
+    @property
+    def uses_masks(self) -> bool:
+        """Whether training builds subject/context views (some masked branch and ``masks == "gt"``)."""
+        return self.masks == "gt" and any(b != "global" for b in self.branch_names)
