@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
 from caadbench.data.compose import Ground, Layer, render_scene, sample_rng
 from caadbench.data.imageio import read_alpha_cutout, read_mask, read_rgb

@@ -4,6 +4,7 @@ paints colour and coverage together, smooth noise textures and colour jitter."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TypeVar
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
@@ -12,6 +13,17 @@ from caadbench.data.compose import Layer
 
 RGB = tuple[int, int, int]
 Point = tuple[float, float]
+T = TypeVar("T")
+
+
+def uniform(rng: np.random.Generator, lo: float, hi: float) -> float:
+    """One float drawn uniformly from ``[lo, hi)``."""
+    return float(rng.uniform(lo, hi))
+
+
+def pick(rng: np.random.Generator, options: Sequence[T]) -> T:
+    """One of ``options``, uniformly."""
+    return options[int(rng.integers(len(options)))]
 
 
 def jitter(rng: np.random.Generator, color: Sequence[float], amount: float = 12.0) -> RGB:
@@ -23,11 +35,6 @@ def jitter(rng: np.random.Generator, color: Sequence[float], amount: float = 12.
 def scale(color: Sequence[float], factor: float) -> RGB:
     """``color`` brightened (factor > 1) or darkened (< 1)."""
     return tuple(int(v) for v in np.clip(np.asarray(color, np.float64) * factor, 0, 255))  # type: ignore[return-value]
-
-
-def mix(a: Sequence[float], b: Sequence[float], t: float) -> RGB:
-    """Linear blend of two colours (``t = 0`` gives ``a``)."""
-    return tuple(int(v) for v in np.asarray(a, np.float64) * (1 - t) + np.asarray(b, np.float64) * t)  # type: ignore[return-value]
 
 
 def noise(rng: np.random.Generator, height: int, width: int, cells: float) -> np.ndarray:

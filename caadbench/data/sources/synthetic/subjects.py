@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from caadbench.data.compose import Layer
-from caadbench.data.sources.synthetic.draw import Canvas, jitter, mix, scale
+from caadbench.data.sources.synthetic.draw import Canvas, jitter, pick, scale, uniform
 
 SubjectDrawer = Callable[[np.random.Generator, float], Layer]
 
@@ -23,19 +23,13 @@ def _canvas(unit: float, half_width: float = 1.7, top: float = 1.7) -> Canvas:
     return Canvas(2 * half_width * unit + 2, (top + 0.1) * unit + 2, unit, (half_width * unit + 1, top * unit + 1))
 
 
-def _u(rng: np.random.Generator, lo: float, hi: float) -> float:
-    return float(rng.uniform(lo, hi))
-
-
-def _pick(rng: np.random.Generator, options: list) -> object:
-    return options[int(rng.integers(len(options)))]
 
 
 # ---------------------------------------------------------------------------------------------- animals
 def _quadruped_legs(c: Canvas, rng: np.random.Generator, xs: tuple[float, float, float, float], top: float,
                     thick: float, color: tuple, hoof: tuple | None) -> None:
     """Four legs from body height ``top`` to the ground; far legs darker and drawn first; walking stride."""
-    stride = _u(rng, 0.0, 0.3)
+    stride = uniform(rng, 0.0, 0.3)
     angles = (stride, -stride, -stride, stride)
     for i in (1, 3, 0, 2):
         col = scale(color, 0.72) if i in (1, 3) else color
@@ -47,10 +41,10 @@ def _quadruped_legs(c: Canvas, rng: np.random.Generator, xs: tuple[float, float,
 
 def draw_cow(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    style = _pick(rng, ["holstein", "holstein", "brown", "black", "red"])
+    style = pick(rng, ["holstein", "holstein", "brown", "black", "red"])
     base = {"holstein": (240, 238, 232), "brown": (130, 85, 50), "black": (40, 38, 38), "red": (150, 70, 40)}[style]
     body = jitter(rng, base, 10)
-    rx, ry, cy = _u(rng, 0.5, 0.6), _u(rng, 0.16, 0.21), -0.62
+    rx, ry, cy = uniform(rng, 0.5, 0.6), uniform(rng, 0.16, 0.21), -0.62
     _quadruped_legs(c, rng, (-rx + 0.12, -rx + 0.22, rx - 0.2, rx - 0.1), cy + ry * 0.5, 0.085, body, (40, 35, 30))
     c.line([(-rx + 0.03, cy - ry * 0.7), (-rx - 0.04, cy + ry + 0.12)], 0.03, body)
     c.ellipse(-rx - 0.04, cy + ry + 0.14, 0.03, 0.05, (40, 35, 30))
@@ -58,7 +52,7 @@ def draw_cow(rng: np.random.Generator, unit: float) -> Layer:
     if style != "black":
         c.ellipse(-rx * 0.35, cy + ry * 0.95, 0.09, 0.06, (235, 170, 170))
     grazing = rng.random() < 0.3
-    hx, hy = (rx + 0.2, -0.2) if grazing else (rx + 0.2, cy - ry - _u(rng, 0.02, 0.15))
+    hx, hy = (rx + 0.2, -0.2) if grazing else (rx + 0.2, cy - ry - uniform(rng, 0.02, 0.15))
     c.polygon([(rx - 0.18, cy - ry), (hx - 0.04, hy - 0.08), (hx + 0.02, hy + 0.08), (rx - 0.05, cy + ry * 0.6)],
               body)
     c.polygon([(hx - 0.12, hy - 0.09), (hx + 0.11, hy - 0.05), (hx + 0.15, hy + 0.11), (hx - 0.08, hy + 0.08)], body)
@@ -68,8 +62,8 @@ def draw_cow(rng: np.random.Generator, unit: float) -> Layer:
         c.line([(hx - 0.08, hy - 0.08), (hx - 0.1, hy - 0.18), (hx - 0.05, hy - 0.21)], 0.025, (235, 225, 200))
     if style == "holstein":
         for _ in range(int(rng.integers(3, 7))):
-            c.paint_ellipse(_u(rng, -rx, rx), cy + _u(rng, -ry, ry), _u(rng, 0.07, 0.18), _u(rng, 0.06, 0.13),
-                            (30, 30, 30))
+            px, py = uniform(rng, -rx, rx), cy + uniform(rng, -ry, ry)
+            c.paint_ellipse(px, py, uniform(rng, 0.07, 0.18), uniform(rng, 0.06, 0.13), (30, 30, 30))
         if rng.random() < 0.5:
             c.paint_ellipse(hx - 0.03, hy - 0.03, 0.07, 0.06, (30, 30, 30))
     c.paint_ellipse(hx + 0.01, hy - 0.03, 0.014, 0.014, (10, 10, 10))
@@ -78,17 +72,17 @@ def draw_cow(rng: np.random.Generator, unit: float) -> Layer:
 
 def draw_sheep(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    wool = jitter(rng, _pick(rng, [(236, 232, 218), (225, 220, 205), (200, 195, 185), (245, 240, 230)]), 8)
-    face = jitter(rng, _pick(rng, [(35, 30, 30), (60, 50, 45), (215, 205, 190)]), 8)
-    rx, ry, cy = _u(rng, 0.38, 0.48), _u(rng, 0.2, 0.26), -0.55
+    wool = jitter(rng, pick(rng, [(236, 232, 218), (225, 220, 205), (200, 195, 185), (245, 240, 230)]), 8)
+    face = jitter(rng, pick(rng, [(35, 30, 30), (60, 50, 45), (215, 205, 190)]), 8)
+    rx, ry, cy = uniform(rng, 0.38, 0.48), uniform(rng, 0.2, 0.26), -0.55
     _quadruped_legs(c, rng, (-rx + 0.12, -rx + 0.2, rx - 0.18, rx - 0.1), cy + ry * 0.6, 0.055, face, None)
     c.ellipse(0, cy, rx, ry, wool)
     n = int(rng.integers(12, 18))
     for k in range(n):
-        a = 2 * np.pi * k / n + _u(rng, -0.1, 0.1)
-        r = _u(rng, 0.07, 0.1)
-        c.ellipse(np.cos(a) * rx * 0.95, cy + np.sin(a) * ry * 0.92, r, r, scale(wool, _u(rng, 0.92, 1.05)))
-    down = _u(rng, -0.05, 0.2)
+        a = 2 * np.pi * k / n + uniform(rng, -0.1, 0.1)
+        r = uniform(rng, 0.07, 0.1)
+        c.ellipse(np.cos(a) * rx * 0.95, cy + np.sin(a) * ry * 0.92, r, r, scale(wool, uniform(rng, 0.92, 1.05)))
+    down = uniform(rng, -0.05, 0.2)
     hx, hy = rx + 0.07, cy - ry * 0.5 + down
     c.polygon([(hx - 0.1, hy - 0.07), (hx + 0.1, hy + 0.0), (hx + 0.12, hy + 0.07), (hx - 0.04, hy + 0.1)], face)
     c.ellipse(hx - 0.02, hy - 0.0, 0.09, 0.075, face)
@@ -100,8 +94,8 @@ def draw_sheep(rng: np.random.Generator, unit: float) -> Layer:
 
 def draw_camel(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    body = jitter(rng, _pick(rng, [(196, 156, 105), (180, 135, 85), (210, 180, 130)]), 10)
-    rx, ry, cy = _u(rng, 0.38, 0.45), _u(rng, 0.13, 0.16), -0.95
+    body = jitter(rng, pick(rng, [(196, 156, 105), (180, 135, 85), (210, 180, 130)]), 10)
+    rx, ry, cy = uniform(rng, 0.38, 0.45), uniform(rng, 0.13, 0.16), -0.95
     _quadruped_legs(c, rng, (-rx + 0.1, -rx + 0.2, rx - 0.15, rx - 0.06), cy + ry * 0.5, 0.06, body,
                     scale(body, 0.6))
     c.line([(-rx + 0.02, cy - ry * 0.5), (-rx - 0.04, cy + 0.25)], 0.025, body)
@@ -109,8 +103,8 @@ def draw_camel(rng: np.random.Generator, unit: float) -> Layer:
     humps = 2 if rng.random() < 0.5 else 1
     for k in range(humps):
         hx = (-0.12 + 0.22 * k) if humps == 2 else 0.0
-        c.ellipse(hx, cy - ry * 0.8, 0.15 if humps == 1 else 0.11, _u(rng, 0.14, 0.2), body)
-    lift = _u(rng, -0.1, 0.1)
+        c.ellipse(hx, cy - ry * 0.8, 0.15 if humps == 1 else 0.11, uniform(rng, 0.14, 0.2), body)
+    lift = uniform(rng, -0.1, 0.1)
     neck = [(rx - 0.06, cy - 0.02), (rx + 0.2, cy + 0.05), (rx + 0.3, cy - 0.25 + lift), (rx + 0.3, cy - 0.38 + lift)]
     c.line(neck, 0.1, body)
     hx, hy = rx + 0.38, cy - 0.42 + lift
@@ -123,24 +117,24 @@ def draw_camel(rng: np.random.Generator, unit: float) -> Layer:
 
 def draw_penguin(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    back = jitter(rng, _pick(rng, [(25, 28, 35), (40, 45, 60), (55, 55, 60)]), 6)
+    back = jitter(rng, pick(rng, [(25, 28, 35), (40, 45, 60), (55, 55, 60)]), 6)
     belly = jitter(rng, (240, 240, 235), 8)
-    accent = jitter(rng, _pick(rng, [(250, 160, 30), (245, 200, 40), (230, 90, 40)]), 10)
-    w, h = _u(rng, 0.2, 0.26), _u(rng, 0.36, 0.42)
+    accent = jitter(rng, pick(rng, [(250, 160, 30), (245, 200, 40), (230, 90, 40)]), 10)
+    w, h = uniform(rng, 0.2, 0.26), uniform(rng, 0.36, 0.42)
     cy = -h - 0.04
-    lean = _u(rng, -0.05, 0.05)
+    lean = uniform(rng, -0.05, 0.05)
     c.ellipse(-0.05, -0.02, 0.08, 0.03, accent)
     c.ellipse(0.07, -0.02, 0.08, 0.03, scale(accent, 0.85))
     c.ellipse(lean, cy, w, h, back)
     c.ellipse(lean + w * 0.28, cy + h * 0.08, w * 0.72, h * 0.85, belly)
     hx, hy = lean * 2 + 0.03, cy - h - 0.06
     c.ellipse(hx, hy, 0.13, 0.12, back)
-    tilt = _u(rng, -0.04, 0.04)
+    tilt = uniform(rng, -0.04, 0.04)
     c.polygon([(hx + 0.1, hy - 0.02 + tilt), (hx + 0.24, hy + 0.02 + tilt * 2), (hx + 0.1, hy + 0.04 + tilt)], accent)
     c.paint_ellipse(hx + 0.02, hy + 0.07, 0.07, 0.04, accent if rng.random() < 0.5 else belly)
     c.paint_ellipse(hx + 0.05, hy - 0.03, 0.018, 0.018, (245, 245, 245))
     c.paint_ellipse(hx + 0.055, hy - 0.03, 0.009, 0.009, (0, 0, 0))
-    flap = _u(rng, 0.15, 0.9)
+    flap = uniform(rng, 0.15, 0.9)
     c.line([(lean - 0.05, cy - h * 0.45), (lean - 0.05 - 0.3 * np.sin(flap), cy - h * 0.45 + 0.3 * np.cos(flap))],
            0.07, scale(back, 0.8))
     return c.layer(rng, shading=0.15)
@@ -148,15 +142,15 @@ def draw_penguin(rng: np.random.Generator, unit: float) -> Layer:
 
 def draw_fish(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    kind = _pick(rng, ["gold", "trout", "tropical", "clown"])
+    kind = pick(rng, ["gold", "trout", "tropical", "clown"])
     body = jitter(rng, {"gold": (240, 130, 30), "trout": (150, 160, 165), "tropical": (245, 215, 40),
                         "clown": (240, 100, 20)}[kind], 10)
     fin = scale(body, 0.8)
-    rx, ry = _u(rng, 0.45, 0.6), _u(rng, 0.17, 0.26)
+    rx, ry = uniform(rng, 0.45, 0.6), uniform(rng, 0.17, 0.26)
     cy = -ry - 0.12
     c.polygon([(0.0, cy - ry * 0.9), (-rx * 0.35, cy - ry - 0.13), (-rx * 0.55, cy - ry * 0.6)], fin)
     c.polygon([(-0.1, cy + ry * 0.9), (-rx * 0.4, cy + ry + 0.1), (-rx * 0.5, cy + ry * 0.6)], fin)
-    fork = _u(rng, 0.0, 0.1)
+    fork = uniform(rng, 0.0, 0.1)
     c.polygon([(-rx + 0.05, cy), (-rx - 0.28, cy - ry - 0.05), (-rx - 0.22 + fork, cy),
                (-rx - 0.28, cy + ry + 0.05)], fin)
     c.ellipse(0, cy, rx, ry, body)
@@ -170,7 +164,8 @@ def draw_fish(rng: np.random.Generator, unit: float) -> Layer:
             c.paint_ellipse(x, cy, 0.05, ry, (250, 250, 250))
     elif kind == "trout":
         for _ in range(12):
-            c.paint_ellipse(_u(rng, -rx * 0.8, rx * 0.6), cy + _u(rng, -ry * 0.7, ry * 0.3), 0.015, 0.015, (60, 60, 70))
+            px, py = uniform(rng, -rx * 0.8, rx * 0.6), cy + uniform(rng, -ry * 0.7, ry * 0.3)
+            c.paint_ellipse(px, py, 0.015, 0.015, (60, 60, 70))
         c.paint_line([(-rx * 0.8, cy + ry * 0.1), (rx * 0.7, cy + ry * 0.1)], 0.05, (210, 140, 150))
     c.paint_ellipse(rx * 0.62, cy - ry * 0.25, 0.045, 0.045, (250, 250, 250))
     c.paint_ellipse(rx * 0.64, cy - ry * 0.25, 0.022, 0.022, (0, 0, 0))
@@ -181,17 +176,17 @@ def draw_fish(rng: np.random.Generator, unit: float) -> Layer:
 # ---------------------------------------------------------------------------------------------- people
 def draw_person(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    skin = jitter(rng, _pick(rng, [(245, 205, 170), (220, 170, 130), (170, 115, 80), (110, 70, 45)]), 8)
-    shirt = jitter(rng, _pick(rng, [(200, 40, 40), (40, 90, 200), (40, 150, 70), (240, 200, 40), (230, 230, 230),
+    skin = jitter(rng, pick(rng, [(245, 205, 170), (220, 170, 130), (170, 115, 80), (110, 70, 45)]), 8)
+    shirt = jitter(rng, pick(rng, [(200, 40, 40), (40, 90, 200), (40, 150, 70), (240, 200, 40), (230, 230, 230),
                                     (60, 60, 60), (150, 60, 160), (240, 120, 30)]), 15)
-    legs = jitter(rng, _pick(rng, [(40, 50, 90), (30, 30, 35), (110, 90, 70), (90, 100, 120), (170, 150, 120)]), 10)
-    hair = jitter(rng, _pick(rng, [(30, 20, 15), (90, 55, 25), (200, 160, 80), (150, 150, 150), (120, 40, 20)]), 8)
+    legs = jitter(rng, pick(rng, [(40, 50, 90), (30, 30, 35), (110, 90, 70), (90, 100, 120), (170, 150, 120)]), 10)
+    hair = jitter(rng, pick(rng, [(30, 20, 15), (90, 55, 25), (200, 160, 80), (150, 150, 150), (120, 40, 20)]), 8)
     shoe = (30, 25, 25)
-    sw = _u(rng, 0.09, 0.12)
-    spread = _u(rng, 0.03, 0.3)
+    sw = uniform(rng, 0.09, 0.12)
+    spread = uniform(rng, 0.03, 0.3)
     hip, knee_len, shin_len = -0.48, 0.24, 0.23
     for side in (-1, 1):
-        a = side * spread * _u(rng, 0.6, 1.0)
+        a = side * spread * uniform(rng, 0.6, 1.0)
         end = c.limb((side * sw * 0.5, hip), knee_len + shin_len, a, 0.085, legs)
         c.ellipse(end[0] + 0.025, end[1] - 0.015, 0.06, 0.025, shoe)
     if rng.random() < 0.3:
@@ -202,16 +197,16 @@ def draw_person(rng: np.random.Generator, unit: float) -> Layer:
     wave = rng.random() < 0.25
     for side in (-1, 1):
         if wave and side == 1:
-            a = np.pi - _u(rng, 0.2, 0.7)
+            a = np.pi - uniform(rng, 0.2, 0.7)
         else:
-            a = side * _u(rng, 0.05, 0.6)
+            a = side * uniform(rng, 0.05, 0.6)
         elbow = c.limb((side * (sw - 0.01), -0.79), 0.17, a, 0.065, shirt)
-        hand = c.limb(elbow, 0.16, a * _u(rng, 0.7, 1.2), 0.055, skin)
+        hand = c.limb(elbow, 0.16, a * uniform(rng, 0.7, 1.2), 0.055, skin)
         c.ellipse(hand[0], hand[1], 0.03, 0.03, skin)
     c.rect(-0.025, -0.87, 0.025, -0.8, skin)
-    hx, hy = _u(rng, -0.01, 0.01), -0.925
+    hx, hy = uniform(rng, -0.01, 0.01), -0.925
     c.ellipse(hx, hy, 0.068, 0.08, skin)
-    style = _pick(rng, ["short", "long", "cap", "bald"])
+    style = pick(rng, ["short", "long", "cap", "bald"])
     if style == "short":
         c.ellipse(hx, hy - 0.04, 0.072, 0.05, hair)
     elif style == "long":
@@ -238,14 +233,14 @@ def _wheel(c: Canvas, x: float, r: float, hub: tuple) -> None:
 
 def draw_car(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    paint = jitter(rng, _pick(rng, [(200, 30, 30), (30, 70, 170), (235, 235, 235), (170, 175, 180), (25, 25, 30),
+    paint = jitter(rng, pick(rng, [(200, 30, 30), (30, 70, 170), (235, 235, 235), (170, 175, 180), (25, 25, 30),
                                     (240, 200, 30), (30, 120, 60), (230, 110, 20)]), 12)
     glass = jitter(rng, (150, 190, 215), 10)
-    kind = _pick(rng, ["sedan", "hatch", "suv"])
-    length = {"sedan": 1.25, "hatch": 1.05, "suv": 1.2}[kind] * _u(rng, 0.95, 1.05)
+    kind = pick(rng, ["sedan", "hatch", "suv"])
+    length = {"sedan": 1.25, "hatch": 1.05, "suv": 1.2}[kind] * uniform(rng, 0.95, 1.05)
     body_top = {"sedan": -0.33, "hatch": -0.36, "suv": -0.42}[kind]
-    roof = {"sedan": -0.56, "hatch": -0.6, "suv": -0.72}[kind] * _u(rng, 0.96, 1.04)
-    r = 0.12 * _u(rng, 0.95, 1.1)
+    roof = {"sedan": -0.56, "hatch": -0.6, "suv": -0.72}[kind] * uniform(rng, 0.96, 1.04)
+    r = 0.12 * uniform(rng, 0.95, 1.1)
     L = length / 2
     c.rounded_rect(-L, body_top, L, -0.07, 0.06, paint)
     if kind == "hatch":
@@ -271,14 +266,14 @@ def draw_car(rng: np.random.Generator, unit: float) -> Layer:
 
 def draw_bicycle(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    frame = jitter(rng, _pick(rng, [(200, 30, 30), (30, 80, 190), (20, 20, 20), (230, 230, 230), (40, 150, 60),
+    frame = jitter(rng, pick(rng, [(200, 30, 30), (30, 80, 190), (20, 20, 20), (230, 230, 230), (40, 150, 60),
                                     (240, 200, 40), (140, 60, 160)]), 12)
-    r = _u(rng, 0.3, 0.35)
-    tyre = _u(rng, 0.035, 0.06)
-    base = _u(rng, 1.0, 1.15)
+    r = uniform(rng, 0.3, 0.35)
+    tyre = uniform(rng, 0.035, 0.06)
+    base = uniform(rng, 1.0, 1.15)
     rear, front = (-base / 2, -r), (base / 2, -r)
     crank = (-base * 0.05, -r + 0.02)
-    seat = (-base * 0.2, -r - _u(rng, 0.42, 0.5))
+    seat = (-base * 0.2, -r - uniform(rng, 0.42, 0.5))
     step = rng.random() < 0.25
     head = (base * 0.33, -r - 0.45)
     head_low = (base * 0.37, -r - 0.32)
@@ -286,7 +281,7 @@ def draw_bicycle(rng: np.random.Generator, unit: float) -> Layer:
         c.ring(x, y, r, tyre, WHEEL)
         c.ring(x, y, r - tyre, 0.012, (170, 170, 175))
         for k in range(6):
-            a = np.pi * k / 6 + _u(rng, 0, 0.5)
+            a = np.pi * k / 6 + uniform(rng, 0, 0.5)
             c.line([(x - np.cos(a) * r, y - np.sin(a) * r), (x + np.cos(a) * r, y + np.sin(a) * r)], 0.008,
                    (160, 160, 165), round_ends=False)
         c.ellipse(x, y, 0.03, 0.03, (120, 120, 125))
@@ -300,8 +295,8 @@ def draw_bicycle(rng: np.random.Generator, unit: float) -> Layer:
     c.line([seat, (seat[0] - 0.02, seat[1] - 0.07)], 0.025, (120, 120, 125))
     c.rounded_rect(seat[0] - 0.11, seat[1] - 0.1, seat[0] + 0.07, seat[1] - 0.06, 0.02, (25, 25, 25))
     bar = (head[0] - 0.03, head[1] - 0.1)
-    c.line([head, bar, (bar[0] + _u(rng, 0.05, 0.12), bar[1] + _u(rng, -0.02, 0.04))], 0.03, (50, 50, 55))
-    pedal = _u(rng, 0, 2 * np.pi)
+    c.line([head, bar, (bar[0] + uniform(rng, 0.05, 0.12), bar[1] + uniform(rng, -0.02, 0.04))], 0.03, (50, 50, 55))
+    pedal = uniform(rng, 0, 2 * np.pi)
     for s in (1, -1):
         end = (crank[0] + s * 0.1 * np.cos(pedal), crank[1] + s * 0.1 * np.sin(pedal))
         c.line([crank, end], 0.02, (90, 90, 95))
@@ -311,33 +306,33 @@ def draw_bicycle(rng: np.random.Generator, unit: float) -> Layer:
 
 
 def draw_boat(rng: np.random.Generator, unit: float) -> Layer:
-    kind = _pick(rng, ["sail", "motor", "row"])
+    kind = pick(rng, ["sail", "motor", "row"])
     c = _canvas(unit * {"sail": 1.0, "motor": 1.7, "row": 2.0}[kind])
-    hull = jitter(rng, _pick(rng, [(240, 240, 240), (190, 40, 40), (30, 60, 140), (140, 90, 50), (40, 110, 80)]), 10)
-    stripe = jitter(rng, _pick(rng, [(200, 30, 30), (30, 60, 160), (250, 200, 40), (240, 240, 240)]), 10)
-    L = _u(rng, 0.55, 0.7) * (0.8 if kind == "row" else 1.0)
-    deck = -_u(rng, 0.22, 0.28)
+    hull = jitter(rng, pick(rng, [(240, 240, 240), (190, 40, 40), (30, 60, 140), (140, 90, 50), (40, 110, 80)]), 10)
+    stripe = jitter(rng, pick(rng, [(200, 30, 30), (30, 60, 160), (250, 200, 40), (240, 240, 240)]), 10)
+    L = uniform(rng, 0.55, 0.7) * (0.8 if kind == "row" else 1.0)
+    deck = -uniform(rng, 0.22, 0.28)
     c.polygon([(-L, deck), (L + 0.15, deck - 0.06), (L - 0.15, 0.0), (-L + 0.12, 0.0)], hull)
     c.paint_polygon([(-L, deck + 0.04), (L + 0.1, deck - 0.01), (L + 0.06, deck + 0.03), (-L + 0.01, deck + 0.08)],
                     stripe)
     if kind == "sail":
-        mast = _u(rng, 0.95, 1.2)
+        mast = uniform(rng, 0.95, 1.2)
         mx = -L * 0.1
         c.line([(mx, deck), (mx, deck - mast)], 0.025, (120, 100, 80))
-        sail = jitter(rng, _pick(rng, [(250, 250, 245), (245, 235, 210), (230, 80, 60)]), 5)
+        sail = jitter(rng, pick(rng, [(250, 250, 245), (245, 235, 210), (230, 80, 60)]), 5)
         c.polygon([(mx - 0.02, deck - mast + 0.03), (mx - 0.02, deck - 0.09), (mx - L * 0.9, deck - 0.09)], sail)
         c.polygon([(mx + 0.02, deck - mast + 0.08), (mx + 0.02, deck - 0.09), (L + 0.05, deck - 0.1)],
                   scale(sail, 0.93))
     elif kind == "motor":
         cab = (-L * 0.5, L * 0.3)
-        top = deck - _u(rng, 0.2, 0.28)
+        top = deck - uniform(rng, 0.2, 0.28)
         c.polygon([(cab[0], deck), (cab[0] + 0.04, top), (cab[1] - 0.06, top), (cab[1] + 0.06, deck)],
                   jitter(rng, (235, 235, 235), 8))
         c.paint_polygon([(cab[0] + 0.06, top + 0.04), (cab[1] - 0.07, top + 0.04), (cab[1] - 0.02, deck - 0.04),
                          (cab[0] + 0.05, deck - 0.04)], (60, 90, 120))
         c.rect(-L - 0.02, deck - 0.12, -L + 0.08, deck + 0.02, (50, 50, 55))
     else:
-        a = _u(rng, 0.4, 0.9)
+        a = uniform(rng, 0.4, 0.9)
         c.line([(-L * 0.1, deck - 0.04), (-L * 0.1 - 0.6 * np.sin(a), deck + 0.6 * np.cos(a) * 0.35)], 0.025,
                (160, 120, 70))
         c.ellipse(-L * 0.1 - 0.6 * np.sin(a), deck + 0.6 * np.cos(a) * 0.35, 0.06, 0.025, (160, 120, 70))
@@ -347,13 +342,13 @@ def draw_boat(rng: np.random.Generator, unit: float) -> Layer:
 # ---------------------------------------------------------------------------------------------- furniture
 def draw_chair(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    kind = _pick(rng, ["wood", "wood", "plastic", "office"])
+    kind = pick(rng, ["wood", "wood", "plastic", "office"])
     col = jitter(rng, (145, 95, 55) if kind == "wood" else
-                 _pick(rng, [(220, 60, 50), (40, 110, 190), (240, 240, 240), (40, 160, 90), (35, 35, 40)]), 12)
+                 pick(rng, [(220, 60, 50), (40, 110, 190), (240, 240, 240), (40, 160, 90), (35, 35, 40)]), 12)
     dark = scale(col, 0.7)
-    seat_y, depth, shift = -_u(rng, 0.42, 0.5), _u(rng, 0.38, 0.46), _u(rng, 0.1, 0.16)
-    back_h = _u(rng, 0.4, 0.55)
-    lean = _u(rng, 0.0, 0.08)
+    seat_y, depth, shift = -uniform(rng, 0.42, 0.5), uniform(rng, 0.38, 0.46), uniform(rng, 0.1, 0.16)
+    back_h = uniform(rng, 0.4, 0.55)
+    lean = uniform(rng, 0.0, 0.08)
     x0, x1 = -depth / 2, depth / 2
     if kind == "office":
         base = (30, 30, 35)
@@ -391,29 +386,29 @@ def draw_chair(rng: np.random.Generator, unit: float) -> Layer:
 def draw_rock(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
     n = int(rng.integers(7, 11))
-    w = _u(rng, 0.6, 1.1)
+    w = uniform(rng, 0.6, 1.1)
     pts = []
     for k in range(n + 1):
         a = np.pi * k / n
-        r = _u(rng, 0.8, 1.0)
+        r = uniform(rng, 0.8, 1.0)
         pts.append((-np.cos(a) * w * r, -np.sin(a) * 0.9 * r))
-    c.polygon(pts, jitter(rng, _pick(rng, [(120, 118, 112), (95, 90, 85), (140, 130, 115)]), 10))
+    c.polygon(pts, jitter(rng, pick(rng, [(120, 118, 112), (95, 90, 85), (140, 130, 115)]), 10))
     return c.layer(rng, shading=0.4, grain=0.12)
 
 
 def draw_bush(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    green = jitter(rng, _pick(rng, [(50, 110, 40), (70, 130, 50), (40, 90, 45)]), 12)
+    green = jitter(rng, pick(rng, [(50, 110, 40), (70, 130, 50), (40, 90, 45)]), 12)
     for _ in range(int(rng.integers(6, 10))):
-        r = _u(rng, 0.25, 0.4)
-        c.ellipse(_u(rng, -0.5, 0.5), -_u(rng, r, 1.0 - r * 0.5), r, r, scale(green, _u(rng, 0.8, 1.15)))
+        r = uniform(rng, 0.25, 0.4)
+        c.ellipse(uniform(rng, -0.5, 0.5), -uniform(rng, r, 1.0 - r * 0.5), r, r, scale(green, uniform(rng, 0.8, 1.15)))
     return c.layer(rng, shading=0.4, grain=0.15)
 
 
 def draw_crate(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
     wood = jitter(rng, (170, 120, 70), 15)
-    w = _u(rng, 0.45, 0.6)
+    w = uniform(rng, 0.45, 0.6)
     c.rect(-w, -1.0, w, 0.0, wood)
     for k in range(1, 4):
         c.paint_line([(-w, -k * 0.25), (w, -k * 0.25)], 0.03, scale(wood, 0.6))
@@ -423,8 +418,8 @@ def draw_crate(rng: np.random.Generator, unit: float) -> Layer:
 
 def draw_barrel(rng: np.random.Generator, unit: float) -> Layer:
     c = _canvas(unit)
-    col = jitter(rng, _pick(rng, [(40, 90, 160), (170, 50, 40), (60, 110, 60), (130, 90, 50)]), 12)
-    w = _u(rng, 0.3, 0.38)
+    col = jitter(rng, pick(rng, [(40, 90, 160), (170, 50, 40), (60, 110, 60), (130, 90, 50)]), 12)
+    w = uniform(rng, 0.3, 0.38)
     c.rounded_rect(-w, -1.0, w, 0.0, 0.08, col)
     for y in (-0.8, -0.2):
         c.paint_line([(-w, y), (w, y)], 0.05, scale(col, 0.55))
