@@ -1,0 +1,43 @@
+"""Evaluation: metrics, the per-seed evaluator, the results schema, leaderboards and reports.
+
+The runner's path: :class:`Evaluator` per seed (``update(batch, output)``, ``compute()``) →
+:func:`build_results` → :func:`write_results`. Reports (:mod:`caadbench.eval.report`) and leaderboards
+(:mod:`caadbench.eval.leaderboard`) read results files; import them explicitly (they pull in matplotlib).
+"""
+
+from caadbench.eval.evaluator import Evaluator, ExampleSet, SeedEvaluation
+from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, PixelMetricAccumulator, image_metrics
+from caadbench.eval.results import (
+    SCHEMA_VERSION,
+    Provenance,
+    ResourceMeter,
+    Results,
+    build_results,
+    collect_provenance,
+    examples_path,
+    read_examples,
+    read_results,
+    write_examples,
+    write_results,
+)
+
+__all__ = [
+    "METRIC_LABELS",
+    "METRIC_NAMES",
+    "SCHEMA_VERSION",
+    "Evaluator",
+    "ExampleSet",
+    "PixelMetricAccumulator",
+    "Provenance",
+    "ResourceMeter",
+    "Results",
+    "SeedEvaluation",
+    "build_results",
+    "collect_provenance",
+    "examples_path",
+    "image_metrics",
+    "read_examples",
+    "read_results",
+    "write_examples",
+    "write_results",
+]
