@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 import shutil
 from collections.abc import Callable
 from pathlib import Path
@@ -172,6 +173,7 @@ def test_deterministic_by_seed_and_label_free(assets: Path) -> None:
     assert first == encode_png(b.load(spec).image)
     assert first == encode_png(a.load(dataclasses.replace(spec, label=1 - spec.label)).image)
     assert first != encode_png(c.load(spec).image)
+    assert first == encode_png(pickle.loads(pickle.dumps(a)).load(spec).image)  # as in a worker process
     assert a.specs() == b.specs()
     assert a.fingerprint() == b.fingerprint() != c.fingerprint()
 
