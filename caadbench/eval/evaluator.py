@@ -1,0 +1,361 @@
+"""One evaluation pass: feed ``(Batch, AnomalyOutput)`` pairs, get the metrics of one seed.
+
+The runner's loop is::
+
+    evaluator = Evaluator(seen_contexts=split_seen_contexts)
+    for batch in test_batches:
+        evaluator.update(batch, model.predict(batch))
+    seed_eval = evaluator.compute()          # one per seed; then results.build_results(...)
+
+Anomaly maps arrive at the model's input size and are resized bilinearly to ``EVAL_RESOLUTION``; the batch's
+ground truth is already there (nearest from the full-size mask). Under ``torchrun`` each rank evaluates its
+shards and rank 0 :meth:`Evaluator.merge` s the gathered evaluators: the result equals one process's.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections import defaultdict
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from caadbench.data.batch import EVAL_RESOLUTION, Batch
+from caadbench.errors import DataError, ModelError
+from caadbench.eval.metrics import (
+    DEFAULT_BINS,
+    DEFAULT_EXACT_PIXELS,
+    IMAGE_METRICS,
+    METRIC_LABELS,
+    METRIC_NAMES,
+    PIXEL_METRICS,
+    PixelMetricAccumulator,
+    context_auroc,
+    image_metrics,
+    macro_mean,
+)
+from caadbench.models.base import AnomalyOutput
+
+EXAMPLE_CATEGORIES: tuple[tuple[str, int, int], ...] = (
+    ("anomalous, highest score", 1, -1),
+    ("anomalous, lowest score (missed)", 1, 1),
+    ("normal, highest score (false alarm)", 0, -1),
+    ("normal, lowest score", 0, 1),
+)
+"""``(title, label, order)``: the example grid shows, per category, the images ranked first by score."""
+
+
+@dataclass
+class ContextCell:
+    """One (subject, context) pair of the test set.
+
+    Attributes:
+        seen: whether the context was seen for this subject in training/support; ``None`` when the split has no
+            seen/unseen notion.
+        label: 0 or 1 when every image of the pair has it, ``None`` when mixed.
+        auroc: :func:`~caadbench.eval.metrics.context_auroc`; NaN when undefined.
+        mean_score: mean image score of the pair.
+    """
+
+    subject: str
+    context: str
+    seen: bool | None
+    label: int | None
+    n: int
+    n_anomalous: int
+    auroc: float
+    mean_score: float
+
+
+@dataclass
+class SampleScores:
+    """Per-image outcome, sorted by key. Arrays are ``(N,)``."""
+
+    keys: list[str]
+    subjects: list[str]
+    contexts: list[str]
+    labels: np.ndarray
+    seen: list[bool | None]
+    scores: np.ndarray
+
+
+@dataclass
+class SeedEvaluation:
+    """Everything one evaluation pass produced.
+
+    Attributes:
+        metrics: the six macro means over subjects (NaN subjects excluded).
+        bounds: per metric, the bound on the macro mean's histogram error (0 when exact).
+        per_subject: ``{subject: {metric: value}}``.
+        subject_counts: ``{subject: (n images, n anomalous)}``.
+        cells: every (subject, context) pair, sorted.
+        samples: per-image scores.
+        notes: why a subject was left out of a macro mean.
+    """
+
+    metrics: dict[str, float]
+    bounds: dict[str, float]
+    per_subject: dict[str, dict[str, float]]
+    subject_counts: dict[str, tuple[int, int]]
+    cells: list[ContextCell]
+    samples: SampleScores
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class ExampleSet:
+    """Example images for the report's grid, at the evaluation resolution ``R``.
+
+    Attributes:
+        keys, subjects, contexts, categories: ``N`` strings each.
+        labels: ``(N,)`` int64. scores: ``(N,)`` float32.
+        images: ``(N, R, R, 3)`` uint8. maps: ``(N, R, R)`` float16. gt: ``(N, R, R)`` bool.
+    """
+
+    keys: list[str]
+    subjects: list[str]
+    contexts: list[str]
+    categories: list[str]
+    labels: np.ndarray
+    scores: np.ndarray
+    images: np.ndarray
+    maps: np.ndarray
+    gt: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class Evaluator:
+    """Accumulates one evaluation pass over the test part.
+
+    Args:
+        seen_contexts: per subject, the contexts seen in training/support (from the split definition);
+            ``None`` when the split has no seen/unseen notion (industrial sets).
+        resolution: side of the pixel-metric grid (``EVAL_RESOLUTION``).
+        n_bins, exact_pixels: :class:`~caadbench.eval.metrics.PixelMetricAccumulator` memory settings.
+        examples_per_category: images kept per :data:`EXAMPLE_CATEGORIES` entry for the report (0: none).
+    """
+
+    def __init__(
+        self,
+        seen_contexts: Mapping[str, Collection[str]] | None,
+        *,
+        resolution: int = EVAL_RESOLUTION,
+        n_bins: int = DEFAULT_BINS,
+        exact_pixels: int = DEFAULT_EXACT_PIXELS,
+        examples_per_category: int = 2,
+    ) -> None:
+        self.seen_contexts = None if seen_contexts is None else {s: set(c) for s, c in seen_contexts.items()}
+        self.resolution = resolution
+        self.examples_per_category = examples_per_category
+        self.pixels = PixelMetricAccumulator(n_bins=n_bins, exact_pixels=exact_pixels)
+        self._keys: list[str] = []
+        self._subjects: list[str] = []
+        self._contexts: list[str] = []
+        self._labels: list[int] = []
+        self._scores: list[float] = []
+        # per category: a min-heap of (rank, key, counter, payload); the worst kept candidate is at the top
+        self._examples: list[list[tuple]] = [[] for _ in EXAMPLE_CATEGORIES]
+        self._offered = 0
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    # ------------------------------------------------------------------ input
+    def update(self, batch: Batch, output: AnomalyOutput) -> None:
+        """Add one predicted batch.
+
+        Args:
+            batch: the test batch (``gt_masks`` ``(B, R, R)`` at ``resolution``).
+            output: the model's ``scores (B,)`` and ``maps (B, S, S)``.
+
+        Raises:
+            ModelError: outputs of the wrong shape or with non-finite values.
+            DataError: ground truth at another resolution.
+        """
+        B, R = len(batch), self.resolution
+        scores = output.scores.detach().float().reshape(-1)
+        maps = output.maps.detach().float()
+        if scores.shape[0] != B or maps.ndim != 3 or maps.shape[0] != B:
+            raise ModelError("model output", f"scores {tuple(output.scores.shape)} and maps "
+                                             f"{tuple(output.maps.shape)} do not match a batch of {B} images")
+        if tuple(batch.gt_masks.shape) != (B, R, R):
+            raise DataError("test batch", f"ground truth is {tuple(batch.gt_masks.shape)}, expected ({B}, {R}, {R}) "
+                                          f"at the evaluation resolution")
+        if tuple(maps.shape[-2:]) != (R, R):
+            maps = F.interpolate(maps[:, None], size=(R, R), mode="bilinear", align_corners=False)[:, 0]
+        maps_np = maps.cpu().numpy()
+        gt_np = batch.gt_masks.detach().cpu().numpy().astype(bool)
+        scores_np = scores.cpu().numpy()
+        labels = [int(v) for v in batch.labels.detach().cpu().reshape(-1).tolist()]
+        if not np.all(np.isfinite(scores_np)):
+            raise ModelError("image scores", "contain NaN or infinite values; metrics need finite scores")
+        self.pixels.update(maps_np, gt_np, batch.subjects)
+        self._keys += list(batch.keys)
+        self._subjects += list(batch.subjects)
+        self._contexts += list(batch.contexts)
+        self._labels += labels
+        self._scores += [float(v) for v in scores_np]
+        if self.examples_per_category:
+            self._offer_examples(batch, scores_np, labels, maps_np, gt_np)
+
+    def _offer_examples(self, batch: Batch, scores, labels, maps, gt) -> None:
+        images = None
+        for i, key in enumerate(batch.keys):
+            for c, (_, label, order) in enumerate(EXAMPLE_CATEGORIES):
+                if labels[i] != label:
+                    continue
+                heap = self._examples[c]
+                rank = (-order * float(scores[i]), _reverse(key))  # larger = better kept
+                if len(heap) >= self.examples_per_category and rank <= heap[0][0]:
+                    continue
+                if images is None:
+                    images = _display_images(batch.images, self.resolution)
+                payload = (batch.subjects[i], batch.contexts[i], labels[i], float(scores[i]),
+                           images[i], maps[i].astype(np.float16), gt[i].copy())
+                self._offered += 1
+                item = (rank, key, self._offered, payload)  # the counter keeps heapq away from the arrays
+                if len(heap) >= self.examples_per_category:
+                    heapq.heapreplace(heap, item)
+                else:
+                    heapq.heappush(heap, item)
+
+    def merge(self, other: Evaluator) -> None:
+        """Add another evaluator's images (another rank's share of the same pass)."""
+        if other.resolution != self.resolution:
+            raise ValueError("cannot merge evaluators at different resolutions")
+        self._keys += other._keys
+        self._subjects += other._subjects
+        self._contexts += other._contexts
+        self._labels += other._labels
+        self._scores += other._scores
+        self.pixels.merge(other.pixels)
+        for mine, theirs in zip(self._examples, other._examples):
+            for rank, key, _, payload in theirs:
+                self._offered += 1
+                item = (rank, key, self._offered, payload)
+                if len(mine) < self.examples_per_category:
+                    heapq.heappush(mine, item)
+                elif item[0] > mine[0][0]:
+                    heapq.heapreplace(mine, item)
+
+    # ------------------------------------------------------------------ output
+    def _seen(self, subject: str, context: str) -> bool | None:
+        if self.seen_contexts is None:
+            return None
+        return context in self.seen_contexts.get(subject, ())
+
+    def compute(self) -> SeedEvaluation:
+        """Metrics of everything added so far.
+
+        Raises:
+            DataError: nothing was evaluated, or a key was evaluated twice.
+        """
+        if not self._keys:
+            raise DataError("test set", "no image was evaluated")
+        order = sorted(range(len(self._keys)), key=self._keys.__getitem__)
+        keys = [self._keys[i] for i in order]
+        for a, b in zip(keys, keys[1:]):
+            if a == b:
+                raise DataError("test set", f"image {a!r} was evaluated twice (overlapping shards or ranks?)")
+        subjects = np.array([self._subjects[i] for i in order], dtype=object)
+        contexts = np.array([self._contexts[i] for i in order], dtype=object)
+        labels = np.array([self._labels[i] for i in order], dtype=np.int64)
+        scores = np.array([self._scores[i] for i in order], dtype=np.float64)
+        samples = SampleScores(keys, list(subjects), list(contexts), labels,
+                               [self._seen(s, c) for s, c in zip(subjects, contexts)], scores.astype(np.float32))
+
+        pixel = self.pixels.compute()
+        per_subject: dict[str, dict[str, float]] = {}
+        bounds_per_subject: dict[str, dict[str, float]] = {}
+        counts: dict[str, tuple[int, int]] = {}
+        cells: list[ContextCell] = []
+        notes: list[str] = []
+        for subject in sorted(set(subjects)):
+            mask = subjects == subject
+            s_scores, s_labels = scores[mask], labels[mask]
+            values = image_metrics(s_scores, s_labels)
+            px = pixel[subject]
+            values.update(px.values)
+            per_subject[subject] = values
+            bounds_per_subject[subject] = {**{m: 0.0 for m in IMAGE_METRICS}, **px.bound}
+            counts[subject] = (int(mask.sum()), int(s_labels.sum()))
+            notes += _undefined_notes(subject, values, counts[subject], px.n_anomalous, px.n_pixels)
+            s_contexts = contexts[mask]
+            for context in sorted(set(s_contexts)):
+                in_cell = s_contexts == context
+                cell_labels = s_labels[in_cell]
+                cells.append(ContextCell(
+                    subject=subject,
+                    context=context,
+                    seen=self._seen(subject, context),
+                    label=int(cell_labels[0]) if len(set(cell_labels.tolist())) == 1 else None,
+                    n=int(in_cell.sum()),
+                    n_anomalous=int(cell_labels.sum()),
+                    auroc=context_auroc(s_scores, s_labels, in_cell),
+                    mean_score=float(np.mean(s_scores[in_cell])),
+                ))
+        metrics, bounds = {}, {}
+        for name in METRIC_NAMES:
+            included = [s for s in per_subject if not math.isnan(per_subject[s][name])]
+            metrics[name] = macro_mean(per_subject[s][name] for s in included)
+            bounds[name] = macro_mean(bounds_per_subject[s][name] for s in included) if included else 0.0
+        return SeedEvaluation(metrics, bounds, per_subject, counts, cells, samples, notes)
+
+    def examples(self) -> ExampleSet | None:
+        """The kept example images, category by category (an image listed once); ``None`` when none was kept."""
+        seen: set[str] = set()
+        rows: list[tuple[str, str, tuple]] = []
+        for (title, _, _), heap in zip(EXAMPLE_CATEGORIES, self._examples):
+            for _, key, _, payload in sorted(heap, key=lambda item: item[:3], reverse=True):
+                if key not in seen:
+                    seen.add(key)
+                    rows.append((title, key, payload))
+        if not rows:
+            return None
+        return ExampleSet(
+            keys=[key for _, key, _ in rows],
+            subjects=[p[0] for _, _, p in rows],
+            contexts=[p[1] for _, _, p in rows],
+            categories=[title for title, _, _ in rows],
+            labels=np.array([p[2] for _, _, p in rows], dtype=np.int64),
+            scores=np.array([p[3] for _, _, p in rows], dtype=np.float32),
+            images=np.stack([p[4] for _, _, p in rows]),
+            maps=np.stack([p[5] for _, _, p in rows]),
+            gt=np.stack([p[6] for _, _, p in rows]),
+        )
+
+
+def _reverse(key: str) -> tuple[int, ...]:
+    """A tie-break that prefers the smaller key when ranks are equal (heap keeps the larger rank)."""
+    return tuple(-ord(ch) for ch in key) + (1,)
+
+
+def _display_images(images: torch.Tensor, resolution: int) -> np.ndarray:
+    """``(B, 3, S, S)`` float [0, 1] → ``(B, R, R, 3)`` uint8 for display."""
+    x = images.detach().float()
+    if tuple(x.shape[-2:]) != (resolution, resolution):
+        x = F.interpolate(x, size=(resolution, resolution), mode="bilinear", align_corners=False, antialias=True)
+    return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, int], n_anom_px: int, n_px: int):
+    n, n_anomalous = counts
+    notes = []
+    image_nan = [METRIC_LABELS[m] for m in IMAGE_METRICS if math.isnan(values[m])]
+    if image_nan:
+        why = "no anomalous test image" if n_anomalous == 0 else "no normal test image"
+        notes.append(f"subject {subject!r}: {', '.join(image_nan)} undefined ({why}); excluded from the macro mean")
+    pixel_nan = [METRIC_LABELS[m] for m in PIXEL_METRICS if math.isnan(values[m])]
+    if pixel_nan:
+        why = "no anomalous pixel" if n_anom_px == 0 else "no normal pixel"
+        notes.append(f"subject {subject!r}: {', '.join(pixel_nan)} undefined ({why}); excluded from the macro mean")
+    return notes
+
+
+__all__ = ["EXAMPLE_CATEGORIES", "ContextCell", "Evaluator", "ExampleSet", "SampleScores", "SeedEvaluation"]

@@ -1,0 +1,129 @@
+"""The Evaluator: batches in, per-subject and per-context metrics of one seed out."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+
+from caadbench.data.batch import EVAL_RESOLUTION, Batch
+from caadbench.errors import DataError, ModelError
+from caadbench.eval.evaluator import Evaluator
+from caadbench.eval.metrics import PixelMetricAccumulator
+from caadbench.models.base import AnomalyOutput
+from tests.eval.fakes import make_batches, rulebook, seen_contexts
+
+
+@pytest.fixture(scope="module")
+def batches():
+    return make_batches(n_per_pair=2, size=32, batch_size=12)
+
+
+def evaluate(batches, **kwargs) -> Evaluator:
+    ev = Evaluator(seen_contexts(rulebook()), **kwargs)
+    for batch, output in batches:
+        ev.update(batch, output)
+    return ev
+
+
+def test_macro_mean_is_the_mean_of_per_subject_sklearn_values(batches):
+    result = evaluate(batches).compute()
+    scores = np.concatenate([o.scores.numpy() for _, o in batches])
+    labels = np.concatenate([b.labels.numpy() for b, _ in batches])
+    subjects = np.array(sum((b.subjects for b, _ in batches), []))
+    expected = {s: roc_auc_score(labels[subjects == s], scores[subjects == s]) for s in set(subjects)}
+    for subject, value in expected.items():
+        assert result.per_subject[subject]["i_auroc"] == pytest.approx(value, abs=1e-9)
+    assert result.metrics["i_auroc"] == pytest.approx(np.mean(list(expected.values())), abs=1e-9)
+    assert result.samples.keys == sorted(result.samples.keys)
+    assert not result.notes
+
+
+def test_maps_are_resized_bilinearly_to_the_evaluation_resolution(batches):
+    """Maps at the input size give the same pixel metrics as maps pre-resized to 256 with bilinear."""
+    ev = evaluate(batches, examples_per_category=0)
+    reference = PixelMetricAccumulator()
+    for batch, output in batches:
+        resized = F.interpolate(output.maps[:, None], size=(EVAL_RESOLUTION,) * 2, mode="bilinear",
+                                align_corners=False)[:, 0]
+        reference.update(resized, batch.gt_masks, batch.subjects)
+    ours, theirs = ev.pixels.compute(), reference.compute()
+    assert {s: m.values for s, m in ours.items()} == {s: m.values for s, m in theirs.items()}
+
+
+def test_cells_mark_seen_contexts_and_labels(batches):
+    result = evaluate(batches).compute()
+    rules, seen = rulebook(), seen_contexts(rulebook())
+    assert len(result.cells) == len(rules)
+    for cell in result.cells:
+        assert cell.label == rules[cell.subject, cell.context]
+        assert cell.seen == (cell.context in seen[cell.subject])
+        assert 0 <= cell.auroc <= 1 and cell.n == 2
+    none_seen = Evaluator(None)
+    for batch, output in batches:
+        none_seen.update(batch, output)
+    assert {c.seen for c in none_seen.compute().cells} == {None}
+
+
+def test_subject_without_anomalous_image_is_excluded_with_a_note(batches):
+    ev = Evaluator({})
+    for batch, output in batches:
+        keep = [i for i, s in enumerate(batch.subjects) if not (s == "cow" and batch.labels[i] == 1)]
+        ev.update(_subset(batch, keep), AnomalyOutput(output.scores[keep], output.maps[keep]))
+    result = ev.compute()
+    assert math.isnan(result.per_subject["cow"]["i_auroc"]) and math.isnan(result.per_subject["cow"]["aupro"])
+    others = [v["i_auroc"] for s, v in result.per_subject.items() if s != "cow"]
+    assert result.metrics["i_auroc"] == pytest.approx(np.mean(others))
+    assert any("'cow'" in n and "no anomalous test image" in n for n in result.notes)
+    assert any("'cow'" in n and "no anomalous pixel" in n for n in result.notes)
+
+
+def test_merged_ranks_equal_one_process(batches):
+    one = evaluate(batches)
+    ranks = [evaluate(batches[0::2]), evaluate(batches[1::2])]
+    merged = ranks[0]
+    merged.merge(ranks[1])
+    a, b = one.compute(), merged.compute()
+    assert a.metrics == b.metrics and a.per_subject == b.per_subject and a.cells == b.cells
+    assert one.examples().keys == merged.examples().keys
+
+
+def test_examples_are_the_extremes_of_each_category(batches):
+    ev = evaluate(batches, examples_per_category=1)
+    ex = ev.examples()
+    result = ev.compute()
+    s = result.samples
+    anomalous = [(sc, k) for k, sc, y in zip(s.keys, s.scores, s.labels) if y == 1]
+    normal = [(sc, k) for k, sc, y in zip(s.keys, s.scores, s.labels) if y == 0]
+    assert ex.keys == [max(anomalous)[1], min(anomalous)[1], max(normal)[1], min(normal)[1]]
+    assert ex.images.shape == (4, EVAL_RESOLUTION, EVAL_RESOLUTION, 3) and ex.images.dtype == np.uint8
+    assert ex.maps.dtype == np.float16 and ex.gt.dtype == bool
+    assert ex.gt[0].any() and not ex.gt[2].any()
+
+
+def test_bad_inputs(batches):
+    batch, output = batches[0]
+    ev = Evaluator({})
+    with pytest.raises(ModelError, match="do not match"):
+        ev.update(batch, AnomalyOutput(output.scores[:-1], output.maps))
+    with pytest.raises(ModelError, match="NaN"):
+        ev.update(batch, AnomalyOutput(torch.full_like(output.scores, float("nan")), output.maps))
+    small_gt = Batch(batch.images, batch.subject_masks, batch.gt_masks[:, :64, :64], batch.labels, batch.keys,
+                     batch.subjects, batch.contexts)
+    with pytest.raises(DataError, match="evaluation resolution"):
+        ev.update(small_gt, output)
+    with pytest.raises(DataError, match="no image"):
+        Evaluator({}).compute()
+    ev.update(batch, output)
+    ev.update(batch, output)
+    with pytest.raises(DataError, match="evaluated twice"):
+        ev.compute()
+
+
+def _subset(batch: Batch, keep: list[int]) -> Batch:
+    return Batch(batch.images[keep], batch.subject_masks[keep], batch.gt_masks[keep], batch.labels[keep],
+                 [batch.keys[i] for i in keep], [batch.subjects[i] for i in keep], [batch.contexts[i] for i in keep])

@@ -1,0 +1,206 @@
+"""The results schema: round trip, refusals, atomic and canonical writing, provenance, examples sidecar."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from caadbench.errors import ResultsError
+from caadbench.eval.metrics import METRIC_NAMES
+from caadbench.eval.results import (
+    SCHEMA_VERSION,
+    ResourceMeter,
+    build_results,
+    collect_provenance,
+    dumps,
+    examples_path,
+    read_examples,
+    read_results,
+    write_examples,
+    write_results,
+)
+from tests.eval.fakes import fake_provenance, fake_results
+
+
+@pytest.fixture(scope="module")
+def run():
+    return fake_results(seeds=(0, 1), n_per_pair=2, examples=True)
+
+
+@pytest.fixture()
+def written(run, tmp_path) -> Path:
+    return write_results(tmp_path / "run.json", run[0])
+
+
+def test_round_trip(run, written):
+    results = run[0]
+    back = read_results(written)
+    assert dumps(back) == dumps(results) == written.read_text()
+    assert back.seeds == [0, 1] and back.schema_version == SCHEMA_VERSION
+    assert sorted(back.metrics) == sorted(METRIC_NAMES)
+    assert back.samples[0].scores == [float(f"{s:.9g}") for s in results.samples[0].scores]
+    assert back.random_init and back.provenance.weights_sha256 == "random-init"
+
+
+def test_aggregation_over_seeds(run):
+    results = run[0]
+    for name, stat in results.metrics.items():
+        assert stat.mean == pytest.approx(np.mean(stat.per_seed))
+        assert stat.std == pytest.approx(np.std(stat.per_seed))
+        assert 0 <= stat.mean <= 1
+    cell = results.per_context[0]
+    matrix = results.subject_context
+    i, j = matrix.subjects.index(cell.subject), matrix.contexts.index(cell.context)
+    assert matrix.auroc[i][j] == cell.auroc.mean and matrix.n[i][j] == cell.n and matrix.seen[i][j] == cell.seen
+    absent = [(s, c) for i, s in enumerate(matrix.subjects) for j, c in enumerate(matrix.contexts) if matrix.n[i][j] == 0]
+    assert absent and all(math.isnan(matrix.auroc[matrix.subjects.index(s)][matrix.contexts.index(c)])
+                          for s, c in absent)
+
+
+def test_nan_is_written_as_null_and_read_back(run, tmp_path):
+    results = run[0]
+    results.metrics["aupro"].per_seed[0] = math.nan
+    try:
+        path = write_results(tmp_path / "nan.json", results)
+        assert json.loads(path.read_text())["metrics"]["aupro"]["per_seed"][0] is None
+        assert math.isnan(read_results(path).metrics["aupro"].per_seed[0])
+    finally:
+        results.metrics["aupro"].per_seed[0] = results.metrics["aupro"].per_seed[1]
+
+
+def _edit(path: Path, change) -> Path:
+    data = json.loads(path.read_text())
+    change(data)
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_refuses_another_schema_version(written):
+    _edit(written, lambda d: d.update(schema_version=2))
+    with pytest.raises(ResultsError, match="schema version 2 is not supported") as info:
+        read_results(written)
+    assert str(written) in str(info.value)
+
+
+@pytest.mark.parametrize("remove,field", [
+    (lambda d: d["provenance"].pop("weights_sha256"), "provenance.weights_sha256"),
+    (lambda d: d.pop("per_context"), "per_context"),
+    (lambda d: d["metrics"]["i_auroc"].pop("std"), "metrics.i_auroc.std"),
+    (lambda d: d.pop("schema_version"), "schema_version"),
+])
+def test_refuses_missing_fields(written, remove, field):
+    _edit(written, remove)
+    with pytest.raises(ResultsError, match=f"missing field {field}") as info:
+        read_results(written)
+    assert str(info.value).startswith(str(written))
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update(shots="0"), "field shots: expected an integer"),
+    (lambda d: d["samples"][0].update(label=True), r"samples\[0\].label: expected an integer"),
+    (lambda d: d["metrics"]["i_ap"].update(mean=1.5), "outside \\[0, 1\\]"),
+    (lambda d: d["metrics"].pop("aupro"), "metrics must be exactly"),
+    (lambda d: d["samples"].reverse(), "sorted by key"),
+])
+def test_refuses_wrong_values(written, change, message):
+    _edit(written, change)
+    with pytest.raises(ResultsError, match=message):
+        read_results(written)
+
+
+def test_refuses_unreadable_files(tmp_path):
+    with pytest.raises(ResultsError, match="not found"):
+        read_results(tmp_path / "absent.json")
+    (tmp_path / "bad.json").write_text("{not json")
+    with pytest.raises(ResultsError, match="not valid JSON"):
+        read_results(tmp_path / "bad.json")
+
+
+def test_write_is_atomic_and_canonical(run, written, monkeypatch):
+    before = written.read_bytes()
+    assert list(json.loads(before)) == sorted(json.loads(before))  # sorted keys
+    write_results(written, run[0])
+    assert written.read_bytes() == before  # same object → identical bytes
+
+    def fail(*args):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(os, "replace", fail)
+    with pytest.raises(OSError):
+        write_results(written, run[0])
+    assert written.read_bytes() == before
+    assert sorted(p.name for p in written.parent.iterdir()) == ["run.json"]  # no temporary left behind
+
+
+def test_invalid_results_are_not_written(run, tmp_path):
+    results = run[0]
+    saved = results.shots
+    results.shots = -1
+    try:
+        with pytest.raises(ResultsError, match="shots"):
+            write_results(tmp_path / "x.json", results)
+    finally:
+        results.shots = saved
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_build_refuses_inconsistent_seeds():
+    from caadbench.eval.evaluator import Evaluator
+    from tests.eval.fakes import make_batches, rulebook, seen_contexts
+
+    def evaluate(data_seed):
+        ev = Evaluator(seen_contexts(rulebook()), examples_per_category=0)
+        for batch, output in make_batches(n_per_pair=1, size=16, data_seed=data_seed):
+            ev.update(batch, output)
+        return ev.compute()
+
+    a = evaluate(0)
+    common = dict(model="clip", learning="zero-shot", dataset="d", split="cc", shots=0, support_keys={},
+                  config={}, provenance=fake_provenance())
+    with pytest.raises(ResultsError, match="2 evaluations"):
+        build_results(seeds=[0], evaluations=[a, a], **common)
+    b = evaluate(0)
+    b.samples.keys[0] = "zzz-other"
+    with pytest.raises(ResultsError, match="different test set"):
+        build_results(seeds=[0, 1], evaluations=[a, b], **common)
+    ok = build_results(seeds=[3], evaluations=[a], support_keys={3: ["k2", "k1"]},
+                       **{k: v for k, v in common.items() if k != "support_keys"})
+    assert ok.support_keys == {"3": ["k1", "k2"]}
+    assert all(stat.std == 0 for stat in ok.metrics.values() if not math.isnan(stat.mean))
+
+
+def test_collect_provenance(tiny_backbone):
+    with ResourceMeter("cpu") as meter:
+        meter.count(10)
+    prov = collect_provenance(tiny_backbone.identity, dataset_fingerprint="abc", dataset_path="data/x",
+                              device="cpu", meter=meter, command=["/usr/bin/caadbench", "run", "--model", "clip"])
+    assert prov.random_init and prov.weights_sha256 == "random-init" and prov.backbone_arch == "caad-tiny"
+    assert prov.command == "caadbench run --model clip"
+    assert prov.peak_memory_bytes > 0 and prov.peak_memory_kind == "cpu-peak-rss"
+    assert prov.images_per_s > 0 and prov.wall_time_s > 0
+    assert prov.git_commit == "unknown" or len(prov.git_commit) == 40
+    import open_clip
+    import torch
+
+    assert (prov.torch_version, prov.open_clip_version) == (torch.__version__, open_clip.__version__)
+
+
+def test_examples_sidecar_round_trip(run, written):
+    examples = run[1]
+    path = write_examples(examples_path(written), examples)
+    assert path.name == "run.examples.npz"
+    back = read_examples(path)
+    assert back.keys == examples.keys and back.categories == examples.categories
+    assert np.array_equal(back.images, examples.images) and np.array_equal(back.maps, examples.maps)
+    assert np.array_equal(back.gt, examples.gt)
+    np.savez(path.with_suffix(".tmp.npz"), keys=np.array(["a"]))
+    with pytest.raises(ResultsError, match="lacks array"):
+        read_examples(path.with_suffix(".tmp.npz"))
+    path.write_bytes(b"not an npz")
+    with pytest.raises(ResultsError, match="not a readable examples file"):
+        read_examples(path)
