@@ -1,0 +1,106 @@
+"""Throughput of the CLIP and WinCLIP baselines, and WinCLIP's speed-up over one-window-at-a-time encoding.
+
+For each architecture (random init: no weights are downloaded) it measures images/s of ``predict`` for
+``clip``, ``winclip`` and ``winclip.plus`` on one batch, then runs WinCLIP again with the backbone's
+``encode_token_subsets`` replaced by a naive reference that encodes each window separately (a Python loop of
+one-subset calls), checks both give the same maps, and prints the ratio. Everything is measured in this run.
+
+    OMP_NUM_THREADS=1 python benchmarks/model_throughput.py --archs caad-tiny ViT-B-16-plus-240 --batch 2
+
+On one CPU thread the ViT-B-16-plus-240 part takes several minutes (WinCLIP encodes ~12x the tokens of CLIP).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from collections.abc import Callable
+
+import torch
+from tabulate import tabulate
+
+from caadbench.data.batch import EVAL_RESOLUTION, Batch
+from caadbench.models import ClipBackbone, FitData, create_model
+
+MODELS = ("clip", "winclip", "winclip.plus")
+
+
+def make_batch(n: int, size: int, seed: int) -> Batch:
+    images = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
+    return Batch(images=images, subject_masks=torch.ones(n, size, size, dtype=torch.bool),
+                 gt_masks=torch.zeros(n, EVAL_RESOLUTION, EVAL_RESOLUTION, dtype=torch.bool),
+                 labels=torch.zeros(n, dtype=torch.long), keys=[f"b{seed}_{i}" for i in range(n)],
+                 subjects=["cow"] * n, contexts=["pasture"] * n)
+
+
+def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
+    """Seconds per call (best of ``repeats`` after one warm-up call) and the last result."""
+    out = fn()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = fn()
+        best = min(best, time.perf_counter() - start)
+    return best, out
+
+
+def naive_token_subsets(backbone: ClipBackbone) -> Callable:
+    """``encode_token_subsets`` done one subset (window) at a time: the reference WinCLIP avoids."""
+    vectorised = backbone.encode_token_subsets
+
+    def encode(images, subsets, normalize=True, max_sequences=4096):
+        return torch.cat([vectorised(images, subsets[m:m + 1], normalize=normalize) for m in range(len(subsets))], dim=1)
+
+    return encode
+
+
+def run(arch: str, batch_size: int, repeats: int) -> tuple[list, list]:
+    backbone = ClipBackbone(arch, pretrained=None, init_seed=0)
+    size = backbone.image_size
+    batch, support = make_batch(batch_size, size, 0), make_batch(1, size, 1)
+    rows, ratio_rows = [], []
+    for name in MODELS:
+        model = create_model(name, backbone=backbone)
+        model.fit(FitData(subjects=["cow"], support=[support]))  # prototypes (and memories) outside the timing
+        seconds, _ = timed(lambda model=model: model.predict(batch), repeats)
+        rows.append([arch, f"{size}px {backbone.grid_size[0]}x{backbone.grid_size[1]}", name, batch_size,
+                     f"{seconds:.3f}", f"{batch_size / seconds:.2f}"])
+    model = create_model("winclip", backbone=backbone)
+    model.fit(FitData(subjects=["cow"]))
+    fast_s, fast = timed(lambda: model.predict(batch), repeats)
+    windows = sum(len(model.window_index(k)) for k in model.config.scales)
+    backbone.encode_token_subsets = naive_token_subsets(backbone)
+    try:
+        naive_s, naive = timed(lambda: model.predict(batch), max(1, repeats // 2))
+    finally:
+        del backbone.encode_token_subsets  # back to the class's vectorised method
+    diff = (fast.maps - naive.maps).abs().max().item()
+    ratio_rows.append([arch, windows, batch_size, f"{fast_s:.3f}", f"{naive_s:.3f}", f"{naive_s / fast_s:.1f}x",
+                       f"{diff:.1e}"])
+    return rows, ratio_rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--archs", nargs="+", default=["caad-tiny", "ViT-B-16-plus-240"])
+    parser.add_argument("--batch", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_grad_enabled(False)
+    rows, ratio_rows = [], []
+    for arch in args.archs:
+        r, q = run(arch, args.batch, args.repeats)
+        rows += r
+        ratio_rows += q
+    print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread(s) "
+          f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), random-init weights, best of {args.repeats}")
+    print(tabulate(rows, headers=["backbone", "input", "model", "batch", "s/batch", "images/s"], tablefmt="github"))
+    print()
+    print(tabulate(ratio_rows, headers=["backbone", "windows/image", "batch", "winclip s/batch (vectorised)",
+                                       "s/batch (one window per call)", "speed-up", "max |map diff|"],
+                   tablefmt="github"))
+
+
+if __name__ == "__main__":
+    main()
