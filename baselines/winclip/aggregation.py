@@ -1,6 +1,6 @@
 """WinCLIP's aggregation of window scores into patch scores, and of several maps into one.
 
-Harmonic averaging (paper, eq. 3): the score of patch ``j`` at one scale is the harmonic mean of the scores of
+Harmonic averaging (the paper's harmonic aggregation of windows): the score of patch ``j`` at one scale is the harmonic mean of the scores of
 the windows ``u`` that cover it, ``M_j = |U_j| / Σ_{u ∈ U_j} 1 / score(u)``. It weights low (normal) window
 scores most, so a patch is called anomalous only when every window around it is. Scores are clamped at
 ``EPS`` from below before inverting, which changes nothing for any probability float32 can tell from zero

@@ -17,9 +17,9 @@ Zero-shot (WinCLIP):
 4. the image score is ``ascore_0(f)``.
 
 Few-shot (WinCLIP+): the memory of subject ``o`` holds, for its k normal support images, every window embedding
-of each scale (``R_k``) and every patch feature (``R_p``: the last block's patch tokens after the final LayerNorm,
-before the projection: the encoder's penultimate representation; ``patch_layer`` and ``patch_features``
-change this). For a query, ``a(g, R) = ½ (1 − max_{r ∈ R} ⟨g, r⟩)``; the window scores of a scale are
+of each scale (``R_k``) and every patch feature (``R_p``: the paper's "penultimate" patch features, read as the
+last block's patch tokens after the final LayerNorm, before the projection, as anomalib does; ``patch_layer``
+and ``patch_features`` change this). For a query, ``a(g, R) = ½ (1 − max_{r ∈ R} ⟨g, r⟩)``; the window scores of a scale are
 harmonically aggregated to patches as in 2., the patch scores are used as they are, and the few-shot map is
 their mean ``M_W = (a_p + Σ_k M_k^W) / (1 + K)``. Final map ``½ (M_0 + M_W)``; image score
 ``½ (ascore_0(f) + max_j M_W(j))``.
