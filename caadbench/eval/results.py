@@ -165,7 +165,7 @@ class Results:
         metrics: the six macro means (:data:`~caadbench.eval.metrics.METRIC_NAMES`), values in [0, 1].
         per_subject, per_context, subject_context: breakdowns.
         samples: every test image with its score per seed, sorted by key.
-        support_keys: per seed (as a string), the support images used.
+        support_keys: per seed (as a string), per subject, the support images used (empty without support).
         config: the model's config.
         provenance: what produced it.
         notes: why a value is missing or excluded.
@@ -183,7 +183,7 @@ class Results:
     per_context: list[ContextEntry]
     subject_context: SubjectContextMatrix
     samples: list[SampleEntry]
-    support_keys: dict[str, list[str]]
+    support_keys: dict[str, dict[str, list[str]]]
     config: dict[str, Any]
     provenance: Provenance
     notes: list[str] = field(default_factory=list)
@@ -249,7 +249,7 @@ def build_results(
     shots: int,
     seeds: Sequence[int],
     evaluations: Sequence[SeedEvaluation],
-    support_keys: Mapping[int, Sequence[str]] | None,
+    support_keys: Mapping[int, Mapping[str, Sequence[str]]] | None,
     config: Mapping[str, Any],
     provenance: Provenance,
     notes: Sequence[str] = (),
@@ -312,7 +312,8 @@ def build_results(
         per_context=per_context,
         subject_context=subject_context_matrix(per_context),
         samples=samples,
-        support_keys={str(k): sorted(v) for k, v in sorted((support_keys or {}).items())},
+        support_keys={str(seed): {subject: sorted(keys) for subject, keys in sorted(by_subject.items())}
+                      for seed, by_subject in sorted((support_keys or {}).items())},
         config=dict(config),
         provenance=provenance,
         notes=all_notes,

@@ -168,9 +168,9 @@ def test_build_refuses_inconsistent_seeds():
     b.samples.keys[0] = "zzz-other"
     with pytest.raises(ResultsError, match="different test set"):
         build_results(seeds=[0, 1], evaluations=[a, b], **common)
-    ok = build_results(seeds=[3], evaluations=[a], support_keys={3: ["k2", "k1"]},
+    ok = build_results(seeds=[3], evaluations=[a], support_keys={3: {"cow": ["k2", "k1"]}},
                        **{k: v for k, v in common.items() if k != "support_keys"})
-    assert ok.support_keys == {"3": ["k1", "k2"]}
+    assert ok.support_keys == {"3": {"cow": ["k1", "k2"]}}
     assert all(stat.std == 0 for stat in ok.metrics.values() if not math.isnan(stat.mean))
 
 

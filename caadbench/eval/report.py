@@ -1,0 +1,228 @@
+"""The cross-context report: markdown + PNG figures from one results file (and its examples sidecar).
+
+``write_report(results.json)`` builds ``<stem>-report/`` beside the results file (or ``out_dir``) atomically:
+``report.md`` linking ``roc.png``, ``roc_subjects.png``, ``per_subject.png``, ``per_context.png``,
+``subject_context.png``, ``scores.png`` and, when ``<stem>.examples.npz`` exists, ``examples.png``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from caadbench.errors import CaadError
+from caadbench.eval import report_plots as plots
+from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, auroc, macro_mean
+from caadbench.eval.results import Results, examples_path, read_examples, read_results
+from caadbench.utils.atomic import atomic_directory
+
+REPORT_FILE = "report.md"
+MARKER_FILE = ".caadbench-report"
+WORST_CONTEXTS = 8
+
+
+def default_report_dir(results_path: str | Path) -> Path:
+    """``runs/x.json`` → ``runs/x-report``."""
+    results_path = Path(results_path)
+    return results_path.with_name(results_path.stem + "-report")
+
+
+def write_report(results_path: str | Path, out_dir: str | Path | None = None, *, seed_index: int = 0) -> Path:
+    """Write the report of a results file.
+
+    Args:
+        results_path: a results JSON (:func:`~caadbench.eval.results.read_results`).
+        out_dir: the report directory (default ``<stem>-report`` beside the results). An existing report there
+            is replaced; any other existing directory is refused.
+        seed_index: which seed's scores the curves and distributions show.
+
+    Returns:
+        The path of ``report.md``.
+
+    Raises:
+        ResultsError: the results or examples file is invalid.
+        CaadError: ``out_dir`` exists and is not a caadbench report.
+    """
+    results_path = Path(results_path)
+    results = read_results(results_path)
+    if not 0 <= seed_index < len(results.seeds):
+        raise CaadError(results_path, f"seed index {seed_index} out of range ({len(results.seeds)} seeds)")
+    sidecar = examples_path(results_path)
+    examples = read_examples(sidecar) if sidecar.is_file() else None
+    out_dir = default_report_dir(results_path) if out_dir is None else Path(out_dir)
+    if out_dir.exists() and not (out_dir / MARKER_FILE).is_file():
+        raise CaadError(out_dir, "exists and is not a caadbench report directory; choose another --out")
+    with atomic_directory(out_dir, overwrite=True) as tmp:
+        figures = {
+            "roc": plots.plot_roc(results, tmp, seed_index),
+            "roc_subjects": plots.plot_roc_subjects(results, tmp, seed_index),
+            "per_subject": plots.plot_per_subject(results, tmp, seed_index),
+            "per_context": plots.plot_per_context(results, tmp),
+            "subject_context": plots.plot_subject_context(results, tmp),
+            "scores": plots.plot_scores(results, tmp, seed_index),
+        }
+        if examples is not None and len(examples):
+            figures["examples"] = plots.plot_examples(examples, tmp)
+        text = render_report(results, figures, results_name=results_path.name,
+                             examples_name=sidecar.name if examples is not None else None, seed_index=seed_index)
+        (tmp / REPORT_FILE).write_text(text, encoding="utf-8")
+        (tmp / MARKER_FILE).write_text("written by caadbench report\n", encoding="utf-8")
+    return out_dir / REPORT_FILE
+
+
+# ----------------------------------------------------------------------------------------------- markdown
+def _pct(value: float) -> str:
+    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
+
+
+def _stat(stat, seeds: int) -> str:
+    if math.isnan(stat.mean):
+        return "n/a"
+    return _pct(stat.mean) + (f" ± {100 * stat.std:.1f}" if seeds > 1 else "")
+
+
+def _role(seen: bool | None) -> str:
+    return "—" if seen is None else ("seen" if seen else "unseen")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    esc = [[str(c).replace("|", "\\|") for c in row] for row in rows]
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
+            *("| " + " | ".join(r) + " |" for r in esc)]
+
+
+def _role_summary(results: Results, seed_index: int) -> list[list[str]]:
+    """Per seen/unseen role: pooled AUROC and the macro means over subjects and over pairs."""
+    rows = []
+    samples = results.samples
+    roles = np.array([_role(s.seen) for s in samples], dtype=object)
+    subjects = np.array([s.subject for s in samples], dtype=object)
+    labels = np.array([s.label for s in samples])
+    scores = np.array([s.scores[seed_index] for s in samples])
+    for role in ("seen", "unseen", "—"):
+        mask = roles == role
+        if not mask.any():
+            continue
+        per_subject = [auroc(scores[mask & (subjects == n)], labels[mask & (subjects == n)])
+                       for n in sorted(set(subjects[mask]))]
+        cells = [c.auroc.mean for c in results.per_context if _role(c.seen) == role]
+        rows.append([
+            "all" if role == "—" else role,
+            str(int(mask.sum())),
+            str(len(cells)),
+            _pct(auroc(scores[mask], labels[mask])),
+            _pct(macro_mean(per_subject)),
+            _pct(macro_mean(cells)),
+        ])
+    return rows
+
+
+def render_report(
+    results: Results,
+    figures: dict[str, str],
+    *,
+    results_name: str,
+    examples_name: str | None,
+    seed_index: int = 0,
+) -> str:
+    """The report's markdown (figures given by name → file name)."""
+    p = results.provenance
+    n_seeds = len(results.seeds)
+    lines = [
+        f"# Cross-context report: `{results.model}` on {results.dataset} · split `{results.split}` · "
+        f"{results.shots}-shot",
+        "",
+        f"Generated by `caadbench report` from `{results_name}`.",
+        "",
+    ]
+    if results.random_init:
+        lines += ["> **Random-init backbone weights.** These numbers check the pipeline only and are not comparable "
+                  "to paper numbers.", ""]
+    lines += _table(
+        ["Model", "Learning", "Dataset", "Split", "Shots", "Seeds", "Backbone", "Weights", "Test images"],
+        [[results.model, results.learning, results.dataset, results.split, str(results.shots),
+          ", ".join(map(str, results.seeds)), f"{p.backbone_arch} @ {p.image_size}px",
+          p.weights + ("" if p.random_init else f" (sha256 {p.weights_sha256[:12]})"), str(len(results.samples))]],
+    )
+    lines += ["", "## Headline metrics", "",
+              "Macro mean over subjects, in percent" + (", ± population std over seeds" if n_seeds > 1 else "")
+              + ". *Bound*: the largest possible error of the streamed pixel histogram (0: exact).", ""]
+    lines += _table(
+        ["Metric", "Value", "Per seed", "Bound"],
+        [[METRIC_LABELS[m], _stat(results.metrics[m], n_seeds),
+          ", ".join(_pct(v) for v in results.metrics[m].per_seed), f"{100 * results.metrics[m].bound:.3f}"]
+         for m in METRIC_NAMES],
+    )
+
+    lines += ["", "## Seen vs unseen contexts", "",
+              f"Image-level AUROC restricted to test images of seen or unseen contexts (seed "
+              f"{results.seeds[seed_index]}): pooled over subjects, macro mean over subjects, and the mean context "
+              "AUROC over (subject, context) pairs.", ""]
+    lines += _table(["Contexts", "Images", "Pairs", "Pooled AUROC", "Macro AUROC", "Mean context AUROC"],
+                    _role_summary(results, seed_index))
+    if all(c.seen is False for c in results.per_context):
+        lines += ["", "Every test context is unseen for its subject (a cross-context split): the comparison with "
+                      "seen contexts needs a run on the in-context split."]
+    elif all(c.seen is True for c in results.per_context):
+        lines += ["", "Every test context is seen for its subject (an in-context split)."]
+
+    worst = sorted((c for c in results.per_context if not math.isnan(c.auroc.mean)),
+                   key=lambda c: (c.auroc.mean, c.subject, c.context))[:WORST_CONTEXTS]
+    lines += ["", "## Where it fails", "",
+              f"The {len(worst)} (subject, context) pairs with the lowest context AUROC — the pair's images against "
+              "the subject's images of the other label (0.5 = chance, below = systematically inverted).", ""]
+    lines += _table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
+                    [[c.subject, c.context, _role(c.seen), {0: "normal", 1: "anomalous"}.get(c.label, "mixed"),
+                      str(c.n), _stat(c.auroc, n_seeds), f"{c.mean_score.mean:.4f}"] for c in worst])
+
+    lines += ["", "## Figures", ""]
+    captions = {
+        "roc": "ROC curves pooled over subjects, and split by seen/unseen contexts",
+        "roc_subjects": "ROC curve of every subject",
+        "per_subject": "Per-subject I-AUROC (all / seen / unseen contexts) and pixel metrics",
+        "per_context": "Context AUROC of every (subject, context) pair, seen vs unseen",
+        "subject_context": "Subject × context heat map (blank: pair not in the test set)",
+        "scores": "Score distributions, normal vs anomalous, per seen/unseen contexts",
+        "examples": "Example images with their anomaly maps and ground truth",
+    }
+    for name, file in figures.items():
+        lines += [f"### {captions[name]}", "", f"![{captions[name]}]({file})", ""]
+    if examples_name is None:
+        lines += ["### Examples", "",
+                  f"No example images: the examples sidecar (`{Path(results_name).stem}.examples.npz`, written by "
+                  "`caadbench run`) is absent, so the grid of images, anomaly maps and ground truth is skipped.", ""]
+    else:
+        lines += [f"Examples from `{examples_name}`: per category, the images ranked first by score "
+                  "(maps share one colour scale).", ""]
+
+    lines += ["## Per subject", ""]
+    lines += _table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES)],
+                    [[s, str(e.n), str(e.n_anomalous), *(_stat(e.metrics[m], n_seeds) for m in METRIC_NAMES)]
+                     for s, e in sorted(results.per_subject.items())])
+    lines += ["", "## Per context", ""]
+    lines += _table(["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
+                    [[c.subject, c.context, _role(c.seen), {0: "normal", 1: "anomalous"}.get(c.label, "mixed"),
+                      str(c.n), str(c.n_anomalous), _stat(c.auroc, n_seeds), f"{c.mean_score.mean:.4f}"]
+                     for c in results.per_context])
+    if results.notes:
+        lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
+    lines += ["", "## Provenance", ""]
+    lines += _table(["Field", "Value"], [
+        ["package", p.package_version],
+        ["git commit", p.git_commit + (" (dirty tree)" if p.git_dirty else "")],
+        ["torch / open_clip", f"{p.torch_version} / {p.open_clip_version}"],
+        ["backbone", f"{p.backbone_arch} @ {p.image_size}px, weights {p.weights}, sha256 {p.weights_sha256}, "
+                     f"init seed {p.init_seed}"],
+        ["dataset", f"{results.dataset} at `{p.dataset_path}`, fingerprint {p.dataset_fingerprint}"],
+        ["device", p.device],
+        ["wall time", f"{p.wall_time_s:.1f} s ({p.images_per_s:.1f} images/s)"],
+        ["peak memory", f"{p.peak_memory_bytes / 2**20:.0f} MiB ({p.peak_memory_kind})"],
+        ["python / platform", f"{p.python} / {p.platform}"],
+        ["command", f"`{p.command}`"],
+    ])
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["default_report_dir", "render_report", "write_report"]

@@ -1,0 +1,60 @@
+"""The cross-context report: every figure written and linked, with and without the examples sidecar."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from caadbench.errors import CaadError
+from caadbench.eval.report import MARKER_FILE, write_report
+from tests.eval.fakes import write_fake_run
+
+FIGURES = ["roc.png", "roc_subjects.png", "per_subject.png", "per_context.png", "subject_context.png", "scores.png"]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module")
+def run_with_examples(tmp_path_factory) -> Path:
+    return write_fake_run(tmp_path_factory.mktemp("rep") / "run.json", seeds=(0, 1), n_per_pair=2, examples=True)
+
+
+def linked(markdown: str) -> set[str]:
+    return set(re.findall(r"!\[[^\]]*\]\(([^)]+)\)", markdown))
+
+
+def test_writes_every_figure_and_links_them(run_with_examples):
+    report = write_report(run_with_examples)
+    assert report == run_with_examples.with_name("run-report") / "report.md"
+    text = report.read_text()
+    assert linked(text) == set(FIGURES + ["examples.png"])
+    for name in FIGURES + ["examples.png"]:
+        data = (report.parent / name).read_bytes()
+        assert data.startswith(PNG_MAGIC) and len(data) > 10_000, name
+    assert "Random-init backbone weights" in text
+    for heading in ("## Headline metrics", "## Seen vs unseen contexts", "## Where it fails", "## Per subject",
+                    "## Per context", "## Provenance"):
+        assert heading in text
+    assert "| seen |" in text and "| unseen |" in text
+    assert "Examples from `run.examples.npz`" in text
+
+
+def test_works_without_the_examples_sidecar(tmp_path):
+    path = write_fake_run(tmp_path / "cc.json", seeds=(0,), n_per_pair=1, examples=False, seen=False)
+    out = tmp_path / "custom-out"
+    report = write_report(path, out)
+    text = report.read_text()
+    assert report.parent == out and linked(text) == set(FIGURES)
+    assert not (out / "examples.png").exists()
+    assert "examples sidecar (`cc.examples.npz`" in text and "is absent" in text
+    assert "Every test context is unseen" in text
+    # rewriting over an existing report replaces it; a foreign directory is refused
+    write_report(path, out)
+    assert (out / MARKER_FILE).is_file()
+    foreign = tmp_path / "mine"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    with pytest.raises(CaadError, match="not a caadbench report"):
+        write_report(path, foreign)
+    assert (foreign / "notes.txt").read_text() == "keep me"
