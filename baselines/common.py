@@ -41,10 +41,10 @@ def anomaly_probability(embeddings: torch.Tensor, prototypes: torch.Tensor, logi
         logit_scale: the inverse temperature ``s = 1 / τ``.
 
     Returns:
-        ``(B, ...)`` anomalous probabilities in (0, 1).
+        ``(B, ...)`` float32 anomalous probabilities in (0, 1).
     """
     logits = logit_scale * torch.einsum("b...d,bkd->b...k", embeddings, prototypes.to(embeddings.dtype))
-    return logits.softmax(dim=-1)[..., 1]
+    return logits.float().softmax(dim=-1)[..., 1]
 
 
 def visual_association(features: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -55,10 +55,10 @@ def visual_association(features: torch.Tensor, memory: torch.Tensor) -> torch.Te
         memory: ``(R, C)`` L2-normalised reference features.
 
     Returns:
-        ``(...)`` scores in [0, 1]; 0 when the feature is in the memory.
+        ``(...)`` float32 scores in [0, 1]; 0 when the feature is in the memory.
     """
-    sims = features @ memory.to(features.dtype).T
-    return 0.5 * (1.0 - sims.amax(dim=-1))
+    sims = features @ memory.to(device=features.device, dtype=features.dtype).T
+    return 0.5 * (1.0 - sims.amax(dim=-1).float())
 
 
 def upsample_map(grid_scores: torch.Tensor, size: int) -> torch.Tensor:
@@ -236,7 +236,11 @@ class PromptedBaseline(AnomalyModel):
         return self.memory.state()
 
     def load_fitted_state(self, tensors: dict[str, torch.Tensor]) -> None:
-        self.memory.load_state(tensors, where=self.name or type(self).__name__)
+        where = self.name or type(self).__name__
+        if tensors and not self.config.few_shot:
+            raise ModelError(where, "the checkpoint holds few-shot memories but this model is zero-shot "
+                                    "(load it into the few-shot variant)")
+        self.memory.load_state(tensors, where=where)
 
     def _subject_groups(self, subjects: Sequence[str]) -> dict[str, torch.Tensor]:
         """``{subject: (n,) int64 indices into the batch}``, in first-seen order."""

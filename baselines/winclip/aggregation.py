@@ -26,12 +26,13 @@ def harmonic_aggregation(window_scores: torch.Tensor, coverage: torch.Tensor, ep
     Returns:
         ``(B, N)`` patch scores.
     """
-    coverage = coverage.to(window_scores.dtype)
-    inverse_sum = (1.0 / window_scores.clamp_min(eps)) @ coverage  # (B, N)
-    return coverage.sum(dim=0) / inverse_sum
+    with torch.autocast(window_scores.device.type, enabled=False):  # reciprocals need float32, not bf16
+        coverage = coverage.float()
+        inverse_sum = (1.0 / window_scores.float().clamp_min(eps)) @ coverage  # (B, N)
+        return coverage.sum(dim=0) / inverse_sum
 
 
 def harmonic_mean(maps: list[torch.Tensor], eps: float = EPS) -> torch.Tensor:
     """Element-wise harmonic mean of equally shaped tensors: ``n / Σ_i 1 / x_i``."""
-    stacked = torch.stack(maps)
+    stacked = torch.stack(maps).float()
     return len(maps) / (1.0 / stacked.clamp_min(eps)).sum(dim=0)

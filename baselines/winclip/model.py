@@ -177,7 +177,7 @@ class WinClip(PromptedBaseline):
     def few_shot_map(self, feats: WinClipFeatures, subjects: list[str]) -> torch.Tensor:
         """WinCLIP+'s reference-association map ``(B, N)`` against each image's subject memory."""
         B, N = feats.patches.shape[:2]
-        out = feats.image.new_empty(B, N)
+        out = torch.empty(B, N, device=feats.image.device)
         for subject, idx in self._subject_groups(subjects).items():
             maps = [visual_association(feats.patches[idx], self.memory.get(subject, "patch"))]
             for k in self.config.scales:

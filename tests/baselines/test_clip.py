@@ -88,6 +88,8 @@ def test_few_shot_save_load_round_trip(few_shot, tiny_backbone, images, tmp_path
     assert torch.equal(a.scores, b.scores) and torch.equal(a.maps, b.maps)
     with pytest.raises(ModelError, match="checkpoint is for model 'clip.few_shot'"):
         create_model("winclip.plus", backbone=tiny_backbone).load(path)
+    with pytest.raises(ModelError, match="holds few-shot memories but this model is zero-shot"):
+        create_model("clip", backbone=tiny_backbone).load(path)
 
 
 def test_zero_shot_needs_no_fit_and_few_shot_does(tiny_backbone, images):

@@ -287,3 +287,14 @@ def test_hand_reference_is_independent_of_the_backbone_hooks(tiny_backbone, imag
         torch.testing.assert_close(hand_embedding(tiny_backbone, images), tiny_backbone.encode_image(images),
                                    rtol=1e-4, atol=1e-5)
         assert len(hand_forward(tiny_backbone, images[:1])) == len(tiny_backbone.image_blocks)
+
+
+@torch.no_grad()
+def test_bf16_autocast_keeps_float32_scores_close(plus, images):
+    batch = make_batch(images[:2], ["cow", "car"])
+    ref = plus.predict(batch)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = plus.predict(batch)
+    assert out.scores.dtype == out.maps.dtype == torch.float32
+    torch.testing.assert_close(out.scores, ref.scores, rtol=0, atol=2e-2)
+    torch.testing.assert_close(out.maps, ref.maps, rtol=0, atol=2e-2)
