@@ -50,15 +50,14 @@ EXAMPLE_CATEGORIES: tuple[tuple[str, int, int], ...] = (
 
 
 @dataclass
-class ContextCell:
+class ContextInfo:
     """One (subject, context) pair of the test set.
 
     Attributes:
         seen: whether the context was seen for this subject in training/support; ``None`` when the split has no
             seen/unseen notion.
         label: 0 or 1 when every image of the pair has it, ``None`` when mixed.
-        auroc: :func:`~caadbench.eval.metrics.context_auroc`; NaN when undefined.
-        mean_score: mean image score of the pair.
+        n, n_anomalous: images of the pair, and how many are anomalous.
     """
 
     subject: str
@@ -67,8 +66,15 @@ class ContextCell:
     label: int | None
     n: int
     n_anomalous: int
-    auroc: float
-    mean_score: float
+
+
+@dataclass
+class ContextCell(ContextInfo):
+    """A pair's values in one evaluation: ``auroc`` is :func:`~caadbench.eval.metrics.context_auroc` (NaN when
+    undefined), ``mean_score`` the mean image score of the pair."""
+
+    auroc: float = math.nan
+    mean_score: float = math.nan
 
 
 @dataclass
@@ -358,4 +364,4 @@ def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, 
     return notes
 
 
-__all__ = ["EXAMPLE_CATEGORIES", "ContextCell", "Evaluator", "ExampleSet", "SampleScores", "SeedEvaluation"]
+__all__ = ["EXAMPLE_CATEGORIES", "ContextCell", "ContextInfo", "Evaluator", "ExampleSet", "SampleScores", "SeedEvaluation"]

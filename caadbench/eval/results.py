@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from caadbench.errors import ResultsError
-from caadbench.eval.evaluator import ExampleSet, SeedEvaluation
+from caadbench.eval.evaluator import ContextInfo, ExampleSet, SeedEvaluation
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.utils.atomic import atomic_write_bytes, atomic_write_text
 
@@ -77,22 +77,13 @@ class SubjectEntry:
 
 
 @dataclass
-class ContextEntry:
-    """One (subject, context) pair of the test set.
+class ContextEntry(ContextInfo):
+    """One (subject, context) pair of the test set (fields of :class:`ContextInfo`) with its values over seeds:
+    ``auroc`` is the context AUROC (the pair's images against the subject's images of the other label, see
+    ``docs/evaluation.md``), ``mean_score`` the pair's mean image score."""
 
-    ``seen`` says whether the context was seen for this subject in training/support (``None``: the split has no
-    such notion); ``label`` is the pair's label (``None`` when mixed); ``auroc`` is the context AUROC (the pair's
-    images against the subject's images of the other label, see ``docs/evaluation.md``).
-    """
-
-    subject: str
-    context: str
-    seen: bool | None
-    label: int | None
-    n: int
-    n_anomalous: int
-    auroc: MetricStat
-    mean_score: MetricStat
+    auroc: MetricStat = field(default_factory=lambda: MetricStat(math.nan, math.nan, []))
+    mean_score: MetricStat = field(default_factory=lambda: MetricStat(math.nan, math.nan, []))
 
 
 @dataclass
@@ -282,12 +273,7 @@ def build_results(
     }
     per_context = [
         ContextEntry(
-            subject=cell.subject,
-            context=cell.context,
-            seen=cell.seen,
-            label=cell.label,
-            n=cell.n,
-            n_anomalous=cell.n_anomalous,
+            **{f.name: getattr(cell, f.name) for f in fields(ContextInfo)},
             auroc=MetricStat.over([ev.cells[i].auroc for ev in evaluations]),
             mean_score=MetricStat.over([ev.cells[i].mean_score for ev in evaluations]),
         )
