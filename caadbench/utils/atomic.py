@@ -16,6 +16,13 @@ from pathlib import Path
 from caadbench.errors import CaadError
 
 
+def _umask_mode(full: int) -> int:
+    """``full`` with the process umask applied (mkstemp/mkdtemp create 0600/0700, too private for outputs)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return full & ~mask
+
+
 def _check_parent_writable(path: Path) -> None:
     parent = path.parent
     try:
@@ -36,6 +43,7 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+        os.chmod(tmp, _umask_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -68,6 +76,7 @@ def atomic_directory(path: str | Path, *, overwrite: bool = False) -> Iterator[P
         raise CaadError(path, "output already exists (pass --overwrite to replace it)")
     _check_parent_writable(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent))
+    os.chmod(tmp, _umask_mode(0o777))
     try:
         yield tmp
         if path.exists():
