@@ -19,6 +19,7 @@ import multiprocessing as mp
 import os
 import shutil
 import tarfile
+from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,7 @@ FORMAT = "caadbench-shards"
 FORMAT_VERSION = 1
 MANIFEST = "index.json"
 MAX_SHARD_SAMPLES = 256
+MAX_SHARD_BYTES = 64 * 1024 * 1024
 MEMBERS = ("image.png", "json", "mask.png")
 """Member extensions of one sample, in the order they are written (sorted)."""
 
@@ -94,9 +96,9 @@ def _materialise(spec: SampleSpec) -> tuple[str, Any]:
 
     Errors travel back as plain tuples (exceptions with custom ``__init__`` do not unpickle reliably).
     """
+    where = spec.source or spec.key
     try:
         sample = _WORKER["source"].load(spec)
-        where = spec.source or spec.key
         if not isinstance(sample, Sample):
             raise DataError(where, f"source returned {type(sample).__name__}, not a Sample")
         sample.validate(where)
@@ -104,17 +106,18 @@ def _materialise(spec: SampleSpec) -> tuple[str, Any]:
             if getattr(sample, attr) != getattr(spec, attr):
                 raise DataError(where, f"loaded sample {attr} {getattr(sample, attr)!r} differs from its spec "
                                        f"({getattr(spec, attr)!r})")
-        staging = _WORKER["staging"]
-        for ext, data in encode_sample(sample).items():
-            (staging / f"{spec.key}.{ext}").write_bytes(data)
-        return "ok", (spec.key, sample.image.shape[:2])
+        members = encode_sample(sample)
     except CaadError as exc:
         return "error", (type(exc).__name__, exc.where, exc.problem)
-    except OSError as exc:
-        return "error", ("CaadError", str(_WORKER["staging"]), f"cannot write staged sample ({exc})")
     except Exception as exc:  # a source bug: still one line naming the sample
-        return "error", ("DataError", spec.source or spec.key,
-                         f"loading sample {spec.key!r} failed: {type(exc).__name__}: {exc}")
+        return "error", ("DataError", where, f"loading sample {spec.key!r} failed: {type(exc).__name__}: {exc}")
+    staging = _WORKER["staging"]
+    try:
+        for ext, data in members.items():
+            (staging / f"{spec.key}.{ext}").write_bytes(data)
+    except OSError as exc:
+        return "error", ("CaadError", str(staging), f"cannot write staged sample ({exc.strerror or exc})")
+    return "ok", (spec.key, sample.image.shape[:2])
 
 
 def _raise(payload: tuple[str, str | None, str]) -> None:
@@ -125,39 +128,40 @@ def _raise(payload: tuple[str, str | None, str]) -> None:
 
 def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path, workers: int,
                      progress: bool) -> dict[str, tuple[int, int]]:
-    """Stage every spec once; return ``{key: (height, width)}``."""
+    """Stage every spec once; return ``{key: (height, width)}``.
+
+    Results are consumed in key order, so the failure reported is always the first failing sample in key order.
+    On a failure (or Ctrl-C) pending work is cancelled and the pool shut down before the error propagates.
+    """
     sizes: dict[str, tuple[int, int]] = {}
-    bar = tqdm(total=len(specs), desc="encode", unit="img", disable=None if progress else True, file=None)
     workers = max(1, min(workers, len(specs)))
+    executor = None
+    if workers == 1:
+        _init_worker(source, str(staging))
+        results: Iterator[tuple[str, Any]] = map(_materialise, specs)
+    else:
+        # created before the progress bar's monitor thread exists, so workers fork from a quiet process
+        method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+        executor = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
+                                       initargs=(source, str(staging)))
+        results = executor.map(_materialise, specs, chunksize=max(1, min(16, len(specs) // (workers * 8))))
+    bar = tqdm(total=len(specs), desc="encode", unit="img", disable=None if progress else True)
     try:
-        if workers == 1:
-            _init_worker(source, str(staging))
-            results: Iterator[tuple[str, Any]] = map(_materialise, specs)
-            pool = None
-        else:
-            method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-            pool = mp.get_context(method).Pool(workers, initializer=_init_worker, initargs=(source, str(staging)))
-            chunk = max(1, min(16, len(specs) // (workers * 8)))
-            # ordered, so the failure reported is always the first failing sample in key order
-            results = pool.imap(_materialise, specs, chunksize=chunk)
-        try:
-            for status, payload in results:
-                if status == "error":
-                    _raise(payload)
-                key, hw = payload
-                sizes[key] = (int(hw[0]), int(hw[1]))
-                bar.update(1)
-        except BaseException:
-            if pool is not None:
-                pool.terminate()
-            raise
-        finally:
-            if pool is not None:
-                pool.close()
-                pool.join()
+        for status, payload in results:
+            if status == "error":
+                _raise(payload)
+            key, hw = payload
+            sizes[key] = (int(hw[0]), int(hw[1]))
+            bar.update(1)
+    except BaseException:
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        raise
     finally:
         bar.close()
         _WORKER.clear()
+    if executor is not None:
+        executor.shutdown(wait=True)
     return sizes
 
 
@@ -192,12 +196,27 @@ def _write_tar(path: Path, keys: Sequence[str], staging: Path) -> None:
                     tar.addfile(_tarinfo(f"{key}.{ext}", member.stat().st_size), fh)
 
 
+def _shard_groups(keys: Sequence[str], sizes: dict[str, int], max_samples: int, max_bytes: int) -> list[list[str]]:
+    """Cut ``keys`` (in order) into shards of at most ``max_samples`` samples and about ``max_bytes`` bytes."""
+    groups: list[list[str]] = []
+    current: list[str] = []
+    total = 0
+    for key in keys:
+        if current and (len(current) >= max_samples or total + sizes[key] > max_bytes):
+            groups.append(current)
+            current, total = [], 0
+        current.append(key)
+        total += sizes[key]
+    return groups + ([current] if current else [])
+
+
 def _write_part(tmp: Path, split: str, part: str, specs: Sequence[SampleSpec], staging: Path,
-                max_shard_samples: int, bar: tqdm) -> list[dict[str, Any]]:
+                max_shard_samples: int, max_shard_bytes: int, bar: tqdm) -> list[dict[str, Any]]:
     entries = []
     (tmp / split).mkdir(exist_ok=True)
-    for index, start in enumerate(range(0, len(specs), max_shard_samples)):
-        keys = [s.key for s in specs[start:start + max_shard_samples]]
+    sizes = {s.key: sum((staging / f"{s.key}.{ext}").stat().st_size + 1024 for ext in MEMBERS) for s in specs}
+    groups = _shard_groups([s.key for s in specs], sizes, max_shard_samples, max_shard_bytes)
+    for index, keys in enumerate(groups):
         rel = f"{split}/{part}-{index:06d}.tar"
         _write_tar(tmp / rel, keys, staging)
         entries.append({"path": rel, "split": split, "part": part, "samples": len(keys),
@@ -227,7 +246,8 @@ def _image_size(sizes: dict[str, tuple[int, int]]) -> tuple[list[int] | None, di
 
 def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | None = None, seed: int = 0,
                  shots: Sequence[int] = DEFAULT_SHOTS, support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS,
-                 workers: int | None = None, max_shard_samples: int = MAX_SHARD_SAMPLES, overwrite: bool = False,
+                 workers: int | None = None, max_shard_samples: int = MAX_SHARD_SAMPLES,
+                 max_shard_bytes: int = MAX_SHARD_BYTES, overwrite: bool = False,
                  progress: bool = True) -> dict[str, Any]:
     """Split ``source`` and write every split/part as WebDataset shards with an ``index.json`` manifest.
 
@@ -240,6 +260,8 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
         support_seeds: support seeds stored in the manifest.
         workers: processes that load and encode samples (default ``os.cpu_count()``; 1 = in-process).
         max_shard_samples: samples per tar.
+        max_shard_bytes: a tar is closed before it would exceed this size (a larger single sample gets its own
+            tar); readers hold one shard in memory at a time.
         overwrite: replace an existing ``out``.
         progress: show tqdm bars on stderr (when it is a terminal).
 
@@ -251,8 +273,9 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
         SplitError: a split cannot be built (e.g. a subject without an anomalous context on one side).
         CaadError: ``out`` exists (without ``overwrite``) or is not writable.
     """
-    if max_shard_samples < 1:
-        raise CaadError(None, f"max_shard_samples must be at least 1, got {max_shard_samples}")
+    if max_shard_samples < 1 or max_shard_bytes < 1:
+        raise CaadError(None, f"max_shard_samples and max_shard_bytes must be positive, got {max_shard_samples} "
+                              f"and {max_shard_bytes}")
     out = Path(out)
     where = _source_where(source)
     specs = list(source.specs())
@@ -273,9 +296,11 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
             with tqdm(total=total, desc="write", unit="img", disable=None if progress else True) as bar:
                 for name in sorted(parts):
                     for part in PARTS:
-                        shards += _write_part(tmp, name, part, parts[name][part], staging, max_shard_samples, bar)
+                        shards += _write_part(tmp, name, part, parts[name][part], staging, max_shard_samples,
+                                              max_shard_bytes, bar)
             shutil.rmtree(staging)
-            manifest = _manifest(source, rulebook, specs, built, parts, shards, sizes, seed, max_shard_samples)
+            manifest = _manifest(source, rulebook, specs, built, parts, shards, sizes, seed, max_shard_samples,
+                                 max_shard_bytes)
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
                                         encoding="utf-8")
         except OSError as exc:
@@ -285,7 +310,8 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
 
 def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[SampleSpec], built: dict[str, Split],
               parts: dict[str, dict[str, list[SampleSpec]]], shards: list[dict[str, Any]],
-              sizes: dict[str, tuple[int, int]], seed: int, max_shard_samples: int) -> dict[str, Any]:
+              sizes: dict[str, tuple[int, int]], seed: int, max_shard_samples: int,
+              max_shard_bytes: int) -> dict[str, Any]:
     uniform, size_counts = _image_size(sizes)
     splits: dict[str, Any] = {}
     for name, split in built.items():
@@ -309,6 +335,7 @@ def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[Sampl
         "image_sizes": size_counts,
         "num_samples": len(sizes),
         "max_shard_samples": max_shard_samples,
+        "max_shard_bytes": max_shard_bytes,
         "members": list(MEMBERS),
         "splits": splits,
         "counts": {name: {part: part_counts(p) for part, p in by_part.items()} for name, by_part in parts.items()},

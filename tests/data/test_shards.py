@@ -279,3 +279,11 @@ def test_tiny_synthetic_set_end_to_end(tmp_path):
         assert (batch.gt_masks.flatten(1).any(1) == batch.labels.bool()).all()
         for context, subject in zip(batch.contexts, batch.subjects):
             assert context in ds.context_sides("cc")[subject]["unseen"]
+
+
+def test_shards_are_capped_in_bytes(tmp_path):
+    m = build_shards(FakeContextual(), tmp_path / "o", splits=["cc"], workers=1, max_shard_bytes=12_000,
+                     progress=False)
+    multi = [e for e in m["shards"] if e["samples"] > 1]
+    assert multi and all(e["bytes"] <= 12_000 + 10_240 for e in multi)  # + tar end-of-archive padding
+    assert max(e["samples"] for e in m["shards"]) < 16 and verify_shards(tmp_path / "o").ok
