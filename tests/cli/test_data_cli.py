@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -10,7 +11,8 @@ from click.testing import CliRunner
 
 from caadbench.cli import main
 from caadbench.data.sources import base
-from tests.data.fake_sources import FakeContextual
+from caadbench.data.sources.base import SampleSpec
+from tests.data.fake_sources import RULES, FakeContextual
 
 
 class CrashingSource(FakeContextual):
@@ -23,6 +25,22 @@ class DuplicateSource(FakeContextual):
         super().__init__(seed=seed, extra_specs=FakeContextual().specs()[-1:])
 
 
+class DottedKey(FakeContextual):
+    def __init__(self, seed: int = 0, **kwargs) -> None:
+        extra = [SampleSpec("red.grass.9", "red", "grass", 0, "fake:red.grass.9.png")]
+        super().__init__(seed=seed, extra_specs=extra)
+
+
+class OneAnomalousContext(FakeContextual):
+    def __init__(self, seed: int = 0, **kwargs) -> None:
+        super().__init__(seed=seed, rules=dict(RULES, red=(["grass", "sand"], ["road"])))
+
+
+class Empty(FakeContextual):
+    def __init__(self, seed: int = 0, **kwargs) -> None:
+        super().__init__(seed=seed, rules={})
+
+
 class NeedsRoot(FakeContextual):
     def __init__(self, root: str, seed: int = 0) -> None:
         super().__init__(seed=seed)
@@ -31,7 +49,8 @@ class NeedsRoot(FakeContextual):
 @pytest.fixture(autouse=True)
 def fakes(monkeypatch):
     for name, cls in (("fake", FakeContextual), ("crashing", CrashingSource), ("dup", DuplicateSource),
-                      ("needs-root", NeedsRoot)):
+                      ("needs-root", NeedsRoot), ("dotted", DottedKey), ("one-anomalous", OneAnomalousContext),
+                      ("empty", Empty)):
         monkeypatch.setitem(base._SOURCES, name, cls)
 
 
@@ -100,3 +119,42 @@ def test_interrupted_build_via_cli(tmp_path):
     assert line == ("error: fake:red-road-002: loading sample 'red-road-002' failed: RuntimeError: simulated "
                     "crash while loading")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("name,expected", [
+    ("dotted", "error: fake:red.grass.9.png: invalid sample key 'red.grass.9': use letters, digits, '_' and '-' "
+               "only (no dots)"),
+    ("one-anomalous", "error: source fake-contextual: subject 'red' has no anomalous context on the test side of "
+                      "split cc (needs at least 2 anomalous contexts, has 1: 'road')"),
+    ("empty", "error: source fake-contextual: source is empty (no samples found)"),
+])
+def test_bad_sources_via_cli(tmp_path, name, expected):
+    assert _error_line(_run("build-shards", "--source", name, "--out", str(tmp_path / "o"))) == expected
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_unwritable_output_via_cli(tmp_path):
+    (tmp_path / "file").write_text("x")
+    line = _error_line(_run("build-shards", "--source", "fake", "--out", str(tmp_path / "file" / "o")))
+    assert line.startswith(f"error: {tmp_path / 'file'}: cannot create output directory")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        if not os.access(ro, os.W_OK):
+            assert _error_line(_run("build-shards", "--source", "fake", "--out", str(ro / "o"))) == (
+                f"error: {ro}: output directory is not writable")
+    finally:
+        ro.chmod(0o755)
+
+
+def test_verify_truncated_shard_via_cli(built, tmp_path):
+    import shutil
+
+    copy = tmp_path / "copy"
+    shutil.copytree(built, copy)
+    entry = json.loads((copy / "index.json").read_text())["shards"][0]
+    shard = copy / entry["path"]
+    shard.write_bytes(shard.read_bytes()[:4096])
+    assert _error_line(_run("verify", str(copy))) == (
+        f"error: {shard}: shard is truncated: 4096 bytes, index.json says {entry['bytes']}")
