@@ -19,8 +19,8 @@ import multiprocessing as mp
 import os
 import shutil
 import tarfile
-from concurrent.futures import ProcessPoolExecutor
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -367,8 +367,9 @@ def read_manifest(root: str | Path) -> dict[str, Any]:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ShardError(path, f"unreadable manifest ({exc})") from exc
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise ShardError(path, f"not a caadbench shard manifest (format {manifest.get('format') if isinstance(manifest, dict) else None!r})")
+    found = manifest.get("format") if isinstance(manifest, dict) else None
+    if found != FORMAT:
+        raise ShardError(path, f"not a caadbench shard manifest (format {found!r}, expected {FORMAT!r})")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise ShardError(path, f"manifest format version {manifest.get('format_version')!r} is not supported "
                                f"(this caadbench reads version {FORMAT_VERSION})")

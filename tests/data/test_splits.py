@@ -150,7 +150,8 @@ def test_bad_specs():
     with pytest.raises(DataError, match="src: source is empty"):
         check_specs([], "src")
     dup = SPECS + [SampleSpec(SPECS[0].key, "red", "grass", 0, "other:file.png")]
-    with pytest.raises(DataError, match=r"other:file.png: duplicate sample key 'blue-water-000' \(also used by fake:blue-water-000\)"):
+    with pytest.raises(DataError, match=r"other:file.png: duplicate sample key 'blue-water-000' "
+                                        r"\(also used by fake:blue-water-000\)"):
         make_splits(dup, "contextual")
     dotted = SPECS + [SampleSpec("red.grass", "red", "grass", 0, "fake:dotted.png")]
     with pytest.raises(DataError, match="fake:dotted.png: invalid sample key 'red.grass'"):
