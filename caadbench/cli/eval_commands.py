@@ -51,3 +51,97 @@ def report(results: Path, out: Path | None, seed_index: int) -> None:
 
     path = write_report(results, out, seed_index=seed_index)
     click.echo(f"wrote {path}")
+
+
+def _parse_options(pairs: tuple[str, ...]) -> dict:
+    """``key=value`` pairs → config overrides; values are JSON when they parse (numbers, true, lists), else text."""
+    import json
+
+    from caadbench.errors import ModelError
+
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ModelError(f"--option {pair}", "expected KEY=VALUE")
+        try:
+            options[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key.strip()] = value
+    return options
+
+
+def _print_results(path: Path) -> None:
+    from tabulate import tabulate
+
+    from caadbench.eval.results import read_results
+    from caadbench.eval.runner import summarize
+
+    results = read_results(path)
+    p = results.provenance
+    click.echo(f"\n{results.model} on {results.dataset}/{results.split} ({results.shots}-shot, seeds "
+               f"{', '.join(map(str, results.seeds))}), backbone {p.backbone_arch} {p.weights}"
+               f"{' (random init: not comparable to paper numbers)' if results.random_init else ''}")
+    click.echo(tabulate(summarize(results), headers=["metric", "%"], tablefmt="github"))
+    click.echo(f"{p.images_per_s:.1f} images/s, {p.wall_time_s:.1f} s -> {path}")
+
+
+@main.command("run")
+@click.option("--model", "model_name", required=True, help="registered model (see `caadbench models`)")
+@click.option("--split", required=True, help="split stored in the dataset: cc, ic, cs (contextual) or std")
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data/caad-synth"), show_default=True,
+              help="shard directory built by `caadbench build-shards`")
+@click.option("--shots", type=int, default=0, show_default=True, help="k-shot support (few-shot models)")
+@click.option("--seeds", default="0", show_default=True, help="comma-separated seeds (one fit + evaluation each)")
+@click.option("--backbone", default=None, help="open_clip architecture [default: the model's]")
+@click.option("--pretrained", default=None, help="open_clip pretrained tag or local checkpoint file")
+@click.option("--image-size", type=int, default=None, help="input side in pixels [default: the backbone's]")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="fitted state (safetensors from a previous run) to load instead of fitting")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="model config override (repeatable)")
+@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:i")
+@click.option("--batch-size", type=int, default=32, show_default=True)
+@click.option("--workers", type=int, default=0, show_default=True, help="shard reader worker processes")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
+              help="directory for the results file, its examples and checkpoints")
+@click.option("--dataset-id", default=None, help="dataset id in the results [default: from the shards' source]")
+def run_command(model_name: str, split: str, data: Path, shots: int, seeds: str, backbone: str | None,
+                pretrained: str | None, image_size: int | None, checkpoint: Path | None, options: tuple[str, ...],
+                device: str, batch_size: int, workers: int, out: Path, dataset_id: str | None) -> None:
+    """Evaluate one model on one split and write one results file (fits/trains as the model needs)."""
+    from caadbench.errors import CaadError
+    from caadbench.eval.runner import RunConfig, run
+
+    try:
+        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
+    except ValueError:
+        raise CaadError(f"--seeds {seeds}", "expected comma-separated integers") from None
+    cfg = RunConfig(model=model_name, split=split, data=data, shots=shots, seeds=seed_list, backbone=backbone,
+                    pretrained=pretrained, image_size=image_size, checkpoint=checkpoint,
+                    options=_parse_options(options), device=device, batch_size=batch_size, workers=workers,
+                    out=out, dataset_id=dataset_id)
+    path = run(cfg)
+    if path is not None:
+        _print_results(path)
+
+
+@main.command("quickstart")
+@click.option("--data", type=click.Path(path_type=Path), default=Path("data/caad-synth"), show_default=True,
+              help="shard directory (built with the embedded default when missing)")
+@click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
+@click.option("--split", default="cc", show_default=True)
+@click.option("--backbone", default="caad-tiny", show_default=True)
+@click.option("--shots", type=int, default=4, show_default=True, help="k for the few-shot models")
+@click.option("--ablations", is_flag=True, help="also run every CoRe-CLIP ablation variant")
+@click.option("--models", "model_names", default=None, help="comma-separated models [default: every baseline "
+                                                            "variant and coreclip]")
+@click.option("--workers", type=int, default=None, help="shard building processes [default: all cores]")
+def quickstart_command(data: Path, out: Path, split: str, backbone: str, shots: int, ablations: bool,
+                       model_names: str | None, workers: int | None) -> None:
+    """The main job end to end: default shards → every model on a split → reports → leaderboard."""
+    from caadbench.eval.quickstart import quickstart
+
+    names = None if model_names is None else [m.strip() for m in model_names.split(",") if m.strip()]
+    board = quickstart(data=data, out=out, split=split, backbone=backbone, shots=shots, ablations=ablations,
+                       models=names, workers=workers, echo=click.echo)
+    click.echo(f"\n{board.read_text(encoding='utf-8')}")

@@ -160,6 +160,8 @@ class Results:
         config: the model's config.
         provenance: what produced it.
         notes: why a value is missing or excluded.
+        training: per seed (as a string), the trainer's log of a trained model (parameter counts and share,
+            losses at the start and end of each stage, a thinned loss curve); empty for other models.
     """
 
     schema_version: int
@@ -178,6 +180,7 @@ class Results:
     config: dict[str, Any]
     provenance: Provenance
     notes: list[str] = field(default_factory=list)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def random_init(self) -> bool:
@@ -244,6 +247,7 @@ def build_results(
     config: Mapping[str, Any],
     provenance: Provenance,
     notes: Sequence[str] = (),
+    training: Mapping[int, Mapping[str, Any]] | None = None,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
 
@@ -303,6 +307,7 @@ def build_results(
         config=dict(config),
         provenance=provenance,
         notes=all_notes,
+        training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
     )
     return results.validate()
 

@@ -130,3 +130,15 @@ def barrier() -> None:
     """Wait for every rank (no-op in a single process)."""
     if is_distributed():
         dist.barrier()
+
+
+def gather_objects(obj: object, dst: int = 0) -> list[object] | None:
+    """Pickle-gather ``obj`` from every rank: the list (in rank order) on ``dst``, ``None`` elsewhere.
+
+    In a single process: ``[obj]``.
+    """
+    if not is_distributed():
+        return [obj]
+    out = [None] * dist.get_world_size() if dist.get_rank() == dst else None
+    dist.gather_object(obj, out, dst=dst)
+    return out

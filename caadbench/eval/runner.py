@@ -1,0 +1,262 @@
+"""``caadbench run``: evaluate one model on one split and write one results file.
+
+For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type needs
+(zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the split's *train* part,
+or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one versioned results
+file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the test part.
+
+Under ``torchrun`` every rank reads its own block of the train and test shards; rank 0 gathers the evaluators,
+merges them (the metrics equal one process's) and writes the outputs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from caadbench.data.batch import Batch
+from caadbench.data.loader import CaadDataset, open_dataset
+from caadbench.errors import CaadError, ModelError, SplitError
+from caadbench.eval.evaluator import Evaluator
+from caadbench.eval.results import (
+    ResourceMeter,
+    Results,
+    build_results,
+    collect_provenance,
+    examples_path,
+    write_examples,
+    write_results,
+)
+from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
+from caadbench.utils import distributed as D
+
+DATASET_IDS = {"synthetic": "caad-synth", "composite": "caad-composite", "caad": "caad-3k", "mvtec": "mvtec-ad",
+               "visa": "visa"}
+"""Dataset id written into results, by the source that built the shards (``folder`` sets use their folder name).
+Only ``caad-3k``, ``mvtec-ad`` and ``visa`` are ever matched with paper rows on the leaderboard."""
+
+
+@dataclass
+class RunConfig:
+    """One evaluation run.
+
+    Attributes:
+        model: registry name (``coreclip``, ``winclip.plus``, ...).
+        split: split stored in the dataset (``cc``, ``ic``, ``cs``, ``std``).
+        data: the shard directory (built by ``caadbench build-shards``).
+        shots: k normal references per subject (few-shot models; 0 otherwise).
+        seeds: one fit + evaluation per seed (support sets and training are seeded).
+        backbone, pretrained, image_size: backbone overrides (``None``: the model's defaults).
+        checkpoint: fitted state to load instead of fitting (a file written by ``AnomalyModel.save``).
+        options: further model config overrides (``--option key=value``).
+        device: ``cpu``, ``cuda`` or ``cuda:i``.
+        batch_size: test (and support) batch size; training uses the model's own.
+        workers: DataLoader workers for reading shards.
+        out: directory for the results file, its examples sidecar and checkpoints of trained models.
+        dataset_id: results' dataset id (default from the source, see :data:`DATASET_IDS`).
+        progress: show progress bars.
+    """
+
+    model: str
+    split: str
+    data: Path
+    shots: int = 0
+    seeds: tuple[int, ...] = (0,)
+    backbone: str | None = None
+    pretrained: str | None = None
+    image_size: int | None = None
+    checkpoint: Path | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    device: str = "cpu"
+    batch_size: int = 32
+    workers: int = 0
+    out: Path = Path("runs")
+    dataset_id: str | None = None
+    progress: bool = True
+
+
+def results_name(dataset: str, split: str, model: str, shots: int) -> str:
+    """``<dataset>_<split>_<model>_<shots>shot.json`` (the model name's dots kept: it is a file name, not a key)."""
+    return f"{dataset}_{split}_{model}_{shots}shot.json"
+
+
+def dataset_id(ds: CaadDataset) -> str:
+    """The results' dataset id for a shard directory."""
+    source = ds.manifest.get("source", {})
+    name = source.get("name", "")
+    if name in DATASET_IDS:
+        return DATASET_IDS[name]
+    root = source.get("root") or ds.root.name
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(str(root)).name).strip("-") or "dataset"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def check_shots(name: str, learning: Learning, shots: int) -> None:
+    """Refuse a shot count the model's learning type cannot use.
+
+    Raises:
+        ModelError: naming the model.
+    """
+    if shots < 0:
+        raise ModelError(name, f"--shots must be ≥ 0, got {shots}")
+    if learning == Learning.FEW_SHOT and shots == 0:
+        raise ModelError(name, "is a few-shot model: pass --shots K (K ≥ 1)")
+    if learning != Learning.FEW_SHOT and shots > 0:
+        raise ModelError(name, f"is a {learning} model and uses no support set; drop --shots or pick a few-shot "
+                               "variant (see `caadbench models`)")
+
+
+class Runner:
+    """Runs one :class:`RunConfig` (see module docstring)."""
+
+    def __init__(self, cfg: RunConfig) -> None:
+        self.cfg = cfg
+        self.spec = get_model_spec(cfg.model)
+        check_shots(cfg.model, self.spec.learning, cfg.shots)
+        if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
+            raise CaadError(None, f"--seeds must be distinct integers, got {list(cfg.seeds)}")
+        self.dist = D.init_from_env(cfg.device)
+        self.device = D.local_device(cfg.device)
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise CaadError(None, f"--device {cfg.device}: CUDA is not available on this machine")
+        self.ds = open_dataset(cfg.data)
+        if cfg.split not in self.ds.splits:
+            raise SplitError(self.ds.root / "index.json", f"split {cfg.split!r} is not stored here "
+                                                          f"(stored: {', '.join(self.ds.splits)})")
+        if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
+            raise ModelError(cfg.checkpoint, "checkpoint file not found")
+        self.dataset = cfg.dataset_id or dataset_id(self.ds)
+        self.subjects = self.ds.subjects(cfg.split)
+        if self.spec.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
+            for seed in cfg.seeds:
+                self.ds.support_keys(cfg.split, cfg.shots, seed)
+
+    # ----------------------------------------------------------------- pieces
+    def _backbone(self) -> ClipBackbone:
+        config = self.spec.make_config(backbone=self.cfg.backbone, pretrained=self.cfg.pretrained,
+                                       image_size=self.cfg.image_size, **self.cfg.options)
+        return ClipBackbone(config.backbone, config.pretrained, config.image_size, config.init_seed)
+
+    def _batches(self, part: str, image_size: int, **kw: Any) -> Iterator[Batch]:
+        return self.ds.batches(self.cfg.split, part, image_size=image_size, rank=self.dist.rank,
+                               world_size=self.dist.world_size, workers=self.cfg.workers,
+                               progress=self.cfg.progress and self.dist.is_main, **kw)
+
+    def _fit(self, model: AnomalyModel, seed: int) -> dict[str, list[str]]:
+        """Fit ``model`` for ``seed``; return the support keys used (empty unless few-shot)."""
+        cfg, size = self.cfg, model.image_size
+        if cfg.checkpoint is not None:
+            model.load(cfg.checkpoint)
+            return {}
+        if self.spec.learning == Learning.ZERO_SHOT:
+            model.fit(FitData(subjects=self.subjects, seed=seed, device=self.device))
+            return {}
+        if self.spec.learning == Learning.FEW_SHOT:
+            support = self.ds.support_keys(cfg.split, cfg.shots, seed)
+            keys = sorted(k for ks in support.values() for k in ks)
+            batches = list(self.ds.batches(cfg.split, "support", image_size=size, keys=keys,
+                                           batch_size=cfg.batch_size, workers=cfg.workers))
+            model.fit(FitData(subjects=self.subjects, support=batches, seed=seed, device=self.device))
+            return support
+        epochs = itertools.count()
+
+        def train_pass() -> Iterator[Batch]:
+            return self._batches("train", size, batch_size=getattr(model.config, "batch_size", cfg.batch_size),
+                                 shuffle=True, seed=seed, epoch=next(epochs))
+
+        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}_seed{seed}"
+        model.fit(FitData(subjects=self.subjects, train=train_pass, train_size=self.ds.count(cfg.split, "train"),
+                          seed=seed, device=self.device, output_dir=out_dir if self.dist.is_main else None))
+        return {}
+
+    def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
+        seen = {s: side["seen"] for s, side in self.ds.context_sides(self.cfg.split).items()} or None
+        evaluator = Evaluator(seen if self.ds.kind == "contextual" else None)
+        for batch in self._batches("test", model.image_size, batch_size=self.cfg.batch_size):
+            evaluator.update(batch, model.predict(batch))
+            meter.count(len(batch))
+        if self.dist.world_size > 1:
+            gathered = D.gather_objects(evaluator)
+            if gathered is not None:
+                evaluator = gathered[0]
+                for other in gathered[1:]:
+                    evaluator.merge(other)
+        return evaluator
+
+    def _notes(self) -> list[str]:
+        if self.cfg.checkpoint is None:
+            return []
+        from caadbench.models.backbone import sha256_file
+
+        return [f"fitted state loaded from checkpoint {Path(self.cfg.checkpoint).name} "
+                f"(sha256 {sha256_file(self.cfg.checkpoint)}); its support set or training is not re-run"]
+
+    # ----------------------------------------------------------------- entry
+    def run(self) -> Path | None:
+        """Fit and evaluate every seed, then write the results (rank 0). Returns the results path on rank 0."""
+        cfg = self.cfg
+        backbone = self._backbone().to(self.device)
+        evaluations, supports, training, examples, model = [], {}, {}, None, None
+        with ResourceMeter(self.device) as meter:
+            for seed in cfg.seeds:
+                seed_everything(seed)
+                model = self.spec.build(backbone=backbone, pretrained=cfg.pretrained, **cfg.options).to(self.device)
+                supports[seed] = self._fit(model, seed)
+                if getattr(model, "train_log", None):
+                    training[seed] = model.train_log
+                evaluator = self._evaluate(model, meter)
+                if self.dist.is_main:
+                    evaluations.append(evaluator.compute())
+                    examples = examples or evaluator.examples()
+        if not self.dist.is_main:
+            D.barrier()
+            return None
+        results = build_results(
+            model=cfg.model, learning=str(self.spec.learning), dataset=self.dataset, split=cfg.split,
+            shots=cfg.shots, seeds=list(cfg.seeds), evaluations=evaluations,
+            support_keys=supports if self.spec.learning == Learning.FEW_SHOT else None,
+            config=model.config.to_dict(),
+            provenance=collect_provenance(backbone.identity, dataset_fingerprint=self.ds.fingerprint,
+                                          dataset_path=self.ds.root, device=self.device, meter=meter),
+            training=training,
+            notes=self._notes(),
+        )
+        path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots)
+        write_results(path, results)
+        if examples is not None:
+            write_examples(examples_path(path), examples)
+        D.barrier()
+        return path
+
+
+def run(cfg: RunConfig) -> Path | None:
+    """Run one evaluation (see :class:`Runner`); the results path on rank 0, ``None`` on other ranks."""
+    return Runner(cfg).run()
+
+
+def summarize(results: Results) -> list[tuple[str, str]]:
+    """``(metric label, "mean ± std")`` rows for printing."""
+    from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
+
+    rows = []
+    for m in METRIC_NAMES:
+        stat = results.metrics[m]
+        value = "n/a" if stat.mean != stat.mean else f"{100 * stat.mean:.1f}"
+        if len(results.seeds) > 1 and stat.std == stat.std:
+            value += f" ± {100 * stat.std:.1f}"
+        rows.append((METRIC_LABELS[m], value))
+    return rows

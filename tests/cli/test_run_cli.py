@@ -1,0 +1,63 @@
+"""`caadbench run` and `caadbench quickstart` through the click CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from caadbench.cli import main
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    from caadbench.data.shards import build_shards
+    from caadbench.data.sources import get_source_class
+
+    root = tmp_path_factory.mktemp("cli-run") / "synth"
+    build_shards(get_source_class("synthetic")(seed=0, size=60, image_size=64), root, workers=1, progress=False)
+    return root
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
+    result = invoke("run", "--model", "clip.ensemble", "--split", "cc", "--data", str(data), "--backbone",
+                    "caad-tiny", "--out", str(tmp_path), "--seeds", "0,1")
+    assert result.exit_code == 0, result.output
+    assert "I-AUROC" in result.output and "random init: not comparable to paper numbers" in result.output
+    assert (tmp_path / "caad-synth_cc_clip.ensemble_0shot.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (("--model", "nope", "--split", "cc"), "nope: unknown model"),
+        (("--model", "clip", "--split", "cc", "--seeds", "a,b"), "--seeds a,b: expected comma-separated integers"),
+        (("--model", "clip", "--split", "cc", "--option", "nonsense"), "expected KEY=VALUE"),
+        (("--model", "clip", "--split", "cc", "--option", "no_such_option=1"), "unknown option(s) no_such_option"),
+        (("--model", "clip", "--split", "cc", "--pretrained", "/no/such/weights.pt"), "checkpoint file not found"),
+    ],
+)
+def test_run_bad_input_is_one_line_and_exit_2(data, tmp_path, args, words):
+    result = invoke("run", *args, "--data", str(data), "--backbone", "caad-tiny", "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
+    assert not (tmp_path / "o").exists()
+
+
+def test_quickstart_runs_models_reports_and_leaderboard(data, tmp_path):
+    out = tmp_path / "qs"
+    result = invoke("quickstart", "--data", str(data), "--out", str(out), "--models", "clip,clip.few_shot",
+                    "--shots", "1")
+    assert result.exit_code == 0, result.output
+    board = (out / "LEADERBOARD.md").read_text()
+    assert "clip.few_shot" in board and "†" in board
+    assert board in result.output
+    for stem in ("caad-synth_cc_clip_0shot", "caad-synth_cc_clip.few_shot_1shot"):
+        assert (out / "results" / f"{stem}.json").is_file()
+        assert (out / "reports" / stem / "report.md").is_file()
