@@ -26,6 +26,10 @@ class CaadError(Exception):
     def __str__(self) -> str:
         return self.problem if self.where is None else f"{self.where}: {self.problem}"
 
+    def __reduce__(self):
+        """Rebuild from ``(where, problem)`` so errors survive crossing process boundaries."""
+        return (type(self), (self.where, self.problem))
+
 
 class DataError(CaadError):
     """A malformed source: unreadable image, bad mask, bad key, bad rulebook, empty source."""

