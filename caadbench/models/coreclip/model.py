@@ -166,15 +166,20 @@ class CoreClip(AnomalyModel):
         return main, full
 
     def head(self, feats: BranchFeatures, prototypes: torch.Tensor) -> HeadOutput:
-        """Fuse the branches and score image, patches and branches against ``prototypes`` ``(B, 2, D)``."""
-        t0, t1 = prototypes[:, 0], prototypes[:, 1]
-        fused = self.fusion(t1, feats.embeddings, feats.patches)
-        direction = (t1 - t0).to(fused.embedding.dtype)  # cos(x,t1) − cos(x,t0) = x̂·(t1 − t0), t's unit-norm
-        scale = self.scale
-        logits = scale * (F.normalize(fused.embedding, dim=-1) * direction).sum(-1)
-        patch_logits = scale * torch.einsum("bpd,bd->bp", F.normalize(fused.patches, dim=-1), direction)
-        branch_logits = scale * torch.einsum("bnd,bd->bn", feats.embeddings, direction)
-        return HeadOutput(logits.float(), patch_logits.float(), branch_logits.float(), fused.alpha.float())
+        """Fuse the branches and score image, patches and branches against ``prototypes`` ``(B, 2, D)``.
+
+        Runs in float32 even under autocast: scores in bf16 would tie and blur the rankings metrics are made of.
+        """
+        with torch.autocast(device_type=self.device.type, enabled=False):
+            t0, t1 = prototypes[:, 0].float(), prototypes[:, 1].float()
+            emb, patches = feats.embeddings.float(), feats.patches.float()
+            fused = self.fusion(t1, emb, patches)
+            direction = t1 - t0  # cos(x, t1) − cos(x, t0) = x̂·(t1 − t0) for unit t0, t1
+            scale = self.scale
+            logits = scale * (F.normalize(fused.embedding, dim=-1) * direction).sum(-1)
+            patch_logits = scale * torch.einsum("bpd,bd->bp", F.normalize(fused.patches, dim=-1), direction)
+            branch_logits = scale * torch.einsum("bnd,bd->bn", emb, direction)
+        return HeadOutput(logits, patch_logits, branch_logits, fused.alpha.float())
 
     def _full_width(self, values: torch.Tensor, fill: float) -> torch.Tensor:
         """``(B, n)`` per active branch → ``(B, 3)`` in the order of ``BRANCHES``, ``fill`` for inactive ones."""

@@ -328,14 +328,13 @@ class Trainer:
 
     def _checkpoint(self, stage: int, step: int, opt: torch.optim.Optimizer | None, sched: Any | None,
                     epoch: int, batch_in_epoch: int) -> None:
-        """Write the trainable state and the trainer state (rank 0; everyone waits for it).
+        """Write the trainable state and the trainer state (rank 0 only, no collective: other ranks may have
+        no ``output_dir``).
 
         ``stage`` is the stage to resume in: 2 after stage 1, 3 once training is complete.
         """
         path = self.checkpoint_path()
-        if path is None:
-            return
-        if self.dist.is_main:
+        if path is not None and self.dist.is_main:
             self.model.save(path)
             state = {
                 "stage": stage, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
@@ -348,19 +347,25 @@ class Trainer:
             buffer = io.BytesIO()
             torch.save(state, buffer)
             atomic_write_bytes(path.with_name(path.name + STATE_SUFFIX), buffer.getvalue())
-        D.barrier()
 
-    def _resume(self) -> dict[str, Any] | None:
-        """Load the checkpoint named by ``config.resume``; the trainer state to continue from, or ``None``."""
+    def _resume_path(self) -> Path | None:
+        """The checkpoint ``config.resume`` names, or ``None`` for a fresh start."""
         resume = self.cfg.resume
         if not resume:
             return None
         if resume == "auto":
             path = self.checkpoint_path()
-            if path is None or not path.is_file():
-                return None
-        else:
-            path = Path(resume)
+            return path if path is not None and path.is_file() else None
+        return Path(resume)
+
+    def _resume(self) -> dict[str, Any] | None:
+        """Load the checkpoint named by ``config.resume``; the trainer state to continue from, or ``None``.
+
+        Rank 0 decides (only it may have an ``output_dir``); every rank then loads the same file.
+        """
+        path = D.broadcast_object(self._resume_path() if self.dist.is_main else None)
+        if path is None:
+            return None
         side = path.with_name(path.name + STATE_SUFFIX)
         if not side.is_file():
             raise ModelError(side, "trainer state of the checkpoint to resume from not found")

@@ -28,12 +28,12 @@ def rank_part(batch: Batch, rank: int, world: int) -> Batch:
                    subjects=batch.subjects[lo:hi], contexts=batch.contexts[lo:hi], metadata=[])
 
 
-def train(rank: int, world: int) -> dict[str, torch.Tensor]:
+def train(rank: int, world: int, output_dir: Path | None = None, **overrides) -> dict[str, torch.Tensor]:
     from caadbench.models import FitData, create_model
 
     batches = [rank_part(toy_batch(GLOBAL_BATCH, 100 + k), rank, world) for k in range(STEPS)]
-    model = create_model("coreclip", backbone="caad-tiny", **CONFIG)
-    model.fit(FitData(subjects=SUBJECTS, train=lambda: iter(batches), seed=0))
+    model = create_model("coreclip", backbone="caad-tiny", **{**CONFIG, **overrides})
+    model.fit(FitData(subjects=SUBJECTS, train=lambda: iter(batches), seed=0, output_dir=output_dir))
     return model.fitted_state()
 
 
@@ -43,11 +43,15 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     from caadbench.utils import distributed as D
 
-    ctx = D.init_from_env("cpu")
+    ctx = D.init_from_env("cpu", timeout_s=120)  # a collective mismatch fails instead of hanging
     assert ctx.backend == "gloo" and ctx.world_size == world
     try:
-        state = train(rank, world)
+        # as the runner does: only rank 0 has an output directory (checkpoints every step)
+        run_dir = Path(out) / "run" if rank == 0 else None
+        state = train(rank, world, run_dir, checkpoint_every=1)
         save_file({k: v.contiguous() for k, v in state.items()}, str(Path(out) / f"rank{rank}.safetensors"))
+        again = train(rank, world, run_dir, resume="auto")  # rank 0 finds the finished run, every rank loads it
+        assert all(torch.equal(again[k], state[k]) for k in state)
     finally:
         D.shutdown()
 
