@@ -106,6 +106,8 @@ class Trainer:
     def __init__(self, model: CoreClip, data: FitData) -> None:
         if data.train is None:
             raise ModelError(model.name or "coreclip", "training needs FitData.train (the split's train part)")
+        if not data.subjects:
+            raise ModelError(model.name or "coreclip", "training needs FitData.subjects (the class names)")
         self.model, self.data, self.cfg = model, data, model.config
         self.dist = D.context()
         self.device = torch.device(D.local_device(data.device))

@@ -116,6 +116,8 @@ def test_fit_needs_train_data(tiny_backbone):
     model = create_model("coreclip", backbone=tiny_backbone, **QUICK, max_steps=1)
     with pytest.raises(ModelError, match="FitData.train"):
         model.fit(FitData(subjects=SUBJECTS))
+    with pytest.raises(ModelError, match="FitData.subjects"):
+        model.fit(FitData(subjects=[], train=toy_loader(1, 2)))
     with pytest.raises(ModelError, match="no batches"):
         model.fit(FitData(subjects=SUBJECTS, train=lambda: iter([]), train_size=0))
 
