@@ -3,7 +3,8 @@
 CRM: ``q = W_q t1`` (the image's subject's anomalous prototype), ``k_b = W_k z_b``,
 ``α = softmax(qᵀk / √d)`` over the branches, ``z = Σ_b α_b z_b``; the same α fuse the branches' patch tokens.
 Every fusion returns α ``(B, n)``: the attention for CRM, ``1/n`` for the mean, and for concatenation each
-branch's share of the fused vector's parts (``‖W_b z_b‖ / Σ_c ‖W_c z_c‖``), so reports can show them side by side.
+branch's share of the fused vector's parts (``‖W_b z_b‖ / Σ_c ‖W_c z_c‖``), so reports can show them side by
+side.
 """
 
 from __future__ import annotations

@@ -3,8 +3,9 @@ equals one process on the whole global batch. Formulas (t's and z's are L2-norma
 
 * orthogonality  ``mean_s (t0_s · t1_s)²``
 * consistency    ``mean_s 1 − cos(t0_s + t1_s, c_s)``, ``c_s`` the frozen encoder's ``t0_s + t1_s``
-* grounding      ``mean_s 1 − cos(t0_s, v_s)`` + (with ≥ 2 classes) ``mean_s CE(softmax_s'(cos(v_s, t0_s')/τ_g), s)``,
-  ``v_s`` the mean frozen global embedding of the normal train images of class ``s``
+* grounding      ``mean_s 1 − cos(t0_s, v_s)``
+  + (with ≥ 2 classes) ``mean_s CE(softmax_s'(cos(v_s, t0_s')/τ_g), s)``, ``v_s`` the mean frozen global
+  embedding of the normal train images of class ``s``
 * entropy band   ``mean_i relu(h_lo − H(α_i)/log n) + relu(H(α_i)/log n − h_hi)``
 * cross-branch   ``mean_{i,b} 1 − cos(z_b(full image_i), stopgrad z_b(view_b(image_i)))`` over the masked branches
 * image BCE      ``BCE(logit_i, y_i)``; pixel BCE ``BCE(patch logit, fraction of the patch inside the gt mask)``
@@ -87,4 +88,5 @@ def patch_targets(gt_masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor
 
 def pixel_bce(patch_logits: torch.Tensor, gt_masks: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
     """``(B, N)`` patch logits vs the ground truth's patch coverage (soft targets)."""
-    return F.binary_cross_entropy_with_logits(patch_logits.float(), patch_targets(gt_masks, grid).to(patch_logits.device))
+    targets = patch_targets(gt_masks, grid).to(patch_logits.device)
+    return F.binary_cross_entropy_with_logits(patch_logits.float(), targets)

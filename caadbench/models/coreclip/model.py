@@ -64,7 +64,8 @@ class CoreClip(AnomalyModel):
         self.branch_names = config.branch_names
         n_image, n_text = len(bb.image_blocks), len(bb.text_blocks)
         if config.csr_blocks > n_image:
-            raise ModelError(bb.identity.arch, f"csr_blocks={config.csr_blocks} but the image tower has {n_image} blocks")
+            raise ModelError(bb.identity.arch,
+                             f"csr_blocks={config.csr_blocks} but the image tower has {n_image} blocks")
         text_blocks = config.text_blocks if config.text_refine else 0
         if text_blocks > n_text:
             raise ModelError(bb.identity.arch, f"text_blocks={text_blocks} but the text tower has {n_text} blocks")
