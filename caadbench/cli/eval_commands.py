@@ -142,6 +142,5 @@ def quickstart_command(data: Path, out: Path, split: str, backbone: str, shots: 
     from caadbench.eval.quickstart import quickstart
 
     names = None if model_names is None else [m.strip() for m in model_names.split(",") if m.strip()]
-    board = quickstart(data=data, out=out, split=split, backbone=backbone, shots=shots, ablations=ablations,
-                       models=names, workers=workers, echo=click.echo)
-    click.echo(f"\n{board.read_text(encoding='utf-8')}")
+    quickstart(data=data, out=out, split=split, backbone=backbone, shots=shots, ablations=ablations, models=names,
+               workers=workers, echo=click.echo)

@@ -288,6 +288,24 @@ def render_leaderboard(
     return "\n".join(lines) + "\n"
 
 
+def measured_table(measured: list[tuple[Path, Results]]) -> str:
+    """A compact console table of measured runs, best macro I-AUROC first (no paper rows, no links)."""
+    from tabulate import tabulate
+
+    def key(item: tuple[Path, Results]) -> tuple:
+        v = item[1].metrics["i_auroc"].mean
+        return (math.isnan(v), -v if not math.isnan(v) else 0.0, item[1].model)
+
+    rows = []
+    for _, res in sorted(measured, key=key):
+        p = res.provenance
+        rows.append([res.model, res.learning, res.shots, f"{res.dataset}/{res.split}",
+                     f"{p.backbone_arch} ({'random-init' if res.random_init else p.weights})",
+                     *(_measured(res, m) for m in METRIC_NAMES)])
+    return tabulate(rows, headers=["model", "learning", "shots", "data", "backbone",
+                                   *(METRIC_LABELS[m] for m in METRIC_NAMES)], tablefmt="github")
+
+
 def _measured_order(path: Path, res: Results) -> tuple:
     p = res.provenance
     return (res.model, p.backbone_arch, p.weights, p.image_size, path.name)
@@ -332,6 +350,7 @@ __all__ = [
     "References",
     "check_leaderboard",
     "generate_leaderboard",
+    "measured_table",
     "read_references",
     "read_results_dir",
     "render_leaderboard",

@@ -6,6 +6,7 @@ pipeline works and how the methods compare *on random features*; they are never 
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -13,7 +14,7 @@ from pathlib import Path
 from caadbench.data.loader import open_dataset
 from caadbench.data.shards import build_shards, manifest_path
 from caadbench.data.sources import get_source_class
-from caadbench.eval.leaderboard import generate_leaderboard
+from caadbench.eval.leaderboard import generate_leaderboard, measured_table, read_results_dir
 from caadbench.eval.report import write_report
 from caadbench.eval.runner import RunConfig, run
 from caadbench.models import Learning, list_models
@@ -41,7 +42,8 @@ def quickstart(
 
     Args:
         data: shard directory; built from the default synthetic source when it has no manifest.
-        out: where results (``results/``), reports (``reports/``) and ``LEADERBOARD.md`` go.
+        out: where results (``results/``), reports (``reports/``) and ``LEADERBOARD.md`` go; results and reports
+            of an earlier quickstart there are removed first, so the leaderboard shows this run only.
         split: the split every model is evaluated on.
         backbone: open_clip architecture for every model.
         shots: k for few-shot models.
@@ -58,6 +60,8 @@ def quickstart(
         echo(f"[1/4] using the shards in {data} (fingerprint {open_dataset(data).fingerprint[:12]})")
     names = list(models) if models is not None else default_models(ablations)
     results_dir, reports_dir = Path(out) / "results", Path(out) / "reports"
+    for old in (results_dir, reports_dir):
+        shutil.rmtree(old, ignore_errors=True)
     paths = []
     for i, name in enumerate(names, 1):
         from caadbench.models import get_model_spec
@@ -73,5 +77,10 @@ def quickstart(
         write_report(path, reports_dir / path.stem)
     board = Path(out) / "LEADERBOARD.md"
     atomic_write_text(board, generate_leaderboard(results_dir, None, board))
-    echo(f"[4/4] leaderboard {board} ({time.perf_counter() - start:.0f} s in all)")
+    echo(f"[4/4] leaderboard {board} ({time.perf_counter() - start:.0f} s in all)\n")
+    echo(measured_table(read_results_dir(results_dir)))
+    if any(r.random_init for _, r in read_results_dir(results_dir)):
+        echo("\nRandom-init backbone: these numbers check the pipeline and compare methods on random features; "
+             "they are not comparable to paper numbers.")
+    echo(f"Full leaderboard with the papers' reported rows: {board}; per-run reports: {reports_dir}/")
     return board
