@@ -56,10 +56,21 @@ def test_local_checkpoint_file(tmp_path, tiny_backbone):
     assert not loaded.identity.same_weights(tiny_backbone.identity)
 
 
-def test_offline_tag_fails_at_once_with_a_way_out():
+def test_offline_tag_fails_at_once_with_a_way_out(monkeypatch):
+    """A known tag that is not cached, offline: refused before open_clip is ever asked to build or download."""
+    import open_clip
+
+    from caadbench.models import backbone
+
+    def no_build(*args, **kwargs):
+        raise AssertionError("open_clip.create_model must not be called for weights that cannot be had")
+
+    monkeypatch.setattr(backbone, "_cached_tag_file", lambda pcfg: None)  # even if this machine has them cached
+    monkeypatch.setattr(open_clip, "create_model", no_build)
+    tag = open_clip.list_pretrained_tags_by_model("ViT-B-16-plus-240")[0]
     start = time.monotonic()
     with pytest.raises(WeightsUnavailable, match="--pretrained /path/to"):
-        ClipBackbone("ViT-B-16-plus-240", pretrained="laion400m_e31")
+        ClipBackbone("ViT-B-16-plus-240", pretrained=tag)
     assert time.monotonic() - start < 30
 
 
