@@ -11,13 +11,15 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from tqdm import tqdm
+
 from caadbench.data.loader import open_dataset
 from caadbench.data.shards import build_shards, manifest_path
 from caadbench.data.sources import get_source_class
 from caadbench.eval.leaderboard import generate_leaderboard, measured_table, read_results_dir
 from caadbench.eval.report import write_report
 from caadbench.eval.runner import RunConfig, run
-from caadbench.models import Learning, list_models
+from caadbench.models import Learning, get_model_spec, list_models
 from caadbench.utils.atomic import atomic_write_text
 
 
@@ -64,8 +66,6 @@ def quickstart(
         shutil.rmtree(old, ignore_errors=True)
     paths = []
     for i, name in enumerate(names, 1):
-        from caadbench.models import get_model_spec
-
         learning = get_model_spec(name).learning
         k = shots if learning == Learning.FEW_SHOT else 0
         echo(f"[2/4] ({i}/{len(names)}) {name} on {split} ({learning}{f', {k}-shot' if k else ''})")
@@ -73,7 +73,7 @@ def quickstart(
                              out=results_dir))
         paths.append(path)
     echo(f"[3/4] reports into {reports_dir}")
-    for path in paths:
+    for path in tqdm(paths, desc="reports", unit="report", disable=None):
         write_report(path, reports_dir / path.stem)
     board = Path(out) / "LEADERBOARD.md"
     atomic_write_text(board, generate_leaderboard(results_dir, None, board))
