@@ -78,8 +78,9 @@ def quickstart(
     board = Path(out) / "LEADERBOARD.md"
     atomic_write_text(board, generate_leaderboard(results_dir, None, board))
     echo(f"[4/4] leaderboard {board} ({time.perf_counter() - start:.0f} s in all)\n")
-    echo(measured_table(read_results_dir(results_dir)))
-    if any(r.random_init for _, r in read_results_dir(results_dir)):
+    measured = read_results_dir(results_dir)
+    echo(measured_table(measured))
+    if any(r.random_init for _, r in measured):
         echo("\nRandom-init backbone: these numbers check the pipeline and compare methods on random features; "
              "they are not comparable to paper numbers.")
     echo(f"Full leaderboard with the papers' reported rows: {board}; per-run reports: {reports_dir}/")
