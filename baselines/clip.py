@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from baselines.common import PromptedBaseline, PromptedConfig, anomaly_probability, upsample_map, visual_association
+from caadbench.baselines.common import PromptedBaseline, PromptedConfig, anomaly_probability, upsample_map, visual_association
 from caadbench.data.batch import Batch
 from caadbench.models.base import AnomalyOutput, Learning
 from caadbench.models.registry import Variant, register_model
@@ -32,7 +32,7 @@ from caadbench.models.registry import Variant, register_model
 
 @dataclass
 class ClipConfig(PromptedConfig):
-    """CLIP baseline options (see :class:`~baselines.common.PromptedConfig`); defaults: two prompts, zero-shot."""
+    """CLIP baseline options (see :class:`~caadbench.baselines.common.PromptedConfig`); defaults: two prompts, zero-shot."""
 
     prompt_set: str = "two"
 

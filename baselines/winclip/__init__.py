@@ -1,8 +1,8 @@
 """WinCLIP and WinCLIP+ (Jeong et al., CVPR 2023): windows, aggregation, and the registered model."""
 
-from baselines.winclip.aggregation import harmonic_aggregation, harmonic_mean
-from baselines.winclip.model import PAPER_PRETRAINED, WinClip, WinClipConfig, WinClipFeatures
-from baselines.winclip.windows import coverage_matrix, window_indices
+from caadbench.baselines.winclip.aggregation import harmonic_aggregation, harmonic_mean
+from caadbench.baselines.winclip.model import PAPER_PRETRAINED, WinClip, WinClipConfig, WinClipFeatures
+from caadbench.baselines.winclip.windows import coverage_matrix, window_indices
 
 __all__ = [
     "PAPER_PRETRAINED",

@@ -19,7 +19,7 @@ def harmonic_aggregation(window_scores: torch.Tensor, coverage: torch.Tensor, ep
 
     Args:
         window_scores: ``(B, M)`` positive scores of the ``M`` windows.
-        coverage: ``(M, N)`` 0/1 coverage matrix (:func:`~baselines.winclip.windows.coverage_matrix`); every
+        coverage: ``(M, N)`` 0/1 coverage matrix (:func:`~caadbench.baselines.winclip.windows.coverage_matrix`); every
             patch must be covered by at least one window.
         eps: lower clamp of the scores before inverting.
 

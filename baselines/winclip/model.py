@@ -38,9 +38,9 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
-from baselines.common import PromptedBaseline, PromptedConfig, anomaly_probability, upsample_map, visual_association
-from baselines.winclip.aggregation import harmonic_aggregation, harmonic_mean
-from baselines.winclip.windows import coverage_matrix, window_indices
+from caadbench.baselines.common import PromptedBaseline, PromptedConfig, anomaly_probability, upsample_map, visual_association
+from caadbench.baselines.winclip.aggregation import harmonic_aggregation, harmonic_mean
+from caadbench.baselines.winclip.windows import coverage_matrix, window_indices
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.models.backbone import ClipBackbone
@@ -53,7 +53,7 @@ PAPER_PRETRAINED = "laion400m_e31"
 
 @dataclass
 class WinClipConfig(PromptedConfig):
-    """WinCLIP options (and those of :class:`~baselines.common.PromptedConfig`).
+    """WinCLIP options (and those of :class:`~caadbench.baselines.common.PromptedConfig`).
 
     Attributes:
         scales: window sides in patches (the paper: 2 and 3, "small" and "mid").

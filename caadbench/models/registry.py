@@ -2,7 +2,7 @@
 
 Methods register themselves with :func:`register_model`. The built-in methods are found through an explicit
 import list (``BUILTIN_MODULES``); third-party methods through the ``caadbench.models`` entry-point group.
-Nothing scans the file system, and ``caadbench.models`` never imports ``baselines`` statically.
+Nothing scans the file system, and ``caadbench.models`` never imports ``caadbench.baselines`` statically.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from caadbench.errors import ModelError
 from caadbench.models.base import AnomalyModel, Learning
 
 BUILTIN_MODULES = {
-    "clip": "baselines.clip",
-    "winclip": "baselines.winclip",
+    "clip": "caadbench.baselines.clip",
+    "winclip": "caadbench.baselines.winclip",
     "coreclip": "caadbench.models.coreclip",
 }
 ENTRY_POINT_GROUP = "caadbench.models"

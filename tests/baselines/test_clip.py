@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.clip import ClipBaseline
+from caadbench.baselines.clip import ClipBaseline
 from caadbench.errors import ModelError
 from caadbench.models import FitData, create_model
 from tests.baselines.reference import hand_embedding, hand_patches, make_batch, two_way_probability

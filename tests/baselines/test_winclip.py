@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from baselines.winclip import WinClip, coverage_matrix, harmonic_aggregation, harmonic_mean, window_indices
+from caadbench.baselines.winclip import WinClip, coverage_matrix, harmonic_aggregation, harmonic_mean, window_indices
 from caadbench.errors import ModelError
 from caadbench.models import FitData, create_model
 from caadbench.models.prompts import WINCLIP_PROMPTS, get_prompt_set

@@ -146,7 +146,7 @@ def test_two_processes_give_the_metrics_of_one(data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29533",
            "-m", "caadbench", "run", "--model", "winclip", "--split", "cc", "--data", str(data), "--backbone", TINY,
            "--batch-size", "16", "--out", str(tmp_path / "two")]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
     double = read_results(tmp_path / "two" / "caad-synth_cc_winclip_0shot.json")
     assert [s.key for s in double.samples] == [s.key for s in single.samples]
