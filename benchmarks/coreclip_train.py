@@ -130,13 +130,10 @@ def main() -> None:
             model.is_fitted = True  # the untrained model: zero-init adapters, initial fusion, frozen text
             report(f"{name} (untrained)", {"eval": evaluate(model, ds, args.split, args.eval_batch_size, seen)})
             model.is_fitted = False
-        epoch = {"n": 0}
-
-        def train_reader():
-            epoch["n"] += 1
+        def train_reader(epoch: int):
             return ds.batches(args.split, "train", image_size=model.image_size, batch_size=per_rank,
                               rank=ctx.rank, world_size=ctx.world_size, shuffle=True, seed=args.seed,
-                              epoch=epoch["n"])
+                              epoch=epoch)
 
         start = time.perf_counter()
         model.fit(FitData(subjects=subjects, train=train_reader, train_size=ds.count(args.split, "train"),

@@ -11,7 +11,6 @@ merges them (the metrics equal one process's) and writes the outputs.
 
 from __future__ import annotations
 
-import itertools
 import random
 import re
 from collections.abc import Iterator
@@ -172,11 +171,9 @@ class Runner:
                                            batch_size=cfg.batch_size, workers=cfg.workers))
             model.fit(FitData(subjects=self.subjects, support=batches, seed=seed, device=self.device))
             return support
-        epochs = itertools.count()
-
-        def train_pass() -> Iterator[Batch]:
+        def train_pass(epoch: int) -> Iterator[Batch]:
             return self._batches("train", size, batch_size=getattr(model.config, "batch_size", cfg.batch_size),
-                                 shuffle=True, seed=seed, epoch=next(epochs))
+                                 shuffle=True, seed=seed, epoch=epoch)
 
         out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}_seed{seed}"
         model.fit(FitData(subjects=self.subjects, train=train_pass, train_size=self.ds.count(cfg.split, "train"),

@@ -96,7 +96,9 @@ class FitData:
     Attributes:
         subjects: the subject (class) names of the split, train and test sides.
         support: k-shot normal reference batches (few-shot models).
-        train: a callable returning a fresh iterator over the train part (trained models); called once per epoch.
+        train: ``train(epoch)`` returns a fresh iterator over this rank's share of the train part for that epoch
+            (trained models). The trainer owns the epoch counter (and saves it with its checkpoints); the same
+            epoch always yields the same batches in the same order, so a resumed run replays them exactly.
         train_size: number of training samples (for schedules and progress), when known.
         seed: seed for anything random in fitting.
         device: where to fit.
@@ -105,7 +107,7 @@ class FitData:
 
     subjects: list[str]
     support: list[Batch] | None = None
-    train: Callable[[], Iterable[Batch]] | None = None
+    train: Callable[[int], Iterable[Batch]] | None = None
     train_size: int | None = None
     seed: int = 0
     device: str = "cpu"

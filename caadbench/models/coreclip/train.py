@@ -44,6 +44,8 @@ CHECKPOINT_NAME = "coreclip-last.safetensors"
 STATE_SUFFIX = ".trainer.pt"
 GRAD_CLIP = 1.0
 CURVE_POINTS = 100
+GROUNDING_EPOCH = 0
+"""The epoch whose order the stage-1 grounding pass reads (stage-2 epochs count from 0 on their own)."""
 
 
 def warmup_cosine(total: int, warmup: float) -> Callable[[int], float]:
@@ -202,7 +204,7 @@ class Trainer:
         sums = torch.zeros(len(self.subjects), model.backbone.embed_dim, device=self.device)
         counts = torch.zeros(len(self.subjects), device=self.device)
         budget = math.ceil(c.grounding_images / self.dist.world_size)
-        for batch in self.data.train():
+        for batch in self.data.train(GROUNDING_EPOCH):
             normal = [i for i, y in enumerate(batch.labels.tolist()) if y == 0 and batch.subjects[i] in index]
             normal = normal[:max(0, budget - int(counts.sum().item()))]
             if normal:
@@ -239,7 +241,7 @@ class Trainer:
             step, epoch, skip = resumed["step"], resumed["epoch"], resumed["batch_in_epoch"]
         bar = self._bar(total_steps, step, "coreclip stage 2 (image)")
         while step < total_steps:
-            batches = self._rank_batches(skip)
+            batches = self._rank_batches(epoch, skip)
             position, seen = skip, 0
             for batch in batches:
                 seen += 1
@@ -273,9 +275,10 @@ class Trainer:
         bar.close()
         self._checkpoint(3, step, opt, sched, epoch, 0)
 
-    def _rank_batches(self, skip: int) -> Iterator[Batch]:
-        """This rank's batches of one epoch, after ``skip`` already-trained ones; stops when any rank runs out."""
-        it = iter(self.data.train())
+    def _rank_batches(self, epoch: int, skip: int) -> Iterator[Batch]:
+        """This rank's batches of stage-2 ``epoch``, after ``skip`` already-trained ones; stops when any rank
+        runs out."""
+        it = iter(self.data.train(epoch))
         for _ in range(skip):
             if next(it, None) is None:
                 break
@@ -287,12 +290,12 @@ class Trainer:
 
     def _steps_per_epoch(self) -> int:
         """From ``train_size`` and the first batch's size; counted by one pass when the size is unknown."""
-        first = next(iter(self.data.train()), None)
+        first = next(iter(self.data.train(0)), None)
         if first is None:
             raise ModelError(self.model.name or "coreclip", "the train part yielded no batches")
         if self.data.train_size:
             return max(1, math.ceil(self.data.train_size / (len(first) * self.dist.world_size)))
-        local = sum(1 for _ in self.data.train())
+        local = sum(1 for _ in self.data.train(0))
         t = torch.tensor([local], device=self.device)
         if D.is_distributed():
             torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)

@@ -33,7 +33,7 @@ def train(rank: int, world: int, output_dir: Path | None = None, **overrides) ->
 
     batches = [rank_part(toy_batch(GLOBAL_BATCH, 100 + k), rank, world) for k in range(STEPS)]
     model = create_model("coreclip", backbone="caad-tiny", **{**CONFIG, **overrides})
-    model.fit(FitData(subjects=SUBJECTS, train=lambda: iter(batches), seed=0, output_dir=output_dir))
+    model.fit(FitData(subjects=SUBJECTS, train=lambda epoch: iter(batches), seed=0, output_dir=output_dir))
     return model.fitted_state()
 
 

@@ -62,12 +62,12 @@ class Interrupting:
     def __init__(self, loader, fail_at: int, on_call: int) -> None:
         self.loader, self.fail_at, self.on_call, self.calls = loader, fail_at, on_call, 0
 
-    def __call__(self):
+    def __call__(self, epoch: int):
         self.calls += 1
-        return self._iterate(self.calls == self.on_call)
+        return self._iterate(epoch, self.calls == self.on_call)
 
-    def _iterate(self, fail: bool):
-        for i, batch in enumerate(self.loader()):
+    def _iterate(self, epoch: int, fail: bool):
+        for i, batch in enumerate(self.loader(epoch)):
             if fail and i == self.fail_at:
                 raise RuntimeError("simulated crash")
             yield batch
@@ -119,7 +119,7 @@ def test_fit_needs_train_data(tiny_backbone):
     with pytest.raises(ModelError, match="FitData.subjects"):
         model.fit(FitData(subjects=[], train=toy_loader(1, 2)))
     with pytest.raises(ModelError, match="no batches"):
-        model.fit(FitData(subjects=SUBJECTS, train=lambda: iter([]), train_size=0))
+        model.fit(FitData(subjects=SUBJECTS, train=lambda epoch: iter([]), train_size=0))
 
 
 def test_same_seed_same_model_other_seed_other_model(tiny_backbone):

@@ -44,4 +44,4 @@ def toy_batch(n: int, seed: int, size: int = 128) -> Batch:
 def toy_loader(batches: int, batch_size: int, seed: int = 0):
     """A ``FitData.train`` callable: the same ``batches`` batches every epoch."""
     data = [toy_batch(batch_size, seed * 1000 + k) for k in range(batches)]
-    return lambda: iter(data)
+    return lambda epoch: iter(data)
