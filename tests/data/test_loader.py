@@ -13,6 +13,7 @@ from PIL import Image
 
 from caadbench.data.batch import EVAL_RESOLUTION
 from caadbench.data.loader import open_dataset
+from caadbench.data.location import Location
 from caadbench.data.shards import MANIFEST, build_shards
 from caadbench.errors import ShardError, SplitError
 from tests.data.fake_sources import FakeContextual, FakeIndustrial
@@ -46,7 +47,8 @@ def _nearest(mask: np.ndarray, size: int) -> np.ndarray:
 def test_dataset_api(root):
     ds = open_dataset(root)
     m = json.loads((root / MANIFEST).read_text())
-    assert ds.root == root and ds.manifest == m and ds.fingerprint == m["fingerprint"]
+    assert ds.root == Location.of(root) and ds.root.path == root and ds.fingerprint == m["fingerprint"]
+    assert ds.manifest.to_dict() == m  # the typed manifest holds every field of index.json
     assert ds.kind == "contextual" and ds.splits == ["cc", "cs", "ic"] and ds.image_size == (32, 32)
     assert ds.parts("cc") == ["train", "support", "test"]
     assert ds.count("cc", "test") == m["splits"]["cc"]["parts"]["test"]["samples"]

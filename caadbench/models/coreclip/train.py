@@ -30,12 +30,12 @@ from tqdm import tqdm
 
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
-from caadbench.models.backbone import sha256_file
 from caadbench.models.base import FitData
 from caadbench.models.coreclip import losses as L
 from caadbench.models.coreclip.crm import CRM
 from caadbench.utils import distributed as D
 from caadbench.utils.atomic import atomic_write_bytes
+from caadbench.utils.hashing import sha256_file
 
 if TYPE_CHECKING:
     from caadbench.models.coreclip.model import CoreClip
