@@ -85,7 +85,7 @@ class Location:
             return self.rel.rsplit("/", 1)[-1]
         if self.is_local:
             return Path(self.base).name
-        text = self.base[5:].replace("{}", "") if self.scheme == "pipe" else urlparse(self.base).path
+        text = self.base[5:].split("{}")[0] if self.scheme == "pipe" else urlparse(self.base).path
         return text.strip().rstrip("/").rsplit("/", 1)[-1]
 
     def __truediv__(self, rel: str) -> Location:
