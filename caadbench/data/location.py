@@ -146,7 +146,8 @@ def _read_http(url: str, limit: int | None) -> bytes:
 
 def _read_pipe(command: str, limit: int | None) -> bytes:
     try:
-        proc = subprocess.run(command, shell=True, capture_output=True, check=False)  # noqa: S602 - pipe: is a shell command by definition
+        # a pipe: URL is a shell command by definition (webdataset's convention)
+        proc = subprocess.run(command, shell=True, capture_output=True, check=False)  # noqa: S602
     except OSError as exc:
         raise OSError(f"cannot run the pipe command ({exc.strerror or exc})") from None
     if proc.returncode != 0:

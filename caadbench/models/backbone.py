@@ -243,7 +243,7 @@ def check_towers(arch: str, model_cfg: Mapping[str, Any]) -> None:
     raise ModelError(arch, f"{tower}; every caadbench model ({families}) reads class and patch tokens of "
                            "intermediate blocks, encodes token subsets or hooks blocks, which only open_clip's "
                            "own ViT image tower and text transformer expose, so none can use it: pick an open_clip "
-                           "ViT architecture (ViT-B-16, ViT-B-16-plus-240, ViT-L-14-336, ... in `open_clip.list_models()`)")
+                           "ViT architecture (ViT-B-16, ViT-B-16-plus-240, ViT-L-14-336, ...)")
 
 
 def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str, dict]:

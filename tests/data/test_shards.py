@@ -238,7 +238,7 @@ def test_loaded_samples_are_validated_against_schema_and_spec(tmp_path):
 
 
 def test_bad_sources_fail_before_writing(tmp_path):
-    with pytest.raises(DataError, match="source is empty"):
+    with pytest.raises(DataError, match="empty source: no samples found"):
         build_shards(FakeContextual(rules={}), tmp_path / "a", progress=False)
     dup = FakeContextual(extra_specs=FakeContextual().specs()[:1])
     with pytest.raises(DataError, match="fake:blue-water-000: duplicate sample key 'blue-water-000'"):

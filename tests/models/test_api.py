@@ -17,7 +17,8 @@ def caadbench_imports(folder: Path) -> list[tuple[str, str, list[str]]]:
     for path in sorted(folder.rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', 0)}"
-            if isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "caadbench":
+            top = (getattr(node, "module", None) or "").split(".")[0]
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and top == "caadbench":
                 found.append((where, node.module, [a.name for a in node.names]))
             elif isinstance(node, ast.Import):
                 found += [(where, a.name, []) for a in node.names if a.name.split(".")[0] == "caadbench"]
