@@ -210,3 +210,14 @@ def test_unreadable_tar_with_matching_manifest_names_the_shard(root, tmp_path):
     (copy / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(ShardError, match=rf"{copy / entry['path']}: unreadable tar"):
         list(open_dataset(copy).batches("ic", "test", image_size=8))
+
+
+def test_pipeline_pickles_for_spawned_workers(root):
+    """DataLoader workers started with ``spawn`` (macOS, Windows) receive the pipeline pickled."""
+    import pickle
+
+    ds = open_dataset(root)
+    kw = dict(image_size=8, eval_size=8, shuffle=True, seed=1, epoch=1, rank=1, world_size=2)
+    pipe = ds.pipeline("ic", "test", **kw)
+    again = pickle.loads(pickle.dumps(pipe))
+    assert [s["key"] for s in again] == [s["key"] for s in pipe] == _keys(ds.batches("ic", "test", **kw))
