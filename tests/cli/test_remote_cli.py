@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -57,7 +56,7 @@ def test_run_verify_and_info_by_url_equal_the_folder(data, tmp_path):
     assert info.exit_code == 0 and info.output.split("\n", 1)[1] == invoke("info", str(data)).output.split("\n", 1)[1]
 
 
-def test_altered_shard_and_unreachable_url_are_one_line(data, tmp_path):
+def test_altered_shard_and_unreachable_url_are_one_line(data, tmp_path, closed_port):
     copy = tmp_path / "served"
     shutil.copytree(data, copy)
     shard = copy / "cc" / "test-000001.tar"
@@ -70,9 +69,7 @@ def test_altered_shard_and_unreachable_url_are_one_line(data, tmp_path):
         line = one_error_line(invoke("run", "--model", "clip", "--split", "cc", "--backbone", "caad-tiny",
                                      "--data", url, "--out", str(tmp_path / "o")))
         assert line.startswith(f"error: {url}cc/test-000001.tar: shard content altered")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = closed_port
     start = time.monotonic()
     line = one_error_line(invoke("run", "--model", "clip", "--split", "cc", "--backbone", "caad-tiny", "--data",
                                  f"http://127.0.0.1:{port}/synth/", "--out", str(tmp_path / "o")))

@@ -20,10 +20,8 @@ from tests.data.fake_sources import FakeContextual, FakeIndustrial
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("loader") / "fake"
-    build_shards(FakeContextual(), out, workers=1, max_shard_samples=10, progress=False)
-    return out
+def root(fake_set) -> Path:
+    return fake_set
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ and the shards open with plain webdataset."""
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from pathlib import Path
 
@@ -15,7 +14,6 @@ import torch
 from caadbench.data.loader import open_dataset
 from caadbench.data.location import Location
 from caadbench.data.manifest import MANIFEST
-from caadbench.data.shards import build_shards
 from caadbench.data.verify import verify_shards
 from caadbench.errors import ShardError
 from caadbench.utils.static_server import serve_directory
@@ -23,22 +21,14 @@ from tests.data.fake_sources import FakeContextual
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("remote") / "fake"
-    build_shards(FakeContextual(), out, workers=1, max_shard_samples=10, progress=False)
-    return out
+def root(fake_set) -> Path:
+    return fake_set
 
 
 @pytest.fixture(scope="module")
 def url(root):
     with serve_directory(root) as base:
         yield base
-
-
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _read(ds, **kw) -> list:
@@ -119,8 +109,8 @@ def test_a_shard_altered_on_the_server_is_named(root, tmp_path):
             _read(open_dataset(base))
 
 
-def test_unreachable_or_empty_url_fails_at_once_in_one_line(tmp_path):
-    base = f"http://127.0.0.1:{closed_port()}/sets/fake/"
+def test_unreachable_or_empty_url_fails_at_once_in_one_line(tmp_path, closed_port):
+    base = f"http://127.0.0.1:{closed_port}/sets/fake/"
     start = time.monotonic()
     with pytest.raises(ShardError) as err:
         open_dataset(base)

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from pathlib import Path
 
@@ -76,12 +75,6 @@ def empty_hub(monkeypatch, tmp_path):
     return constants
 
 
-def closed_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_offline_tag_fails_at_once_with_a_way_out(empty_hub, monkeypatch):
     """The hub switched off (HF_HUB_OFFLINE) and the tag not cached: refused without a single request."""
     import open_clip
@@ -97,13 +90,13 @@ def test_offline_tag_fails_at_once_with_a_way_out(empty_hub, monkeypatch):
     assert time.monotonic() - start < 5
 
 
-def test_unreachable_hub_endpoint_fails_at_once_with_a_way_out(empty_hub, monkeypatch):
+def test_unreachable_hub_endpoint_fails_at_once_with_a_way_out(empty_hub, monkeypatch, closed_port):
     """Hub on, HF_ENDPOINT pointing at a closed port on 127.0.0.1: one HEAD request fails, no download retries."""
     import open_clip
 
     from caadbench.models import backbone
 
-    endpoint = f"http://127.0.0.1:{closed_port()}"
+    endpoint = f"http://127.0.0.1:{closed_port}"
     monkeypatch.setattr(empty_hub, "HF_HUB_OFFLINE", False)
     monkeypatch.setattr(empty_hub, "ENDPOINT", endpoint)
     monkeypatch.setattr(backbone, "hf_hub_download", lambda *a, **k: pytest.fail("nothing may be downloaded"))
