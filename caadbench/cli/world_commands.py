@@ -25,6 +25,8 @@ DEFAULTS = PretrainConfig()
               help="Image-caption pairs per step (global, over every process).")
 @click.option("--closeup-share", type=float, default=DEFAULTS.closeup_share, show_default=True,
               help="Share of each batch that are subject close-ups.")
+@click.option("--cutout-share", type=float, default=DEFAULTS.cutout_share, show_default=True,
+              help="Share of each batch that are subjects alone on a plain backdrop.")
 @click.option("--lr", type=float, default=DEFAULTS.lr, show_default=True, help="Peak learning rate (AdamW).")
 @click.option("--weight-decay", type=float, default=DEFAULTS.weight_decay, show_default=True)
 @click.option("--warmup", type=float, default=DEFAULTS.warmup, show_default=True,
@@ -47,7 +49,7 @@ DEFAULTS = PretrainConfig()
 @click.option("--force", is_flag=True, help="Start over, replacing --out and its state.")
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 def pretrain(arch: str, out: Path, image_size: int | None, scenes: int, world_seed: int, steps: int,
-             batch_size: int, closeup_share: float, lr: float, weight_decay: float, warmup: float, seed: int,
+             batch_size: int, closeup_share: float, cutout_share: float, lr: float, weight_decay: float, warmup: float, seed: int,
              precision: str, checkpoint_every: int, eval_every: int, eval_scenes: int, workers: int, cache: Path | None,
              device: str,
              resume: bool, force: bool, quiet: bool) -> None:
@@ -69,7 +71,7 @@ def pretrain(arch: str, out: Path, image_size: int | None, scenes: int, world_se
         raise ModelError("pretrain", "--resume and --force exclude each other")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     cfg = PretrainConfig(arch=arch, image_size=image_size, scenes=scenes, world_seed=world_seed, steps=steps,
-                         batch_size=batch_size, closeup_share=closeup_share, lr=lr, weight_decay=weight_decay,
+                         batch_size=batch_size, closeup_share=closeup_share, cutout_share=cutout_share, lr=lr, weight_decay=weight_decay,
                          warmup=warmup, seed=seed, precision=precision, checkpoint_every=checkpoint_every,
                          eval_every=eval_every, eval_scenes=eval_scenes, workers=workers)
     device = resolve_device(device)

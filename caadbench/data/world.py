@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -82,6 +82,16 @@ CLOSEUP_TEMPLATES: tuple[str, ...] = (
     "a cropped photo of {subj} {where}.",
     "a close-up of {subj} {where}.",
 )
+CUTOUT_TEMPLATES: tuple[str, ...] = (
+    "a photo of {subj}.",
+    "a photo of {subj}.",
+    "{subj}.",
+    "a picture of {subj}.",
+    "a photo of {subj} on a plain background.",
+)
+VIEWS: tuple[str, ...] = ("scene", "closeup", "cutout")
+"""What a world scene gives: the full scene, a close-up around its subject, and its subject alone on a plain
+backdrop (the same drawing: the subject's random stream is the scene's)."""
 
 
 def words(name: str) -> str:
@@ -191,24 +201,26 @@ def scene_facts(spec: WorldSpec, scene: Scene) -> SceneFacts:
     )
 
 
-def describe(spec: WorldSpec, facts: SceneFacts, *, closeup: bool = False, variant: int = 0) -> str:
-    """A content-only caption of a scene (or of its close-up), chosen from ``(seed, key, variant)``.
+def describe(spec: WorldSpec, facts: SceneFacts, *, view: str = "scene", variant: int = 0) -> str:
+    """A content-only caption of one view of a scene, chosen from ``(seed, key, view, variant)``.
 
-    Words used: the subject, the context, the subject's colour, its size, its position and whether something hides
-    part of it (:class:`SceneFacts`). Never a word of :data:`FORBIDDEN_WORDS`.
+    Words used: the subject, the context (not for a cutout, which has none), the subject's colour, its size, its
+    position and whether something hides part of it (:class:`SceneFacts`). Never a word of :data:`FORBIDDEN_WORDS`.
     """
-    rng = sample_rng(spec.seed, spec.key, f"caption{int(closeup)}-{variant}")
+    if view not in VIEWS:
+        raise ValueError(f"unknown world view {view!r}")
+    rng = sample_rng(spec.seed, spec.key, f"caption-{view}-{variant}")
     adjectives = []
-    if not closeup and facts.size and rng.random() < 0.5:
+    if view == "scene" and facts.size and rng.random() < 0.5:
         adjectives.append(facts.size)
     if facts.colour and rng.random() < 0.6:
         adjectives.append(facts.colour)
     noun = " ".join([*adjectives, words(facts.subject)])
     subj = f"{article(noun)} {noun}"
-    if facts.occluded and rng.random() < 0.5:
+    if view != "cutout" and facts.occluded and rng.random() < 0.5:
         subj += ", partly hidden,"
     where = f"{PREPOSITIONS.get(facts.context, 'in')} the {words(facts.context)}"
-    templates = CLOSEUP_TEMPLATES if closeup else SCENE_TEMPLATES
+    templates = {"scene": SCENE_TEMPLATES, "closeup": CLOSEUP_TEMPLATES, "cutout": CUTOUT_TEMPLATES}[view]
     text = templates[int(rng.integers(len(templates)))].format(
         subj=subj, where=where, context=words(facts.context), pos=facts.position)
     text = text.replace(",,", ",").replace(", .", ".").replace(",.", ".")
@@ -254,45 +266,77 @@ def closeup(spec: WorldSpec, scene: Scene) -> np.ndarray:
     return np.ascontiguousarray(scene.image[y0:y1, x0:x1])
 
 
+def cutout(spec: WorldSpec, size: int = SCENE_SIZE) -> Scene:
+    """The scene's subject alone on a plain backdrop (a seeded colour gradient with faint noise).
+
+    The subject is drawn from the scene's own subject stream, so it is the same drawing (pose, colours) at a
+    larger scale: 45–80 % of the image height, at a random position.
+    """
+    from caadbench.data.compose import compose
+    from caadbench.data.sources.synthetic.draw import noise, to_uint8, vgradient
+    from caadbench.data.sources.synthetic.subjects import draw_subject
+
+    rng = sample_rng(spec.seed, spec.key, "cutout")
+    top = rng.uniform(30, 230, 3)
+    bottom = np.clip(top * rng.uniform(0.7, 1.15), 0, 255)
+    backdrop = to_uint8(vgradient(size, size, top, bottom) + 4.0 * noise(rng, size, size, 8)[..., None])
+    layer = draw_subject(spec.subject, sample_rng(spec.seed, spec.key, "subject"), int(size * rng.uniform(0.45, 0.8)))
+    if max(layer.width, layer.height) > 0.92 * size:
+        f = 0.92 * size / max(layer.width, layer.height)
+        layer = layer.resized(max(1, int(layer.height * f)), max(1, int(layer.width * f)))
+    x = int(rng.integers(0, size - layer.width + 1))
+    y = int(rng.integers(0, size - layer.height + 1))
+    image, mask = compose(backdrop, layer, x, y)
+    return Scene(image=image, mask=mask, params={"x": x, "y": y, "width": layer.width, "height": layer.height,
+                                                 "shadow": 0.0, "occluders": 0, "visible_fraction": 1.0})
+
+
 @dataclass
 class WorldSet:
     """Rendered world pairs at a model's input size, ready for contrastive pretraining.
 
     Attributes:
         specs: the ``N`` scenes.
-        scenes: ``(N, 3, S, S)`` uint8 full scenes (drawn at :data:`SCENE_SIZE`, resized like benchmark images).
-        closeups: ``(N, 3, S, S)`` uint8 square crops around each scene's subject.
-        scene_captions: per scene, ``V`` caption variants.
-        closeup_captions: per scene, ``V`` caption variants of its close-up.
+        views: per view of :data:`VIEWS`, ``(N, 3, S, S)`` uint8 images (drawn at :data:`SCENE_SIZE`, resized like
+            benchmark images).
+        captions: per view, per scene, ``V`` caption variants.
     """
 
     specs: list[WorldSpec]
-    scenes: "torch.Tensor"
-    closeups: "torch.Tensor"
-    scene_captions: list[list[str]]
-    closeup_captions: list[list[str]]
+    views: dict[str, "torch.Tensor"]
+    captions: dict[str, list[list[str]]]
 
     def __len__(self) -> int:
         return len(self.specs)
 
+    @property
+    def scenes(self) -> "torch.Tensor":
+        """``(N, 3, S, S)`` uint8 full scenes."""
+        return self.views["scene"]
 
-def _render_chunk(job: tuple[list[WorldSpec], int, int]) -> tuple[np.ndarray, np.ndarray, list, list]:
-    """Render specs at :data:`SCENE_SIZE`, resize scene and close-up to ``size``; captions of ``variants``."""
+
+def _render_chunk(job: tuple[list[WorldSpec], int, int]) -> tuple[dict[str, np.ndarray], dict[str, list]]:
+    """Render specs at :data:`SCENE_SIZE`; every view resized to ``size``; ``variants`` captions per view."""
     import torch
 
     from caadbench.data.loader import image_tensor
 
     specs, size, variants = job
     torch.set_num_threads(1)
-    scenes, crops, scene_caps, crop_caps = [], [], [], []
+    images: dict[str, list[np.ndarray]] = {v: [] for v in VIEWS}
+    captions: dict[str, list[list[str]]] = {v: [] for v in VIEWS}
     for spec in specs:
         scene = render(spec)
-        for out, image in ((scenes, scene.image), (crops, closeup(spec, scene))):
-            out.append(image_tensor(image, size).mul_(255.0).round_().to(torch.uint8).numpy())
+        alone = cutout(spec)
         facts = scene_facts(spec, scene)
-        scene_caps.append([check_caption(describe(spec, facts, variant=v)) for v in range(variants)])
-        crop_caps.append([check_caption(describe(spec, facts, closeup=True, variant=v)) for v in range(variants)])
-    return np.stack(scenes), np.stack(crops), scene_caps, crop_caps
+        cut_facts = replace(facts, colour="" if spec.subject in UNCOLOURED else colour_name(alone.image, alone.mask))
+        drawn = {"scene": (scene.image, facts), "closeup": (closeup(spec, scene), facts),
+                 "cutout": (alone.image, cut_facts)}
+        for view, (image, view_facts) in drawn.items():
+            images[view].append(image_tensor(image, size).mul_(255.0).round_().to(torch.uint8).numpy())
+            captions[view].append([check_caption(describe(spec, view_facts, view=view, variant=v))
+                                   for v in range(variants)])
+    return {v: np.stack(images[v]) for v in VIEWS}, captions
 
 
 def build_world(specs: Sequence[WorldSpec], image_size: int, *, variants: int = 4, workers: int = 1,
@@ -308,27 +352,23 @@ def build_world(specs: Sequence[WorldSpec], image_size: int, *, variants: int = 
 
     specs = list(specs)
     jobs = [(specs[i:i + chunk], int(image_size), int(variants)) for i in range(0, len(specs), chunk)]
-    parts: list[tuple[np.ndarray, np.ndarray, list, list]] = []
+    parts: list[tuple[dict[str, np.ndarray], dict[str, list]]] = []
     with tqdm(total=len(specs), desc="world scenes", unit="scene", disable=None if progress else True) as bar:
         if workers > 1 and len(jobs) > 1:
             with multiprocessing.get_context().Pool(min(workers, len(jobs))) as pool:
                 for part in pool.imap(_render_chunk, jobs):
                     parts.append(part)
-                    bar.update(len(part[2]))
+                    bar.update(len(part[1]["scene"]))
         else:
             for job in jobs:
                 parts.append(_render_chunk(job))
                 bar.update(len(job[0]))
-    return WorldSet(
-        specs=specs,
-        scenes=torch.from_numpy(np.concatenate([p[0] for p in parts])),
-        closeups=torch.from_numpy(np.concatenate([p[1] for p in parts])),
-        scene_captions=[c for p in parts for c in p[2]],
-        closeup_captions=[c for p in parts for c in p[3]],
-    )
+    views = {v: torch.from_numpy(np.concatenate([p[0][v] for p in parts])) for v in VIEWS}
+    captions = {v: [c for p in parts for c in p[1][v]] for v in VIEWS}
+    return WorldSet(specs=specs, views=views, captions=captions)
 
 
-WORLD_CACHE_FORMAT = "caadbench-world-cache-1"
+WORLD_CACHE_FORMAT = "caadbench-world-cache-2"
 
 
 def world_cache_name(specs: Sequence[WorldSpec], image_size: int, variants: int) -> str:
@@ -363,14 +403,12 @@ def cached_world(specs: Sequence[WorldSpec], image_size: int, cache: str | Path 
     if path.is_file():
         try:
             data = torch.load(path, weights_only=True)
-            if data.get("format") == WORLD_CACHE_FORMAT and len(data["scene_captions"]) == len(specs):
-                return WorldSet(list(specs), data["scenes"], data["closeups"], data["scene_captions"],
-                                data["closeup_captions"])
+            if data.get("format") == WORLD_CACHE_FORMAT and len(data["captions"]["scene"]) == len(specs):
+                return WorldSet(list(specs), data["views"], data["captions"])
         except Exception:  # a truncated or foreign file: draw again
             pass
     world = build_world(specs, image_size, variants=variants, workers=workers, progress=progress)
     buffer = io.BytesIO()
-    torch.save({"format": WORLD_CACHE_FORMAT, "scenes": world.scenes, "closeups": world.closeups,
-                "scene_captions": world.scene_captions, "closeup_captions": world.closeup_captions}, buffer)
+    torch.save({"format": WORLD_CACHE_FORMAT, "views": world.views, "captions": world.captions}, buffer)
     atomic_write_bytes(path, buffer.getvalue())
     return world

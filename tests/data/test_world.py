@@ -21,11 +21,13 @@ from caadbench.data.world import (
     MONITOR_PREFIX,
     MONITOR_SEED,
     WORLD_SEED,
+    VIEWS,
     SceneFacts,
     build_world,
     caption_words,
     check_caption,
     closeup_box,
+    cutout,
     describe,
     render,
     scene_facts,
@@ -66,8 +68,8 @@ def test_captions_describe_content_and_never_use_a_forbidden_word():
     spec = world_specs(1)[0]
     seen = set()
     for facts in every_facts():
-        for variant, closeup in itertools.product(range(4), (False, True)):
-            text = describe(spec, facts, closeup=closeup, variant=variant)
+        for variant, view in itertools.product(range(4), VIEWS):
+            text = describe(spec, facts, view=view, variant=variant)
             used = set(caption_words(text))
             assert not used & FORBIDDEN_WORDS, text
             assert set(words(facts.subject).split()) <= used or set(words(facts.context).split()) <= used, text
@@ -92,22 +94,25 @@ def test_the_forbidden_list_covers_the_prompt_and_rulebook_vocabulary():
         check_caption("a photo of an unusual cow on the highway.")
 
 
-def test_scenes_and_closeups_show_the_subject():
+def test_every_view_shows_the_subject():
     spec = world_specs(3)[2]
     scene = render(spec)
     facts = scene_facts(spec, scene)
     assert (facts.subject, facts.context) == (spec.subject, spec.context)
     x0, y0, x1, y1 = closeup_box(scene, sample_rng(spec.seed, spec.key, "closeup"))
     assert x1 - x0 == y1 - y0 and scene.mask[y0:y1, x0:x1].sum() == scene.mask.sum()  # the whole subject inside
+    alone = cutout(spec)
+    assert alone.mask.sum() > scene.mask.sum()  # the same subject, larger, on a plain backdrop
+    assert 0.3 * 256 <= alone.params["height"] <= 0.92 * 256
 
 
 def test_building_does_not_depend_on_the_number_of_workers():
     specs = world_specs(6)
     one, two = build_world(specs, 64, workers=1, chunk=2, progress=False), build_world(specs, 64, workers=2,
                                                                                           chunk=2, progress=False)
-    assert one.scenes.shape == (6, 3, 64, 64) and one.closeups.shape == (6, 3, 64, 64)
-    assert np.array_equal(one.scenes, two.scenes) and np.array_equal(one.closeups, two.closeups)
-    assert one.scene_captions == two.scene_captions and len(one.scene_captions[0]) == 4
+    assert set(one.views) == set(VIEWS) and all(v.shape == (6, 3, 64, 64) for v in one.views.values())
+    assert all(np.array_equal(one.views[v], two.views[v]) for v in VIEWS)
+    assert one.captions == two.captions and len(one.captions["cutout"][0]) == 4
 
 
 def stream_seeds(seed: int, keys) -> set[bytes]:

@@ -23,7 +23,9 @@ class PretrainConfig:
         caption_variants: captions drawn per scene and per close-up; epoch ``e`` uses variant ``e mod V``.
         steps: optimisation steps.
         batch_size: pairs per step (global, over every process).
-        closeup_share: share of each batch that are close-up pairs (the rest are full scenes).
+        closeup_share: share of each batch that are close-up pairs.
+        cutout_share: share of each batch that are cutout pairs (the subject alone on a plain backdrop); the rest
+            of the batch are full scenes.
         lr: peak learning rate (AdamW, linear warm-up then cosine decay to ``lr · final_lr``).
         final_lr: the learning rate at the last step, as a fraction of ``lr``.
         warmup: fraction of the steps spent warming up.
@@ -44,6 +46,7 @@ class PretrainConfig:
     steps: int = 1500
     batch_size: int = 128
     closeup_share: float = 0.25
+    cutout_share: float = 0.25
     lr: float = 1e-3
     final_lr: float = 0.02
     warmup: float = 0.04
@@ -63,8 +66,11 @@ class PretrainConfig:
         for name in ("checkpoint_every", "eval_every", "eval_scenes"):
             if int(getattr(self, name)) < 0:
                 raise ModelError(where, f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        if not 0.0 <= self.closeup_share < 1.0:
-            raise ModelError(where, f"--closeup-share is a fraction in [0, 1), got {self.closeup_share}")
+        for name in ("closeup_share", "cutout_share"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise ModelError(where, f"--{name.replace('_', '-')} is a fraction in [0, 1), got {getattr(self, name)}")
+        if self.closeup_share + self.cutout_share >= 1.0:
+            raise ModelError(where, "--closeup-share plus --cutout-share must leave room for full scenes (< 1)")
         if not 0.0 <= self.warmup < 1.0 or not 0.0 <= self.final_lr <= 1.0:
             raise ModelError(where, "warmup must lie in [0, 1) and final_lr in [0, 1]")
         if self.lr <= 0:
@@ -74,9 +80,11 @@ class PretrainConfig:
         if self.workers < 1:
             raise ModelError(where, f"--workers must be at least 1, got {self.workers}")
 
-    @property
-    def closeups_per_batch(self) -> int:
-        return int(round(self.batch_size * self.closeup_share))
+    def view_counts(self) -> dict[str, int]:
+        """Pairs of each world view in one global batch (scenes take what the shares leave)."""
+        closeup = int(round(self.batch_size * self.closeup_share))
+        cutout = int(round(self.batch_size * self.cutout_share))
+        return {"scene": self.batch_size - closeup - cutout, "closeup": closeup, "cutout": cutout}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -1,8 +1,9 @@
 """World pretraining: contrastive image–caption training of an open_clip model on the captioned world.
 
 The world (:func:`caadbench.data.world.build_world`) is drawn once into memory; step ``t`` then takes a fixed
-function of ``(seed, t)`` of it: ``batch_size − closeups`` scene pairs and ``closeups`` close-up pairs, each read
-through its own seeded permutation per epoch, the caption variant of epoch ``e`` being ``e mod V``. Nothing else
+function of ``(seed, t)`` of it: per view (full scene, close-up, cutout) the number of pairs the recipe's shares
+give, each view read through its own seeded permutation per epoch, the caption variant of epoch ``e`` being
+``e mod V``. Nothing else
 is random (the architectures have no dropout), so a run is a function of its :class:`PretrainConfig`, and a
 resumed run replays the same batches as an uninterrupted one.
 
@@ -139,12 +140,10 @@ class Encoders:
 
 @dataclass
 class BatchPlan:
-    """Which world items step ``t`` trains on: indices and caption variants of scenes and close-ups."""
+    """Which world items step ``t`` trains on: per view, scene indices ``(n_v,)`` and caption variants ``(n_v,)``."""
 
-    scenes: torch.Tensor
-    scene_variants: torch.Tensor
-    closeups: torch.Tensor
-    closeup_variants: torch.Tensor
+    index: dict[str, torch.Tensor]
+    variant: dict[str, torch.Tensor]
 
 
 class Pretrainer:
@@ -231,12 +230,11 @@ class Pretrainer:
         return index, epochs % self.cfg.caption_variants
 
     def plan(self, step: int, n: int) -> BatchPlan:
-        """The global batch of ``step`` over a world of ``n`` scenes."""
-        k = self.cfg.closeups_per_batch
-        m = self.cfg.batch_size - k
-        scenes, sv = self._take("scenes", step * m, m, n)
-        closeups, cv = self._take("closeups", step * k, k, n)
-        return BatchPlan(scenes, sv, closeups, cv)
+        """The global batch of ``step`` over a world of ``n`` scenes: each view read through its own permutations."""
+        index, variant = {}, {}
+        for view, count in self.cfg.view_counts().items():
+            index[view], variant[view] = self._take(view, step * count, count, n)
+        return BatchPlan(index, variant)
 
     def _rank_slice(self, count: int) -> slice:
         r, w = self.dist.rank, self.dist.world_size
@@ -260,8 +258,7 @@ class Pretrainer:
         tokenizer = enc.tokenizer
         world = cached_world(world_specs(cfg.scenes, cfg.world_seed), size, self.cache, variants=cfg.caption_variants,
                              workers=cfg.workers, progress=self.progress and self.dist.is_main)
-        scene_tokens = tokenize_all(tokenizer, world.scene_captions)
-        closeup_tokens = tokenize_all(tokenizer, world.closeup_captions)
+        tokens = {view: tokenize_all(tokenizer, captions) for view, captions in world.captions.items()}
         held_out = self._held_out(size) if cfg.eval_every else None
         opt = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.lr, betas=(0.9, 0.98), eps=1e-6)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(cfg, s))
@@ -280,7 +277,7 @@ class Pretrainer:
         while step < cfg.steps:
             t0 = time.perf_counter()
             plan = self.plan(step, len(world))
-            loss, scale = self._step(model, enc, opt, sched, params, world, scene_tokens, closeup_tokens, plan)
+            loss, scale = self._step(model, enc, opt, sched, params, world, tokens, plan)
             step += 1
             row = {"step": step, "loss": round(loss, 5), "lr": opt.param_groups[0]["lr"], "scale": round(scale, 3),
                    "pairs_per_s": round(cfg.batch_size / (time.perf_counter() - t0), 2)}
@@ -309,11 +306,10 @@ class Pretrainer:
         return self.out
 
     # ----------------------------------------------------------------- pieces
-    def _step(self, model, enc: Encoders, opt, sched, params, world: WorldSet, scene_tokens: torch.Tensor,
-              closeup_tokens: torch.Tensor, plan: BatchPlan) -> tuple[float, float]:
-        images = torch.cat([world.scenes[plan.scenes], world.closeups[plan.closeups]])
-        tokens = torch.cat([scene_tokens[plan.scenes, plan.scene_variants],
-                            closeup_tokens[plan.closeups, plan.closeup_variants]])
+    def _step(self, model, enc: Encoders, opt, sched, params, world: WorldSet, view_tokens: dict[str, torch.Tensor],
+              plan: BatchPlan) -> tuple[float, float]:
+        images = torch.cat([world.views[v][i] for v, i in plan.index.items()])
+        tokens = torch.cat([view_tokens[v][i, plan.variant[v]] for v, i in plan.index.items()])
         mine = self._rank_slice(len(images))
         img = enc.image(images[mine].float().div_(255.0))
         txt = enc.text(tokens[mine])
