@@ -43,6 +43,15 @@ def _resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
     return t
 
 
+def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 → ``(3, size, size)`` float32 in [0, 1]: bicubic, antialiased (every model input)."""
+    out = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    if out.shape[1:] != (size, size):
+        out = F.interpolate(out[None], size=(size, size), mode="bicubic", antialias=True,
+                            align_corners=False)[0].clamp_(0.0, 1.0)
+    return out
+
+
 def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLUTION) -> dict[str, Any]:
     """Tensors of one sample as a :class:`Batch` holds them.
 
@@ -51,10 +60,7 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
         all true for defect masks), ``gt_mask`` (R, R) bool (nearest from the full-size ground truth),
         ``label``, ``key``, ``subject``, ``context``, ``metadata``.
     """
-    image = torch.from_numpy(np.require(sample.image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    if image.shape[1:] != (image_size, image_size):
-        image = F.interpolate(image[None], size=(image_size, image_size), mode="bicubic", antialias=True,
-                              align_corners=False)[0].clamp_(0.0, 1.0)
+    image = image_tensor(sample.image, image_size)
     if sample.mask_kind == "defect":
         subject_mask = torch.ones(image_size, image_size, dtype=torch.bool)
     else:

@@ -41,6 +41,7 @@ from huggingface_hub.utils import get_session
 from torch import nn
 
 from caadbench.errors import ModelError, WeightsUnavailable
+from caadbench.models.world.weights import WORLD_TAG, is_world_file, world_weights
 from caadbench.utils.hashing import sha256_file
 
 CONFIG_DIR = Path(__file__).with_name("configs")
@@ -64,7 +65,8 @@ class BackboneIdentity:
     Attributes:
         arch: open_clip architecture name (``ViT-B-16-plus-240``, ``caad-tiny``, ``hf-hub:ORG/NAME``,
             ``local-dir:PATH``).
-        weights: ``"random-init"``, ``"openclip:<tag>"``, ``"hf-hub:<repo>"`` or ``"file:<name>"``.
+        weights: ``"random-init"``, ``"openclip:<tag>"``, ``"hf-hub:<repo>"``, ``"file:<name>"``, ``"world"`` (the
+            shipped world weights) or ``"world-file:<name>"`` (a checkpoint written by ``caadbench pretrain``).
         sha256: sha256 of the weights file, ``None`` for random init.
         init_seed: the seed of the random initialisation (meaningful for random init only).
         image_size: input side in pixels.
@@ -252,7 +254,8 @@ def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str,
     Args:
         arch: open_clip architecture name, ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
         pretrained: ``None`` (random init; for ``hf-hub:``/``local-dir:`` the weights that come with it), a
-            value of :data:`RANDOM_INIT`, an open_clip tag, or a local checkpoint path.
+            value of :data:`RANDOM_INIT`, ``"world"`` (the shipped world weights), an open_clip tag, or a local
+            checkpoint path.
 
     Returns:
         ``(weights file or None for random init, weights label, preprocess overrides)``. A tag's file comes from
@@ -272,8 +275,11 @@ def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str,
     check_towers(arch, open_clip.get_model_config(arch) or {})
     if pretrained is None or pretrained in RANDOM_INIT:
         return None, "random-init", {}
+    if pretrained == WORLD_TAG:
+        return str(world_weights(arch).path), WORLD_TAG, {}
     if os.path.isfile(pretrained):
-        return pretrained, f"file:{Path(pretrained).name}", {}
+        kind = "world-file" if is_world_file(pretrained) else "file"
+        return pretrained, f"{kind}:{Path(pretrained).name}", {}
     pcfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if not pcfg:
         if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
