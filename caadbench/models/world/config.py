@@ -26,6 +26,10 @@ class PretrainConfig:
         closeup_share: share of each batch that are close-up pairs.
         cutout_share: share of each batch that are cutout pairs (the subject alone on a plain backdrop); the rest
             of the batch are full scenes.
+        patch_dropout: share of image patch tokens dropped at random in each training image (FLIP's masking:
+            the image tower sees fewer tokens, so a step costs about ``1 − patch_dropout`` as much).
+        unmasked_tail: share of the final steps trained without patch dropout (closes the gap to inference,
+            which always sees every token).
         lr: peak learning rate (AdamW, linear warm-up then cosine decay to ``lr · final_lr``).
         final_lr: the learning rate at the last step, as a fraction of ``lr``.
         warmup: fraction of the steps spent warming up.
@@ -47,6 +51,8 @@ class PretrainConfig:
     batch_size: int = 128
     closeup_share: float = 0.25
     cutout_share: float = 0.25
+    patch_dropout: float = 0.5
+    unmasked_tail: float = 0.1
     lr: float = 1e-3
     final_lr: float = 0.02
     warmup: float = 0.04
@@ -66,19 +72,23 @@ class PretrainConfig:
         for name in ("checkpoint_every", "eval_every", "eval_scenes"):
             if int(getattr(self, name)) < 0:
                 raise ModelError(where, f"--{name.replace('_', '-')} must be >= 0, got {getattr(self, name)}")
-        for name in ("closeup_share", "cutout_share"):
+        for name in ("closeup_share", "cutout_share", "patch_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
                 raise ModelError(where, f"--{name.replace('_', '-')} is a fraction in [0, 1), got {getattr(self, name)}")
         if self.closeup_share + self.cutout_share >= 1.0:
             raise ModelError(where, "--closeup-share plus --cutout-share must leave room for full scenes (< 1)")
-        if not 0.0 <= self.warmup < 1.0 or not 0.0 <= self.final_lr <= 1.0:
-            raise ModelError(where, "warmup must lie in [0, 1) and final_lr in [0, 1]")
+        if not 0.0 <= self.warmup < 1.0 or not 0.0 <= self.final_lr <= 1.0 or not 0.0 <= self.unmasked_tail <= 1.0:
+            raise ModelError(where, "warmup must lie in [0, 1), final_lr and unmasked_tail in [0, 1]")
         if self.lr <= 0:
             raise ModelError(where, f"--lr must be positive, got {self.lr}")
         if self.precision not in PRECISIONS:
             raise ModelError(where, f"--precision {self.precision!r} is not one of {', '.join(PRECISIONS)}")
         if self.workers < 1:
             raise ModelError(where, f"--workers must be at least 1, got {self.workers}")
+
+    def patch_dropout_at(self, step: int) -> float:
+        """The patch-dropout rate of ``step`` (0 during the unmasked tail)."""
+        return 0.0 if step >= self.steps * (1.0 - self.unmasked_tail) else self.patch_dropout
 
     def view_counts(self) -> dict[str, int]:
         """Pairs of each world view in one global batch (scenes take what the shares leave)."""

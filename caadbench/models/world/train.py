@@ -1,11 +1,14 @@
 """World pretraining: contrastive image–caption training of an open_clip model on the captioned world.
 
 The world (:func:`caadbench.data.world.build_world`) is drawn once into memory; step ``t`` then takes a fixed
-function of ``(seed, t)`` of it: per view (full scene, close-up, cutout) the number of pairs the recipe's shares
+function of ``(seed, t)`` of it (the patch-dropout draws are seeded per step as well): per view (full scene, close-up, cutout) the number of pairs the recipe's shares
 give, each view read through its own seeded permutation per epoch, the caption variant of epoch ``e`` being
 ``e mod V``. Nothing else
 is random (the architectures have no dropout), so a run is a function of its :class:`PretrainConfig`, and a
 resumed run replays the same batches as an uninterrupted one.
+
+Images: FLIP-style patch dropout (a seeded random share of each image's patch tokens is dropped, so a step
+costs about half), switched off for the final ``unmasked_tail`` of the steps.
 
 Loss: CLIP's symmetric cross-entropy with learnable temperature (clamped to 100), identical captions counting
 as positives of each other (:mod:`caadbench.models.world.loss`). AdamW, linear warm-up, cosine decay,
@@ -38,6 +41,7 @@ from typing import Any
 
 import open_clip
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from caadbench.data.world import MONITOR_PREFIX, MONITOR_SEED, WorldSet, build_world, cached_world, world_specs
@@ -142,6 +146,7 @@ class Encoders:
 class BatchPlan:
     """Which world items step ``t`` trains on: per view, scene indices ``(n_v,)`` and caption variants ``(n_v,)``."""
 
+    step: int
     index: dict[str, torch.Tensor]
     variant: dict[str, torch.Tensor]
 
@@ -234,7 +239,7 @@ class Pretrainer:
         index, variant = {}, {}
         for view, count in self.cfg.view_counts().items():
             index[view], variant[view] = self._take(view, step * count, count, n)
-        return BatchPlan(index, variant)
+        return BatchPlan(step, index, variant)
 
     def _rank_slice(self, count: int) -> slice:
         r, w = self.dist.rank, self.dist.world_size
@@ -311,7 +316,12 @@ class Pretrainer:
         images = torch.cat([world.views[v][i] for v, i in plan.index.items()])
         tokens = torch.cat([view_tokens[v][i, plan.variant[v]] for v, i in plan.index.items()])
         mine = self._rank_slice(len(images))
-        img = enc.image(images[mine].float().div_(255.0))
+        keep = kept_patches(self.cfg, plan.step, len(images), model.visual.grid_size)
+        model.visual.patch_dropout = KeepPatches(keep[mine]) if keep is not None else torch.nn.Identity()
+        try:
+            img = enc.image(images[mine].float().div_(255.0))
+        finally:
+            model.visual.patch_dropout = torch.nn.Identity()
         txt = enc.text(tokens[mine])
         img, txt = gather_with_grad(img), gather_with_grad(txt)
         scale = model.logit_scale.exp().clamp(max=MAX_SCALE)
@@ -374,6 +384,41 @@ class Pretrainer:
         atomic_write_bytes(self.out, save(tensors, metadata=meta))
         with contextlib.suppress(FileNotFoundError):
             self.state_path.unlink()
+
+
+class KeepPatches(nn.Module):
+    """Patch dropout with fixed draws: keeps the class token and, per image, the listed patch tokens.
+
+    Sits where open_clip's ``VisionTransformer`` applies its ``patch_dropout`` (after the positional embedding),
+    so the kept tokens carry their own positions.
+
+    Args:
+        keep: ``(B, k)`` int64 patch indices to keep, per image.
+    """
+
+    def __init__(self, keep: torch.Tensor) -> None:
+        super().__init__()
+        self.keep = keep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, 1 + N, C)`` → ``(B, 1 + k, C)``."""
+        idx = self.keep.to(x.device).unsqueeze(-1).expand(-1, -1, x.shape[-1])
+        return torch.cat([x[:, :1], x[:, 1:].gather(1, idx)], dim=1)
+
+
+def kept_patches(cfg: PretrainConfig, step: int, batch: int, grid: tuple[int, int]) -> torch.Tensor | None:
+    """``(batch, k)`` patch indices kept at ``step`` for the *global* batch (``None`` without dropout).
+
+    Drawn from ``(seed, step)`` only, so every process cuts its rows from the same draw and a resumed run draws
+    what an uninterrupted one did.
+    """
+    rate = cfg.patch_dropout_at(step)
+    if rate <= 0:
+        return None
+    n = int(grid[0]) * int(grid[1])
+    k = max(1, int(round(n * (1.0 - rate))))
+    g = torch.Generator().manual_seed(hash_seed(cfg.seed, "patch-dropout", step))
+    return torch.rand(batch, n, generator=g).topk(k, dim=1).indices.sort(dim=1).values
 
 
 def hash_seed(*parts: object) -> int:

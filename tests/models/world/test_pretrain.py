@@ -117,3 +117,24 @@ def test_a_resume_with_another_recipe_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(Pretrainer, "_step", real_step)
     with pytest.raises(ModelError, match="another recipe .differs in lr"):
         Pretrainer(tiny(steps=4, checkpoint_every=1, lr=1e-4), out, resume=True, progress=False).run()
+
+
+def test_patch_dropout_keeps_the_class_token_and_the_drawn_patches(tiny_backbone):
+    """The training model with :class:`KeepPatches` embeds an image as the backbone's independently tested
+    token-subset path does for the same kept patches."""
+    from caadbench.models.world.train import KeepPatches, kept_patches
+
+    cfg = tiny(patch_dropout=0.5)
+    keep = kept_patches(cfg, 0, 2, tiny_backbone.grid_size)
+    assert keep.shape == (2, 32) and kept_patches(cfg, 0, 2, tiny_backbone.grid_size).equal(keep)
+    assert not kept_patches(cfg, 1, 2, tiny_backbone.grid_size).equal(keep)
+    assert kept_patches(cfg, cfg.steps - 1, 2, tiny_backbone.grid_size) is None  # the unmasked tail
+    images = torch.rand(2, 3, 128, 128, generator=torch.Generator().manual_seed(3))
+    visual = tiny_backbone.model.visual
+    visual.patch_dropout = KeepPatches(keep[:1].expand(2, -1))
+    try:
+        dropped = torch.nn.functional.normalize(visual(tiny_backbone.normalize(images)), dim=-1)
+    finally:
+        visual.patch_dropout = torch.nn.Identity()
+    reference = tiny_backbone.encode_token_subsets(images, keep[:1])[:, 0]
+    torch.testing.assert_close(dropped, reference, rtol=1e-4, atol=1e-5)
