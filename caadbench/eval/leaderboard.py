@@ -18,7 +18,9 @@ from pathlib import Path
 
 from caadbench.errors import ResultsError
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
-from caadbench.eval.results import Results, read_results
+from caadbench.eval.results import read_results
+from caadbench.eval.schema import Results
+from caadbench.eval.tables import markdown_table, mean_std
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
 DEFAULT_OUT = Path("leaderboards/README.md")
@@ -139,30 +141,12 @@ def read_results_dir(directory: str | Path) -> list[tuple[Path, Results]]:
 
 
 # ----------------------------------------------------------------------------------------------- render
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
-
-
 def _reported(value: Value | None) -> str:
     if value is None:
         return ""
     if isinstance(value, tuple):
         return f"{value[0]:.1f}–{value[1]:.1f}"
     return f"{value:.1f}"
-
-
-def _measured(results: Results, metric: str) -> str:
-    stat = results.metrics[metric]
-    if math.isnan(stat.mean):
-        return "n/a"
-    text = f"{100 * stat.mean:.1f}"
-    return text + (f" ± {100 * stat.std:.1f}" if len(results.seeds) > 1 else "")
 
 
 def _gap(results: Results, ref: Reference, metric: str) -> str:
@@ -193,7 +177,7 @@ def _measured_row(path: Path, results: Results, refs: References, out_dir: Path)
         f"{p.backbone_arch} @ {p.image_size}px",
         _weights(results),
         ", ".join(str(s) for s in results.seeds),
-        *(_measured(results, m) for m in METRIC_NAMES),
+        *(mean_std(results.metrics[m]) for m in METRIC_NAMES),
         f"{results.learning}; {len(results.samples)} test images",
     ]
 
@@ -271,7 +255,7 @@ def render_leaderboard(
         for path, res in rest:
             rows.append(_measured_row(path, res, refs, out_dir))
             used_marks |= {RANDOM_MARK} if res.random_init else set()
-        lines += _table(header, rows) + [""]
+        lines += markdown_table(header, rows) + [""]
 
     lines += ["## Notes", ""]
     if RANDOM_MARK in used_marks:
@@ -301,7 +285,7 @@ def measured_table(measured: list[tuple[Path, Results]]) -> str:
         p = res.provenance
         rows.append([res.model, res.learning, res.shots, f"{res.dataset}/{res.split}",
                      f"{p.backbone_arch} ({'random-init' if res.random_init else p.weights})",
-                     *(_measured(res, m) for m in METRIC_NAMES)])
+                     *(mean_std(res.metrics[m]) for m in METRIC_NAMES)])
     return tabulate(rows, headers=["model", "learning", "shots", "data", "backbone",
                                    *(METRIC_LABELS[m] for m in METRIC_NAMES)], tablefmt="github")
 

@@ -15,7 +15,10 @@ import numpy as np
 from caadbench.errors import CaadError
 from caadbench.eval import report_plots as plots
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, auroc, macro_mean
-from caadbench.eval.results import Results, examples_path, read_examples, read_results
+from caadbench.eval.examples import examples_path, read_examples
+from caadbench.eval.results import read_results
+from caadbench.eval.schema import Results
+from caadbench.eval.tables import markdown_table, mean_std, pct
 from caadbench.utils.atomic import atomic_directory
 
 REPORT_FILE = "report.md"
@@ -73,24 +76,8 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, *,
 
 
 # ----------------------------------------------------------------------------------------------- markdown
-def _pct(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
-
-
-def _stat(stat, seeds: int) -> str:
-    if math.isnan(stat.mean):
-        return "n/a"
-    return _pct(stat.mean) + (f" ± {100 * stat.std:.1f}" if seeds > 1 else "")
-
-
 def _role(seen: bool | None) -> str:
     return "—" if seen is None else ("seen" if seen else "unseen")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    esc = [[str(c).replace("|", "\\|") for c in row] for row in rows]
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(r) + " |" for r in esc)]
 
 
 def _role_summary(results: Results, seed_index: int) -> list[list[str]]:
@@ -112,9 +99,9 @@ def _role_summary(results: Results, seed_index: int) -> list[list[str]]:
             "all" if role == "—" else role,
             str(int(mask.sum())),
             str(len(cells)),
-            _pct(auroc(scores[mask], labels[mask])),
-            _pct(macro_mean(per_subject)),
-            _pct(macro_mean(cells)),
+            pct(auroc(scores[mask], labels[mask])),
+            pct(macro_mean(per_subject)),
+            pct(macro_mean(cells)),
         ])
     return rows
 
@@ -140,7 +127,7 @@ def render_report(
     if results.random_init:
         lines += ["> **Random-init backbone weights.** These numbers check the pipeline only and are not comparable "
                   "to paper numbers.", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Model", "Learning", "Dataset", "Split", "Shots", "Seeds", "Backbone", "Weights", "Test images"],
         [[results.model, results.learning, results.dataset, results.split, str(results.shots),
           ", ".join(map(str, results.seeds)), f"{p.backbone_arch} @ {p.image_size}px",
@@ -149,10 +136,10 @@ def render_report(
     lines += ["", "## Headline metrics", "",
               "Macro mean over subjects, in percent" + (", ± population std over seeds" if n_seeds > 1 else "")
               + ". *Bound*: the largest possible error of the streamed pixel histogram (0: exact).", ""]
-    lines += _table(
+    lines += markdown_table(
         ["Metric", "Value", "Per seed", "Bound"],
-        [[METRIC_LABELS[m], _stat(results.metrics[m], n_seeds),
-          ", ".join(_pct(v) for v in results.metrics[m].per_seed), f"{100 * results.metrics[m].bound:.3f}"]
+        [[METRIC_LABELS[m], mean_std(results.metrics[m]),
+          ", ".join(pct(v) for v in results.metrics[m].per_seed), f"{100 * results.metrics[m].bound:.3f}"]
          for m in METRIC_NAMES],
     )
 
@@ -160,7 +147,7 @@ def render_report(
               f"Image-level AUROC restricted to test images of seen or unseen contexts (seed "
               f"{results.seeds[seed_index]}): pooled over subjects, macro mean over subjects, and the mean context "
               "AUROC over (subject, context) pairs.", ""]
-    lines += _table(["Contexts", "Images", "Pairs", "Pooled AUROC", "Macro AUROC", "Mean context AUROC"],
+    lines += markdown_table(["Contexts", "Images", "Pairs", "Pooled AUROC", "Macro AUROC", "Mean context AUROC"],
                     _role_summary(results, seed_index))
     if all(c.seen is False for c in results.per_context):
         lines += ["", "Every test context is unseen for its subject (a cross-context split): the comparison with "
@@ -173,9 +160,9 @@ def render_report(
     lines += ["", "## Where it fails", "",
               f"The {len(worst)} (subject, context) pairs with the lowest context AUROC — the pair's images against "
               "the subject's images of the other label (0.5 = chance, below = systematically inverted).", ""]
-    lines += _table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
+    lines += markdown_table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
                     [[c.subject, c.context, _role(c.seen), {0: "normal", 1: "anomalous"}.get(c.label, "mixed"),
-                      str(c.n), _stat(c.auroc, n_seeds), f"{c.mean_score.mean:.4f}"] for c in worst])
+                      str(c.n), mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in worst])
 
     lines += ["", "## Figures", ""]
     captions = {
@@ -198,18 +185,18 @@ def render_report(
                   "(maps share one colour scale).", ""]
 
     lines += ["## Per subject", ""]
-    lines += _table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES)],
-                    [[s, str(e.n), str(e.n_anomalous), *(_stat(e.metrics[m], n_seeds) for m in METRIC_NAMES)]
+    lines += markdown_table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES)],
+                    [[s, str(e.n), str(e.n_anomalous), *(mean_std(e.metrics[m]) for m in METRIC_NAMES)]
                      for s, e in sorted(results.per_subject.items())])
     lines += ["", "## Per context", ""]
-    lines += _table(["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
+    lines += markdown_table(["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
                     [[c.subject, c.context, _role(c.seen), {0: "normal", 1: "anomalous"}.get(c.label, "mixed"),
-                      str(c.n), str(c.n_anomalous), _stat(c.auroc, n_seeds), f"{c.mean_score.mean:.4f}"]
+                      str(c.n), str(c.n_anomalous), mean_std(c.auroc), f"{c.mean_score.mean:.4f}"]
                      for c in results.per_context])
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
     lines += ["", "## Provenance", ""]
-    lines += _table(["Field", "Value"], [
+    lines += markdown_table(["Field", "Value"], [
         ["package", p.package_version],
         ["git commit", p.git_commit + (" (dirty tree)" if p.git_dirty else "")],
         ["torch / open_clip", f"{p.torch_version} / {p.open_clip_version}"],

@@ -20,21 +20,16 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from caadbench.data.batch import Batch
 from caadbench.data.loader import CaadDataset, open_dataset
 from caadbench.errors import CaadError, ModelError, SplitError
 from caadbench.eval.evaluator import Evaluator
-from caadbench.eval.results import (
-    ResourceMeter,
-    Results,
-    build_results,
-    collect_provenance,
-    examples_path,
-    write_examples,
-    write_results,
-)
+from caadbench.eval.examples import examples_path, write_examples
+from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.provenance import collect_provenance
+from caadbench.eval.results import build_results, write_results
+from caadbench.eval.schema import Results
 from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
 
@@ -248,12 +243,6 @@ def run(cfg: RunConfig) -> Path | None:
 def summarize(results: Results) -> list[tuple[str, str]]:
     """``(metric label, "mean ± std")`` rows for printing."""
     from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
+    from caadbench.eval.tables import mean_std
 
-    rows = []
-    for m in METRIC_NAMES:
-        stat = results.metrics[m]
-        value = "n/a" if stat.mean != stat.mean else f"{100 * stat.mean:.1f}"
-        if len(results.seeds) > 1 and stat.std == stat.std:
-            value += f" ± {100 * stat.std:.1f}"
-        rows.append((METRIC_LABELS[m], value))
-    return rows
+    return [(METRIC_LABELS[m], mean_std(results.metrics[m])) for m in METRIC_NAMES]

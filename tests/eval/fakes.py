@@ -14,7 +14,10 @@ import torch
 
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.eval.evaluator import Evaluator
-from caadbench.eval.results import Provenance, Results, build_results, examples_path, write_examples, write_results
+from caadbench.eval.examples import examples_path, write_examples
+from caadbench.eval.provenance import Provenance
+from caadbench.eval.results import build_results, write_results
+from caadbench.eval.schema import Results
 from caadbench.models.base import AnomalyOutput
 
 SUBJECTS = ["bicycle", "boat", "car", "cow", "dog", "person"]

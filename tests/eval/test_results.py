@@ -12,18 +12,11 @@ import pytest
 
 from caadbench.errors import ResultsError
 from caadbench.eval.metrics import METRIC_NAMES
-from caadbench.eval.results import (
-    SCHEMA_VERSION,
-    ResourceMeter,
-    build_results,
-    collect_provenance,
-    dumps,
-    examples_path,
-    read_examples,
-    read_results,
-    write_examples,
-    write_results,
-)
+from caadbench.eval.examples import examples_path, read_examples, write_examples
+from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.provenance import collect_provenance
+from caadbench.eval.results import build_results, dumps, read_results, write_results
+from caadbench.eval.schema import SCHEMA_VERSION
 from tests.eval.fakes import fake_provenance, fake_results
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from caadbench.errors import CaadError, ModelError, ShardError, SplitError
-from caadbench.eval.results import examples_path, read_results
+from caadbench.eval.examples import examples_path
+from caadbench.eval.results import read_results
 from caadbench.eval.runner import RunConfig, run
 
 TINY = "caad-tiny"
