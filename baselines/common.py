@@ -158,12 +158,16 @@ class PromptedConfig(ModelConfig):
         prompt_set: name of the prompt set (``two``, ``winclip``, ``context``, ``winclip+context``).
         logit_scale: inverse temperature of the (normal, anomalous) softmax; ``None`` uses the backbone's
             learned ``exp(logit_scale)`` (100 for pretrained OpenCLIP weights, 1/0.07 ≈ 14.29 for a random init).
-        few_shot: build per-subject memories from the support set (the variant's learning type says so too).
+        few_shot: build per-subject memories from the support set; it makes the model few-shot (:attr:`learning`).
     """
 
     prompt_set: str = "two"
     logit_scale: float | None = None
     few_shot: bool = False
+
+    @property
+    def learning(self) -> Learning:
+        return Learning.FEW_SHOT if self.few_shot else Learning.ZERO_SHOT
 
     def __post_init__(self) -> None:
         get_prompt_set(self.prompt_set)  # raises ModelError naming the known sets
@@ -184,8 +188,6 @@ class PromptedBaseline(AnomalyModel):
 
     def __init__(self, config: PromptedConfig, backbone: ClipBackbone | None = None) -> None:
         super().__init__(config, backbone)
-        self.learning = Learning.FEW_SHOT if config.few_shot else Learning.ZERO_SHOT
-        self.is_fitted = not config.few_shot
         self.prototypes = TextPrototypes(config.prompt_set)
         self.memory = SubjectMemory(self.memory_kinds_of(config))
 

@@ -120,7 +120,10 @@ class Runner:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.spec = get_model_spec(cfg.model)
-        check_shots(cfg.model, self.spec.learning, cfg.shots)
+        self.model_config = self.spec.make_config(backbone=cfg.backbone, pretrained=cfg.pretrained,
+                                                  image_size=cfg.image_size, **cfg.options)
+        self.learning = self.model_config.learning  # options may change it (clip --option few_shot=true)
+        check_shots(cfg.model, self.learning, cfg.shots)
         if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
             raise CaadError(None, f"--seeds must be distinct integers, got {list(cfg.seeds)}")
         self.dist = D.init_from_env(cfg.device)
@@ -135,15 +138,14 @@ class Runner:
             raise ModelError(cfg.checkpoint, "checkpoint file not found")
         self.dataset = cfg.dataset_id or dataset_id(self.ds)
         self.subjects = self.ds.subjects(cfg.split)
-        if self.spec.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
+        if self.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
             for seed in cfg.seeds:
                 self.ds.support_keys(cfg.split, cfg.shots, seed)
 
     # ----------------------------------------------------------------- pieces
     def _backbone(self) -> ClipBackbone:
-        config = self.spec.make_config(backbone=self.cfg.backbone, pretrained=self.cfg.pretrained,
-                                       image_size=self.cfg.image_size, **self.cfg.options)
-        return ClipBackbone(config.backbone, config.pretrained, config.image_size, config.init_seed)
+        c = self.model_config
+        return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed)
 
     def _batches(self, part: str, image_size: int, **kw: Any) -> Iterator[Batch]:
         return self.ds.batches(self.cfg.split, part, image_size=image_size, rank=self.dist.rank,
@@ -156,10 +158,10 @@ class Runner:
         if cfg.checkpoint is not None:
             model.load(cfg.checkpoint)
             return {}
-        if self.spec.learning == Learning.ZERO_SHOT:
+        if self.learning == Learning.ZERO_SHOT:
             model.fit(FitData(subjects=self.subjects, seed=seed, device=self.device))
             return {}
-        if self.spec.learning == Learning.FEW_SHOT:
+        if self.learning == Learning.FEW_SHOT:
             support = self.ds.support_keys(cfg.split, cfg.shots, seed)
             keys = sorted(k for ks in support.values() for k in ks)
             batches = list(self.ds.batches(cfg.split, "support", image_size=size, keys=keys,
@@ -218,9 +220,9 @@ class Runner:
             D.barrier()
             return None
         results = build_results(
-            model=cfg.model, learning=str(self.spec.learning), dataset=self.dataset, split=cfg.split,
+            model=cfg.model, learning=str(self.learning), dataset=self.dataset, split=cfg.split,
             shots=cfg.shots, seeds=list(cfg.seeds), evaluations=evaluations,
-            support_keys=supports if self.spec.learning == Learning.FEW_SHOT else None,
+            support_keys=supports if self.learning == Learning.FEW_SHOT else None,
             config=model.config.to_dict(),
             provenance=collect_provenance(backbone.identity, dataset_fingerprint=self.ds.fingerprint,
                                           dataset_path=self.ds.root, device=self.device, meter=meter),

@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from caadbench.baselines.clip import ClipBaseline
+from caadbench.baselines.clip import ClipBaseline, ClipConfig
 from caadbench.errors import ModelError
-from caadbench.models import FitData, create_model
+from caadbench.models import FitData, Learning, create_model
 from tests.baselines.reference import hand_embedding, hand_patches, make_batch, two_way_probability
 
 
@@ -88,8 +88,17 @@ def test_few_shot_save_load_round_trip(few_shot, tiny_backbone, images, tmp_path
     assert torch.equal(a.scores, b.scores) and torch.equal(a.maps, b.maps)
     with pytest.raises(ModelError, match="checkpoint is for model 'clip.few_shot'"):
         create_model("winclip.plus", backbone=tiny_backbone).load(path)
-    with pytest.raises(ModelError, match="holds few-shot memories but this model is zero-shot"):
+    with pytest.raises(ModelError, match="checkpoint is for model 'clip.few_shot', this model is 'clip'"):
         create_model("clip", backbone=tiny_backbone).load(path)
+    with pytest.raises(ModelError, match="few_shot: true in the checkpoint, false here"):
+        ClipBaseline(ClipConfig(backbone="caad-tiny"), tiny_backbone).load(path)  # unnamed: the config decides
+
+
+def test_few_shot_option_makes_a_few_shot_model(tiny_backbone):
+    """The config decides the learning type: `clip --option few_shot=true` is few-shot, not relabelled."""
+    model = create_model("clip", backbone=tiny_backbone, few_shot=True)
+    assert model.learning == Learning.FEW_SHOT and not model.is_fitted
+    assert create_model("clip.few_shot", backbone=tiny_backbone, few_shot=False).learning == Learning.ZERO_SHOT
 
 
 def test_zero_shot_needs_no_fit_and_few_shot_does(tiny_backbone, images):

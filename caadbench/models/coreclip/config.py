@@ -7,9 +7,10 @@ table is a list of runs. ``docs/coreclip.md`` explains each choice and which par
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from caadbench.errors import ModelError
-from caadbench.models.base import ModelConfig
+from caadbench.models.base import Learning, ModelConfig
 
 BRANCHES: tuple[str, ...] = ("subject", "context", "global")
 """Every branch, in the order of ``extras["alpha"]`` columns."""
@@ -107,6 +108,12 @@ class CoreClipConfig(ModelConfig):
     checkpoint_every: int = 0
     resume: str | None = None
     progress: bool = True
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("amp", "checkpoint_every", "resume", "progress")
+
+    @property
+    def learning(self) -> Learning:
+        return Learning.TRAINED
 
     def __post_init__(self) -> None:
         where = "CoreClipConfig"
