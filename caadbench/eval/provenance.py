@@ -40,6 +40,22 @@ class WeightsKind(str, enum.Enum):
         """Only real weights may be compared with (and get a gap to) paper rows."""
         return self is WeightsKind.REAL
 
+    @property
+    def mark(self) -> str:
+        """The symbol that marks a row of these weights everywhere (``""`` for real weights)."""
+        return {WeightsKind.REAL: "", WeightsKind.WORLD: "◇", WeightsKind.RANDOM_INIT: "†"}[self]
+
+    @property
+    def legend(self) -> str:
+        """What the mark means, in one sentence (``""`` for real weights)."""
+        return {
+            WeightsKind.REAL: "",
+            WeightsKind.WORLD: "Synthetic-world weights (a small CLIP pretrained on the generator's world): meaningful "
+                               "inside this world, never comparable to paper numbers; no gap to paper rows computed.",
+            WeightsKind.RANDOM_INIT: "Random-init backbone weights: the row checks the pipeline only; its numbers are "
+                                     "**not comparable** to paper numbers and no gap is computed.",
+        }[self]
+
 
 def weights_kind(label: str) -> WeightsKind:
     """Classify a weights label: ``"random-init"``, ``"world"``, anything else (a tag or a file) is real."""
@@ -82,6 +98,15 @@ class Provenance:
     @property
     def random_init(self) -> bool:
         return self.weights_kind is WeightsKind.RANDOM_INIT
+
+    def weights_label(self) -> str:
+        """``random-init †``, ``world ◇ (sha256 …)`` or ``openclip:<tag> (sha256 …)`` for tables."""
+        kind = self.weights_kind
+        if kind is WeightsKind.RANDOM_INIT:
+            return f"{RANDOM_INIT} {kind.mark}"
+        text = f"{self.weights} {kind.mark}".strip()
+        sha = self.weights_sha256
+        return f"{text} (sha256 {sha[:12]})" if sha and sha != "unknown" else text
 
 
 def git_state(directory: str | Path | None = None) -> tuple[str, bool | None]:

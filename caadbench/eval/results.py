@@ -19,15 +19,17 @@ from typing import Any
 import numpy as np
 
 from caadbench.errors import ResultsError
-from caadbench.eval.evaluator import ContextInfo, SeedEvaluation
+from caadbench.eval.evaluator import ALL, SEEN, UNSEEN, ContextInfo, ScopeEvaluation, SeedEvaluation
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.provenance import Provenance
 from caadbench.eval.schema import (
+    READABLE_VERSIONS,
     SCHEMA_VERSION,
     ContextEntry,
     MetricStat,
     Results,
     SampleEntry,
+    ScopeEntry,
     SubjectContextMatrix,
     SubjectEntry,
 )
@@ -70,16 +72,15 @@ def build_results(
         ):
             raise ResultsError("results", f"seed {seed} evaluated a different test set than seed {seeds[0]}")
 
-    metrics = {m: MetricStat.over([ev.metrics[m] for ev in evaluations], [ev.bounds[m] for ev in evaluations])
+    headline = evaluations[0].headline
+    if any(ev.headline != headline or set(ev.scopes) != set(evaluations[0].scopes) for ev in evaluations):
+        raise ResultsError("results", "the seeds evaluated different scopes (seen / unseen contexts)")
+    main = _scope_entry([ev.scopes[headline] for ev in evaluations])
+    seen = gap = None
+    if SEEN in evaluations[0].scopes:
+        seen = _scope_entry([ev.scopes[SEEN] for ev in evaluations])
+        gap = {m: MetricStat.over([ev.scopes[SEEN].metrics[m] - ev.scopes[headline].metrics[m] for ev in evaluations])
                for m in METRIC_NAMES}
-    per_subject = {
-        subject: SubjectEntry(
-            n=n,
-            n_anomalous=n_anom,
-            metrics={m: MetricStat.over([ev.per_subject[subject][m] for ev in evaluations]) for m in METRIC_NAMES},
-        )
-        for subject, (n, n_anom) in sorted(evaluations[0].subject_counts.items())
-    }
     per_context = [
         ContextEntry(
             **{f.name: getattr(cell, f.name) for f in fields(ContextInfo)},
@@ -102,8 +103,8 @@ def build_results(
         split=split,
         shots=int(shots),
         seeds=seeds,
-        metrics=metrics,
-        per_subject=per_subject,
+        metrics=main.metrics,
+        per_subject=main.per_subject,
         per_context=per_context,
         subject_context=subject_context_matrix(per_context),
         samples=samples,
@@ -113,8 +114,29 @@ def build_results(
         provenance=provenance,
         notes=all_notes,
         training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
+        headline=headline,
+        seen=seen,
+        gap=gap,
+        categories=sorted(set(first.subjects)),
     )
     return results.validate()
+
+
+def _scope_entry(scopes: Sequence[ScopeEvaluation]) -> ScopeEntry:
+    """One scope's metrics over seeds (one :class:`ScopeEvaluation` per seed)."""
+    metrics = {m: MetricStat.over([sc.metrics[m] for sc in scopes], [sc.bounds[m] for sc in scopes])
+               for m in METRIC_NAMES}
+    per_subject = {
+        subject: SubjectEntry(
+            n=n,
+            n_anomalous=n_anom,
+            metrics={m: MetricStat.over([sc.per_subject[subject][m] for sc in scopes]) for m in METRIC_NAMES},
+        )
+        for subject, (n, n_anom) in sorted(scopes[0].subject_counts.items())
+    }
+    return ScopeEntry(n=sum(n for n, _ in scopes[0].subject_counts.values()),
+                      n_anomalous=sum(a for _, a in scopes[0].subject_counts.values()),
+                      metrics=metrics, per_subject=per_subject)
 
 
 def subject_context_matrix(cells: Sequence[ContextEntry]) -> SubjectContextMatrix:
@@ -173,10 +195,27 @@ def read_results(path: str | Path) -> Results:
         raise ResultsError(path, "not a caadbench results file (top level is not an object)")
     if "schema_version" not in data:
         raise ResultsError(path, "missing field schema_version (not a caadbench results file?)")
-    if data["schema_version"] != SCHEMA_VERSION:
+    if data["schema_version"] not in READABLE_VERSIONS:
         raise ResultsError(path, f"schema version {data['schema_version']!r} is not supported "
-                                 f"(this caadbench reads version {SCHEMA_VERSION})")
+                                 f"(this caadbench reads versions {', '.join(map(str, READABLE_VERSIONS))})")
+    if data["schema_version"] == 1:
+        data = upgrade_v1(data)
     return parse_typed(Results, data, path).validate(path)
 
 
-__all__ = ["FLOAT_DIGITS", "build_results", "dumps", "read_results", "subject_context_matrix", "write_results"]
+def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 document as version 2: written before seen test images existed, so no seen scope and no gap.
+
+    Its metrics were computed on every test image; when every one is of an unseen context (any ``cc`` run of that
+    time) they are the unseen headline, otherwise the headline is ``all``.
+    """
+    samples = data.get("samples")
+    samples = samples if isinstance(samples, list) else []
+    unseen = bool(samples) and all(isinstance(s, dict) and s.get("seen") is False for s in samples)
+    subjects = sorted({s["subject"] for s in samples if isinstance(s, dict) and isinstance(s.get("subject"), str)})
+    return {**data, "schema_version": SCHEMA_VERSION, "headline": UNSEEN if unseen else ALL, "seen": None,
+            "gap": None, "categories": subjects}
+
+
+__all__ = ["FLOAT_DIGITS", "build_results", "dumps", "read_results", "subject_context_matrix", "upgrade_v1",
+           "write_results"]

@@ -1,9 +1,11 @@
 """``caadbench run``: evaluate one model on one split and write one results file.
 
-For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type needs
-(zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the split's *train* part,
-or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one versioned results
-file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the test part.
+For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type (from
+its config) needs (zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the
+split's *train* part and the train part's subjects only — on ``cs`` the held-out subjects' names appear at
+inference only — or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one
+versioned results file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the
+test part.
 
 Under ``torchrun`` every rank reads its own block of the train and test shards; rank 0 gathers the evaluators,
 merges them (the metrics equal one process's) and writes the outputs.
@@ -173,8 +175,10 @@ class Runner:
                                  shuffle=True, seed=seed, epoch=epoch)
 
         out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}_seed{seed}"
-        model.fit(FitData(subjects=self.subjects, train=train_pass, train_size=self.ds.count(cfg.split, "train"),
-                          seed=seed, device=self.device, output_dir=out_dir if self.dist.is_main else None))
+        # the train part's subjects only: held-out (cs) names must not get training losses or be negatives
+        model.fit(FitData(subjects=self.ds.subjects(cfg.split, "train"), train=train_pass,
+                          train_size=self.ds.count(cfg.split, "train"), seed=seed, device=self.device,
+                          output_dir=out_dir if self.dist.is_main else None))
         return {}
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
@@ -242,9 +246,14 @@ def run(cfg: RunConfig) -> Path | None:
     return Runner(cfg).run()
 
 
-def summarize(results: Results) -> list[tuple[str, str]]:
-    """``(metric label, "mean ± std")`` rows for printing."""
+def summarize(results: Results) -> tuple[list[str], list[list[str]]]:
+    """``(headers, rows)`` for printing: per metric the headline ``mean ± std`` (and seen and gap when measured)."""
     from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
     from caadbench.eval.tables import mean_std
 
-    return [(METRIC_LABELS[m], mean_std(results.metrics[m])) for m in METRIC_NAMES]
+    if results.has_gap:
+        headers = ["metric", "unseen %", "seen %", "gap (seen − unseen)"]
+        rows = [[METRIC_LABELS[m], mean_std(results.metrics[m]), mean_std(results.seen.metrics[m]),
+                 mean_std(results.gap[m], signed=True)] for m in METRIC_NAMES]
+        return headers, rows
+    return ["metric", f"{results.headline} %"], [[METRIC_LABELS[m], mean_std(results.metrics[m])] for m in METRIC_NAMES]

@@ -1,9 +1,10 @@
 """The results schema: the dataclasses of one versioned results file and the invariants a reader relies on.
 
-One file per run (:class:`Results`): the six macro metrics over seeds, per-subject and per-context breakdowns,
-every test image's scores, the support keys, the model config and the :class:`~caadbench.eval.provenance.Provenance`.
-Building, writing and reading live in :mod:`caadbench.eval.results`; the field list is documented in
-``docs/evaluation.md``.
+One file per run (:class:`Results`): the six macro metrics over seeds on the headline scope (``cc``: unseen
+contexts only), the same six on the seen test images and the gap seen − unseen when the run has them,
+per-subject and per-context breakdowns, every test image's scores, the support keys, the model config and the
+:class:`~caadbench.eval.provenance.Provenance`. Building, writing and reading (and reading version-1 files) live
+in :mod:`caadbench.eval.results`; the field list is documented in ``docs/evaluation.md``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from typing import Any
 import numpy as np
 
 from caadbench.errors import ResultsError
-from caadbench.eval.evaluator import ContextInfo
+from caadbench.eval.evaluator import ALL, UNSEEN, ContextInfo
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.provenance import Provenance
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 (before seen test images) is read and upgraded: no seen scope, the gap unavailable."""
+HEADLINES = (UNSEEN, ALL)
 
 
 @dataclass
@@ -58,6 +62,16 @@ class SubjectEntry:
     n: int
     n_anomalous: int
     metrics: dict[str, MetricStat]
+
+
+@dataclass
+class ScopeEntry:
+    """The six metrics (and per-subject breakdown) of one set of test images, e.g. the seen contexts' images."""
+
+    n: int
+    n_anomalous: int
+    metrics: dict[str, MetricStat]
+    per_subject: dict[str, SubjectEntry]
 
 
 @dataclass
@@ -107,8 +121,10 @@ class Results:
         split: split name (``cc``, ``ic``, ``cs``, ...).
         shots: normal reference images per subject (0 for zero-shot and trained models).
         seeds: one evaluation per seed.
-        metrics: the six macro means (:data:`~caadbench.eval.metrics.METRIC_NAMES`), values in [0, 1].
-        per_subject, per_context, subject_context: breakdowns.
+        metrics: the six macro means (:data:`~caadbench.eval.metrics.METRIC_NAMES`), values in [0, 1], on the
+            headline scope.
+        per_subject: per-subject breakdown of the headline scope.
+        per_context, subject_context: every (subject, context) pair of the test set, seen and unseen.
         samples: every test image with its score per seed, sorted by key.
         support_keys: per seed (as a string), per subject, the support images used (empty without support).
         config: the model's config.
@@ -116,6 +132,12 @@ class Results:
         notes: why a value is missing or excluded.
         training: per seed (as a string), the trainer's log of a trained model (parameter counts and share,
             losses at the start and end of each stage, a thinned loss curve); empty for other models.
+        headline: ``unseen`` (the test set has unseen contexts: ``metrics`` are on those images only) or ``all``.
+        seen: the six metrics on the test images of seen contexts (``cc``'s held-out share); ``None`` when the run
+            has none (another split, shards or a results file from before the seen hold-out).
+        gap: per metric, seen − unseen per seed (in [-1, 1]) with its mean and std over seeds; ``None`` exactly
+            when ``seen`` is.
+        categories: the evaluated subjects (categories), sorted: what a dataset id's mean is over.
     """
 
     schema_version: int
@@ -135,10 +157,19 @@ class Results:
     provenance: Provenance
     notes: list[str] = field(default_factory=list)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headline: str = ALL
+    seen: ScopeEntry | None = None
+    gap: dict[str, MetricStat] | None = None
+    categories: list[str] = field(default_factory=list)
 
     @property
     def random_init(self) -> bool:
         return self.provenance.random_init
+
+    @property
+    def has_gap(self) -> bool:
+        """Whether the run measured seen and unseen contexts (the generalisation gap is available)."""
+        return self.gap is not None
 
     def validate(self, where: str | Path = "results") -> Results:
         """Check the invariants a reader relies on.
@@ -164,12 +195,28 @@ class Results:
                 fail(f"per_subject.{subject}.metrics must hold the six metrics")
             stats += [(f"per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
         stats += [(f"per_context.{c.subject}/{c.context}.auroc", c.auroc) for c in self.per_context]
-        for name, stat in stats:
+        if self.headline not in HEADLINES:
+            fail(f"headline must be one of {', '.join(HEADLINES)}, got {self.headline!r}")
+        if (self.seen is None) != (self.gap is None):
+            fail("seen and gap must both be present or both be null")
+        if self.seen is not None:
+            if self.headline != UNSEEN:
+                fail("seen metrics need an unseen headline")
+            if sorted(self.seen.metrics) != sorted(METRIC_NAMES) or sorted(self.gap) != sorted(METRIC_NAMES):
+                fail("seen.metrics and gap must hold the six metrics")
+            stats += [(f"seen.{m}", s) for m, s in self.seen.metrics.items()]
+            for subject, entry in self.seen.per_subject.items():
+                stats += [(f"seen.per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
+        gaps = [(f"gap.{m}", s) for m, s in (self.gap or {}).items()]
+        for name, stat in stats + gaps:
             if len(stat.per_seed) != n_seeds:
                 fail(f"{name}: {len(stat.per_seed)} per-seed values for {n_seeds} seeds")
+            low = -1.0 if name.startswith("gap.") else 0.0
             for v in [stat.mean, *stat.per_seed]:
-                if not (math.isnan(v) or 0.0 <= v <= 1.0):
-                    fail(f"{name}: value {v} is outside [0, 1]")
+                if not (math.isnan(v) or low <= v <= 1.0):
+                    fail(f"{name}: value {v} is outside [{low:g}, 1]")
+        if self.categories != sorted({s.subject for s in self.samples}):
+            fail("categories must be the sorted subjects of the test images")
         keys = [s.key for s in self.samples]
         if keys != sorted(set(keys)):
             fail("samples must be sorted by key, without duplicates")
@@ -187,5 +234,5 @@ class Results:
         return self
 
 
-__all__ = ["SCHEMA_VERSION", "ContextEntry", "MetricStat", "Results", "SampleEntry", "SubjectContextMatrix",
-           "SubjectEntry"]
+__all__ = ["HEADLINES", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "MetricStat", "Results", "SampleEntry",
+           "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]

@@ -94,12 +94,12 @@ def make_batches(n_per_pair: int = 4, size: int = 64, batch_size: int = 16, seed
     return out
 
 
-def fake_provenance(random_init: bool = True, arch: str = "caad-tiny") -> Provenance:
+def fake_provenance(random_init: bool = True, arch: str = "caad-tiny", weights: str | None = None) -> Provenance:
+    weights = weights or ("random-init" if random_init else "openclip:laion400m_e32")
     return Provenance(
         package_version="0.1.0", git_commit="0123456789abcdef0123456789abcdef01234567", git_dirty=False,
         torch_version="2.x", open_clip_version="3.x", backbone_arch=arch, image_size=128 if random_init else 240,
-        weights="random-init" if random_init else "openclip:laion400m_e32",
-        weights_sha256="random-init" if random_init else "ab" * 32, init_seed=0,
+        weights=weights, weights_sha256="random-init" if weights == "random-init" else "ab" * 32, init_seed=0,
         dataset_fingerprint="f" * 16, dataset_path="data/caad-synth", device="cpu", wall_time_s=12.5,
         images_per_s=31.0, peak_memory_bytes=512 * 2**20, peak_memory_kind="cpu-peak-rss", python="3.11",
         platform="linux", command="caadbench run --model coreclip --split cc",
@@ -108,8 +108,9 @@ def fake_provenance(random_init: bool = True, arch: str = "caad-tiny") -> Proven
 
 def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-synth", split: str = "cc",
                  shots: int = 0, random_init: bool = True, n_per_pair: int = 4, seen: bool = True,
-                 examples: bool = False) -> tuple[Results, object]:
-    """A results object built through the real Evaluator; ``seen`` marks some contexts as seen."""
+                 examples: bool = False, weights: str | None = None) -> tuple[Results, object]:
+    """A results object built through the real Evaluator; ``seen`` marks some contexts as seen (so the run has
+    seen test images and a gap; without, every test context is unseen, as on shards built before the hold-out)."""
     rules = rulebook()
     evaluations, example_set = [], None
     for seed in seeds:
@@ -122,7 +123,7 @@ def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-
     results = build_results(
         model=model, learning="trained", dataset=dataset, split=split, shots=shots, seeds=list(seeds),
         evaluations=evaluations, support_keys={}, config={"backbone": "caad-tiny"},
-        provenance=fake_provenance(random_init),
+        provenance=fake_provenance(random_init, weights=weights),
     )
     return results, example_set
 
