@@ -170,7 +170,8 @@ def write_results(path: str | Path, results: Results) -> Path:
 
 def dumps(results: Results) -> str:
     """The canonical JSON text of a results object."""
-    return json.dumps(to_plain(asdict(results), FLOAT_DIGITS), sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
+    plain = to_plain(asdict(results), FLOAT_DIGITS)
+    return json.dumps(plain, sort_keys=True, indent=1, allow_nan=False, ensure_ascii=False) + "\n"
 
 
 # ---------------------------------------------------------------------------------------------- reading

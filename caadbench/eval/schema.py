@@ -181,7 +181,8 @@ class Results:
             raise ResultsError(where, problem)
 
         if self.schema_version != SCHEMA_VERSION:
-            fail(f"schema version {self.schema_version} is not supported (this caadbench reads version {SCHEMA_VERSION})")
+            fail(f"schema version {self.schema_version} is not supported (this caadbench writes version "
+                 f"{SCHEMA_VERSION})")
         n_seeds = len(self.seeds)
         if n_seeds == 0 or len(set(self.seeds)) != n_seeds:
             fail(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")

@@ -32,7 +32,8 @@ def scope_labels(results: Results, scope: str) -> dict[str, np.ndarray]:
 
 def chance_levels(results: Results, scope: str | None = None) -> dict[str, float]:
     """Macro chance level of every metric on ``scope`` (default: the headline); NaN for the pixel metrics."""
-    per_subject = [image_metrics(np.zeros(len(y)), y) for y in scope_labels(results, scope or results.headline).values()]
+    labels = scope_labels(results, scope or results.headline).values()
+    per_subject = [image_metrics(np.zeros(len(y)), y) for y in labels]
     return {m: macro_mean(v[m] for v in per_subject if not math.isnan(v[m])) if m in CHANCE_METRICS else math.nan
             for m in METRIC_NAMES}
 

@@ -120,7 +120,9 @@ class FitData:
     """Everything a model may learn from; the runner never puts test samples here.
 
     Attributes:
-        subjects: the subject (class) names of the split, train and test sides.
+        subjects: the subject (class) names the model may learn from: for trained models the train part's
+            subjects only (a held-out subject's name appears at inference only); zero- and few-shot models get
+            every subject of the split (to compute text prototypes, which involves no learning).
         support: k-shot normal reference batches (few-shot models).
         train: ``train(epoch)`` returns a fresh iterator over this rank's share of the train part for that epoch
             (trained models). The trainer owns the epoch counter (and saves it with its checkpoints); the same

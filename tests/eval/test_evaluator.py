@@ -77,7 +77,8 @@ def test_maps_are_resized_bilinearly_to_the_evaluation_resolution(batches):
     for scope in (UNSEEN, SEEN):
         reference = PixelMetricAccumulator(exact_pixels=exact)
         for batch, output in batches:
-            keep = [i for i, (s, c) in enumerate(zip(batch.subjects, batch.contexts)) if (c in seen[s]) == (scope == SEEN)]
+            keep = [i for i, (s, c) in enumerate(zip(batch.subjects, batch.contexts))
+                    if (c in seen[s]) == (scope == SEEN)]
             resized = F.interpolate(output.maps[:, None], size=(EVAL_RESOLUTION,) * 2, mode="bilinear",
                                     align_corners=False)[:, 0]
             reference.update(resized[keep], batch.gt_masks[keep], [batch.subjects[i] for i in keep])

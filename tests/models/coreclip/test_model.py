@@ -37,7 +37,8 @@ def test_registered_variants_are_all_trained_and_listed():
     names = {s.name for s in list_models("coreclip")}
     expected = {"coreclip", "coreclip.global_only", "coreclip.subject_only", "coreclip.context_only",
                 "coreclip.no_csr", "coreclip.mean_fusion", "coreclip.concat_fusion", "coreclip.no_orthogonality",
-                "coreclip.no_grounding", "coreclip.no_masks"}
+                "coreclip.no_grounding", "coreclip.no_masks", "coreclip.masks_bbox", "coreclip.masks_dilate8",
+                "coreclip.masks_erode8", "coreclip.masks_drop25"}
     assert expected <= names
     assert all(s.learning == Learning.TRAINED for s in list_models("coreclip"))
 
