@@ -14,7 +14,6 @@ merges them (the metrics equal one process's) and writes the outputs.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,6 +25,7 @@ import torch
 from caadbench.data.batch import Batch
 from caadbench.data.loader import CaadDataset, open_dataset
 from caadbench.errors import CaadError, ModelError, SplitError
+from caadbench.eval import datasets
 from caadbench.eval.evaluator import Evaluator
 from caadbench.eval.examples import examples_path, write_examples
 from caadbench.eval.meter import ResourceMeter
@@ -35,10 +35,6 @@ from caadbench.eval.schema import Results
 from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
 
-DATASET_IDS = {"synthetic": "caad-synth", "composite": "caad-composite", "caad": "caad-3k", "mvtec": "mvtec-ad",
-               "visa": "visa"}
-"""Dataset id written into results, by the source that built the shards (``folder`` sets use their folder name).
-Only ``caad-3k``, ``mvtec-ad`` and ``visa`` are ever matched with paper rows on the leaderboard."""
 
 
 @dataclass
@@ -58,7 +54,8 @@ class RunConfig:
         batch_size: test (and support) batch size; training uses the model's own.
         workers: DataLoader workers for reading shards.
         out: directory for the results file, its examples sidecar and checkpoints of trained models.
-        dataset_id: results' dataset id (default from the source, see :data:`DATASET_IDS`).
+        dataset_id: results' dataset id (default from the source and its categories, see
+            :mod:`caadbench.eval.datasets`; a paper id is refused for an incomplete category set).
         progress: show progress bars.
     """
 
@@ -85,14 +82,9 @@ def results_name(dataset: str, split: str, model: str, shots: int) -> str:
     return f"{dataset}_{split}_{model}_{shots}shot.json"
 
 
-def dataset_id(ds: CaadDataset) -> str:
-    """The results' dataset id for a shard directory."""
-    source = ds.manifest.get("source", {})
-    name = source.get("name", "")
-    if name in DATASET_IDS:
-        return DATASET_IDS[name]
-    root = source.get("root") or ds.root.name
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(str(root)).name).strip("-") or "dataset"
+def dataset_id(ds: CaadDataset, split: str) -> str:
+    """The results' dataset id for a shard directory (the split's subjects are its categories)."""
+    return datasets.dataset_id(ds.manifest.get("source", {}), ds.subjects(split), ds.root)
 
 
 def seed_everything(seed: int) -> None:
@@ -138,7 +130,9 @@ class Runner:
                                                           f"(stored: {', '.join(self.ds.splits)})")
         if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
             raise ModelError(cfg.checkpoint, "checkpoint file not found")
-        self.dataset = cfg.dataset_id or dataset_id(self.ds)
+        if cfg.dataset_id:
+            datasets.check_dataset_id(cfg.dataset_id, self.ds.subjects(cfg.split), self.ds.root / "index.json")
+        self.dataset = cfg.dataset_id or dataset_id(self.ds, cfg.split)
         self.subjects = self.ds.subjects(cfg.split)
         if self.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
             for seed in cfg.seeds:
