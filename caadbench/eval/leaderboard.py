@@ -3,7 +3,7 @@
 Tables per (dataset, split, shots). Each reported row (from the references file, with its citation) is followed
 by the measured rows of the models it names and, for every metric both give, a gap row (measured − reported, in
 points). Measured rows say their backbone, weights (real; world ◇; random-init †: the last two never get a gap to
-a paper row), seeds (one seed marked §) and commit; cross-context tables add the seen-context I-AUROC and the gap
+a paper row), seeds (one seed of a seed-dependent result marked §) and commit; cross-context tables add the seen-context I-AUROC and the gap
 seen − unseen; every table has a chance row and the count of subjects below chance, and is sorted by the headline
 I-AUROC. The text is a pure function of the inputs (sorted, fixed float format, no timestamps), so CI regenerates
 it and fails when the committed file is stale (``caadbench leaderboard --check``).
@@ -213,7 +213,7 @@ class _Renderer:
         link = Path(os.path.relpath(path, self.out_dir)).as_posix()
         commit = p.git_commit[:7] + ("+dirty" if p.git_dirty else "")
         seeds = ", ".join(str(s) for s in results.seeds)
-        if len(results.seeds) == 1:
+        if len(results.seeds) == 1 and results.learning != "zero-shot":  # zero-shot results depend on no seed
             seeds += f" {SINGLE_SEED_MARK}"
             self.used.add(SINGLE_SEED_MARK)
         extra = []
@@ -360,8 +360,9 @@ def render_leaderboard(
         if kind.mark in renderer.used:
             lines.append(f"- {kind.mark} {kind.legend}")
     if SINGLE_SEED_MARK in renderer.used:
-        lines.append(f"- {SINGLE_SEED_MARK} One seed: no spread over seeds is known, so a difference between two "
-                     "such rows may be seed noise.")
+        lines.append(f"- {SINGLE_SEED_MARK} One seed of a result that depends on the seed (support set or "
+                     "training): no spread over seeds is known, so a difference between two such rows may be seed "
+                     "noise. Zero-shot rows depend on no seed and are not marked.")
     if ASSUMED_MARK in renderer.used:
         lines.append(f"- {ASSUMED_MARK} The source does not state the shot setting of this reported number; "
                      "zero-shot is assumed, so read its gap with care.")

@@ -112,6 +112,8 @@ def test_single_seed_rows_are_marked(results_dir, tmp_path):
     assert seeds == {"b-coreclip-real.json": "0 §", "a-coreclip-tiny.json": "0, 1",
                      "c-coreclip-world.json": "0, 1, 2"}
     assert "- § One seed" in text
+    zero_shot = next(r for r in table_of(text, "## CAAD-synth") if "v1-clip.json" in r[2])
+    assert zero_shot[5] == "0"  # a zero-shot result depends on no seed: not marked
 
 
 def test_rows_are_sorted_by_the_headline_metric_with_a_chance_row(results_dir, tmp_path):
