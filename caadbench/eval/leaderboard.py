@@ -288,7 +288,9 @@ class _Renderer:
         for _, res in sorted(section.measured, key=lambda t: not t[1].has_gap):  # a run with seen images first
             test_sets.setdefault(_test_set(res), res)
         for n, res in enumerate(test_sets.values()):
-            label = "chance" + (f" (test set {res.provenance.dataset_fingerprint[:8]})" if len(test_sets) > 1 else "")
+            images = sum(e.n for e in res.per_subject.values())
+            label = "chance" + (f" ({images} headline images of {res.provenance.dataset_fingerprint[:8]})"
+                                if len(test_sets) > 1 else "")
             units.append((100 * chance_levels(res)[HEADLINE_METRIC], ("~chance", n),
                           [self.chance_row(res, section, label)]))
         return sorted(units, key=lambda u: (*_headline_key(u[0]), str(u[1])))

@@ -7,6 +7,7 @@ would), so the report has something to show.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,7 @@ from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.eval.evaluator import Evaluator
 from caadbench.eval.examples import examples_path, write_examples
 from caadbench.eval.provenance import Provenance
-from caadbench.eval.results import build_results, write_results
+from caadbench.eval.results import build_results, dumps, write_results
 from caadbench.eval.schema import Results
 from caadbench.models.base import AnomalyOutput
 
@@ -108,7 +109,8 @@ def fake_provenance(random_init: bool = True, arch: str = "caad-tiny", weights: 
 
 def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-synth", split: str = "cc",
                  shots: int = 0, random_init: bool = True, n_per_pair: int = 4, seen: bool = True,
-                 examples: bool = False, weights: str | None = None) -> tuple[Results, object]:
+                 examples: bool = False, weights: str | None = None,
+                 learning: str = "trained") -> tuple[Results, object]:
     """A results object built through the real Evaluator; ``seen`` marks some contexts as seen (so the run has
     seen test images and a gap; without, every test context is unseen, as on shards built before the hold-out)."""
     rules = rulebook()
@@ -121,11 +123,23 @@ def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-
         if example_set is None and examples:
             example_set = ev.examples()
     results = build_results(
-        model=model, learning="trained", dataset=dataset, split=split, shots=shots, seeds=list(seeds),
+        model=model, learning=learning, dataset=dataset, split=split, shots=shots, seeds=list(seeds),
         evaluations=evaluations, support_keys={}, config={"backbone": "caad-tiny"},
         provenance=fake_provenance(random_init, weights=weights),
     )
     return results, example_set
+
+
+V2_FIELDS = ("headline", "seen", "gap", "categories")
+
+
+def version_1_document(results: Results) -> dict:
+    """``results`` as a schema-1 file would hold it (written before seen test images existed)."""
+    doc = json.loads(dumps(results))
+    for key in V2_FIELDS:
+        doc.pop(key)
+    doc["schema_version"] = 1
+    return doc
 
 
 def write_fake_run(path: Path, *, examples: bool = True, **kwargs) -> Path:

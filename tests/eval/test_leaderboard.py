@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import math
-import shutil
 from pathlib import Path
 
 import pytest
@@ -18,9 +17,7 @@ from caadbench.eval.leaderboard import (
 )
 from caadbench.eval.results import read_results, write_results
 from caadbench.eval.summaries import chance_levels
-from tests.eval.fakes import fake_results
-
-COMMITTED = Path(__file__).resolve().parents[2] / "leaderboards" / "results"
+from tests.eval.fakes import fake_results, version_1_document
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +32,9 @@ def results_dir(tmp_path_factory) -> Path:
     write_results(d / "a-coreclip-tiny.json", tiny)
     write_results(d / "c-coreclip-world.json", world)
     write_results(d / "winclip-synth.json", synth)
-    shutil.copy(COMMITTED / "caad-synth_cc_clip_0shot.json", d / "v1-clip.json")  # schema 1: no seen images
+    old, _ = fake_results(seeds=(0,), dataset="caad-synth", model="clip", learning="zero-shot", n_per_pair=1,
+                          seen=False)
+    (d / "v1-clip.json").write_text(json.dumps(version_1_document(old)))  # schema 1: no seen images
     return d
 
 
@@ -124,9 +123,11 @@ def test_rows_are_sorted_by_the_headline_metric_with_a_chance_row(results_dir, t
     values = [float(r[col].split(" ")[0]) for r in rows]
     assert values == sorted(values, reverse=True)
     chances = [r for r in rows if r[0].startswith("chance")]
-    assert len(chances) == 2  # two test sets in one table (the fake run and the committed one): one row each
-    chance = next(r for r in chances if r[0] == "chance (test set ffffffff)")
-    expected = chance_levels(read_results(results_dir / "winclip-synth.json"))
+    assert len(chances) == 2  # two test sets in one table (with and without seen images): one row each
+    synth_run = read_results(results_dir / "winclip-synth.json")
+    n = sum(e.n for e in synth_run.per_subject.values())
+    chance = next(r for r in chances if r[0] == f"chance ({n} headline images of ffffffff)")
+    expected = chance_levels(synth_run)
     assert [chance[header.index(k)] for k in ("I-AUROC", "I-AP", "I-F1max")] == [
         f"{100 * expected[m]:.1f}" for m in ("i_auroc", "i_ap", "i_f1max")]
     assert chance[header.index("AUPRO")] == "—"

@@ -17,7 +17,7 @@ from caadbench.eval.meter import ResourceMeter
 from caadbench.eval.provenance import collect_provenance
 from caadbench.eval.results import build_results, dumps, read_results, write_results
 from caadbench.eval.schema import SCHEMA_VERSION
-from tests.eval.fakes import fake_provenance, fake_results
+from tests.eval.fakes import fake_provenance, fake_results, version_1_document
 
 
 @pytest.fixture(scope="module")
@@ -102,27 +102,25 @@ def test_a_run_without_seen_test_images_has_no_gap():
 
 
 def test_version_1_files_still_load_with_the_gap_unavailable(tmp_path):
-    """The committed leaderboard results are version 1: they load, their headline is unseen, no gap."""
-    committed = sorted(Path(__file__).resolve().parents[2].glob("leaderboards/results/*.json"))
-    assert committed
-    for path in committed[:2]:
-        old = json.loads(path.read_text())
-        assert old["schema_version"] == 1 and "gap" not in old
-        back = read_results(path)
-        assert back.schema_version == SCHEMA_VERSION and back.headline == "unseen"
-        assert back.seen is None and back.gap is None and back.categories == sorted(old["per_subject"])
-        assert back.metrics["i_auroc"].per_seed == [v if v is not None else math.nan
-                                                   for v in old["metrics"]["i_auroc"]["per_seed"]]
-    # a version-1 in-context run: its headline is every test image
-    ic, _ = fake_results(seeds=(0,), n_per_pair=1, split="ic")
-    doc = json.loads(dumps(ic))
-    for key in ("headline", "seen", "gap", "categories"):
-        doc.pop(key)
-    for s in doc["samples"]:
-        s["seen"] = True
-    doc["schema_version"] = 1
+    """Files written before seen test images existed load: a cc run's headline is unseen, with no gap."""
+    old_cc, _ = fake_results(seeds=(0, 1), n_per_pair=1, seen=False)
+    doc = version_1_document(old_cc)
     (tmp_path / "v1.json").write_text(json.dumps(doc))
     back = read_results(tmp_path / "v1.json")
+    assert back.schema_version == SCHEMA_VERSION and back.headline == "unseen"
+    assert back.seen is None and back.gap is None and back.categories == sorted(doc["per_subject"])
+    assert dumps(back) == dumps(old_cc)  # nothing else changes
+    committed = sorted(Path(__file__).resolve().parents[2].glob("leaderboards/results/*.json"))
+    for path in committed:  # the committed board's files of that time, while there are any
+        if json.loads(path.read_text())["schema_version"] == 1:
+            assert not read_results(path).has_gap
+    # a version-1 in-context run: its headline is every test image
+    ic, _ = fake_results(seeds=(0,), n_per_pair=1, split="ic")
+    doc = version_1_document(ic)
+    for s in doc["samples"]:
+        s["seen"] = True
+    (tmp_path / "v1-ic.json").write_text(json.dumps(doc))
+    back = read_results(tmp_path / "v1-ic.json")
     assert back.headline == "all" and not back.has_gap
 
 
