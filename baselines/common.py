@@ -148,25 +148,41 @@ class SubjectMemory:
         self._banks = dict(banks)
 
 
+BACKBONE_SCALE = "backbone"
+"""``logit_scale`` value meaning the backbone's learned ``exp(logit_scale)`` (100 for pretrained OpenCLIP)."""
+
+
 @dataclass
 class PromptedConfig(ModelConfig):
     """Options of every prompted baseline.
 
     Attributes:
         prompt_set: name of the prompt set (``two``, ``winclip``, ``context``, ``winclip+context``).
-        logit_scale: inverse temperature of the (normal, anomalous) softmax; ``None`` uses the backbone's
-            learned ``exp(logit_scale)`` (100 for pretrained OpenCLIP weights, 1/0.07 ≈ 14.29 for a random init).
-        few_shot: build per-subject memories from the support set (the variant's learning type says so too).
+        logit_scale: inverse temperature of the (normal, anomalous) softmax: a positive number, or ``"backbone"``
+            for the backbone's learned ``exp(logit_scale)`` (100 for pretrained OpenCLIP weights, 1/0.07 ≈ 14.29
+            for a random init). CLIP's default is ``"backbone"`` (CLIP's own zero-shot temperature); WinCLIP's is
+            1/0.07 (see :data:`~caadbench.baselines.winclip.model.WINCLIP_LOGIT_SCALE`).
+        few_shot: build per-subject memories from the support set; it makes the model few-shot (:attr:`learning`).
     """
 
     prompt_set: str = "two"
-    logit_scale: float | None = None
+    logit_scale: float | str = BACKBONE_SCALE
     few_shot: bool = False
+
+    @property
+    def learning(self) -> Learning:
+        return Learning.FEW_SHOT if self.few_shot else Learning.ZERO_SHOT
 
     def __post_init__(self) -> None:
         get_prompt_set(self.prompt_set)  # raises ModelError naming the known sets
-        if self.logit_scale is not None and not float(self.logit_scale) > 0:
+        if isinstance(self.logit_scale, str):
+            if self.logit_scale != BACKBONE_SCALE:
+                raise ModelError(type(self).__name__, f"logit_scale must be a positive number or "
+                                                      f"{BACKBONE_SCALE!r}, got {self.logit_scale!r}")
+        elif isinstance(self.logit_scale, bool) or not float(self.logit_scale) > 0:
             raise ModelError(type(self).__name__, f"logit_scale must be positive, got {self.logit_scale}")
+        else:
+            self.logit_scale = float(self.logit_scale)
 
 
 class PromptedBaseline(AnomalyModel):
@@ -182,8 +198,6 @@ class PromptedBaseline(AnomalyModel):
 
     def __init__(self, config: PromptedConfig, backbone: ClipBackbone | None = None) -> None:
         super().__init__(config, backbone)
-        self.learning = Learning.FEW_SHOT if config.few_shot else Learning.ZERO_SHOT
-        self.is_fitted = not config.few_shot
         self.prototypes = TextPrototypes(config.prompt_set)
         self.memory = SubjectMemory(self.memory_kinds_of(config))
 
@@ -194,8 +208,10 @@ class PromptedBaseline(AnomalyModel):
 
     @property
     def logit_scale(self) -> float:
-        """The softmax's inverse temperature: ``config.logit_scale``, else the backbone's learned one."""
-        return float(self.config.logit_scale) if self.config.logit_scale is not None else self.backbone.logit_scale
+        """The softmax's inverse temperature: ``config.logit_scale``, or the backbone's learned one."""
+        if self.config.logit_scale == BACKBONE_SCALE:
+            return self.backbone.logit_scale
+        return float(self.config.logit_scale)
 
     def text_prototypes(self, subjects: Sequence[str]) -> torch.Tensor:
         """``(B, 2, D)`` (normal, anomalous) prototypes of each subject, cached per subject."""

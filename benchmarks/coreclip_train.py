@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from caadbench.data.loader import open_dataset
-from caadbench.eval.evaluator import Evaluator
+from caadbench.eval.evaluator import ALL, SEEN, Evaluator, role_of
 from caadbench.eval.metrics import auroc, macro_mean
 from caadbench.models import FitData, create_model
 from caadbench.models.backbone import ClipBackbone
@@ -60,9 +60,13 @@ def evaluate(model, ds, split: str, batch_size: int, seen) -> dict:
         subjects += batch.subjects
     result = evaluator.compute()
     samples = result.samples
-    row = {"macro": {k: float(v) for k, v in result.metrics.items()},
-           "pooled_i_auroc": float(auroc(samples.scores, samples.labels)),
+    headline = np.array([role_of(v) == result.headline or result.headline == ALL for v in samples.seen])
+    row = {"headline": result.headline,
+           "macro": {k: float(v) for k, v in result.metrics.items()},
+           "pooled_i_auroc": float(auroc(samples.scores[headline], samples.labels[headline])),
            "predict_ignores_masks": mask_check}
+    if SEEN in result.scopes:
+        row["seen_macro"] = {k: float(v) for k, v in result.scopes[SEEN].metrics.items()}
     if alphas:
         alpha = torch.cat(alphas)
         active = alpha.sum(0) > 0
@@ -103,6 +107,7 @@ def main() -> None:
     torch.manual_seed(args.seed)
     ds = open_dataset(args.data)
     subjects = ds.subjects(args.split)
+    train_subjects = ds.subjects(args.split, "train")  # trained models learn from the train part's names only
     seen = {s: v["seen"] for s, v in ds.context_sides(args.split).items()} or None
     backbone = ClipBackbone(args.backbone, args.pretrained, args.image_size).to(device)
     overrides = dict(parse_value_pair(kv) for kv in args.set)
@@ -136,7 +141,7 @@ def main() -> None:
                               epoch=epoch)
 
         start = time.perf_counter()
-        model.fit(FitData(subjects=subjects, train=train_reader, train_size=ds.count(args.split, "train"),
+        model.fit(FitData(subjects=train_subjects, train=train_reader, train_size=ds.count(args.split, "train"),
                           seed=args.seed, device=device))
         wall = time.perf_counter() - start
         log = {k2: v for k2, v in model.train_log.items()}

@@ -45,6 +45,10 @@ from caadbench.models.api import AnomalyOutput, Batch, ClipBackbone, Learning, M
 
 PAPER_PRETRAINED = "laion400m_e31"
 """The OpenCLIP tag to pass as ``pretrained`` for the paper's setting (ViT-B-16-plus-240, LAION-400M)."""
+WINCLIP_LOGIT_SCALE = 1 / 0.07
+"""WinCLIP's default inverse temperature. The paper gives none; anomalib (``TEMPERATURE = 0.07``) and the
+closest public reproduction (Accurate-WinCLIP, ``/0.07``; MVTec-AD zero-shot I-AUROC 90.4 vs the paper's 91.8)
+both divide by 0.07, whereas a pretrained backbone's own scale is 100. ``logit_scale="backbone"`` selects that."""
 
 
 @dataclass
@@ -52,6 +56,7 @@ class WinClipConfig(PromptedConfig):
     """WinCLIP options (and those of :class:`~caadbench.baselines.common.PromptedConfig`).
 
     Attributes:
+        logit_scale: :data:`WINCLIP_LOGIT_SCALE` (1/0.07) by default; ``"backbone"`` for the backbone's own.
         scales: window sides in patches (the paper: 2 and 3, "small" and "mid").
         patch_layer: image block whose patch tokens form WinCLIP+'s patch memory (-1: the last).
         patch_features: ``"penultimate"`` (final LayerNorm, no projection, width C) or ``"joint"``
@@ -60,12 +65,14 @@ class WinClipConfig(PromptedConfig):
     """
 
     prompt_set: str = "winclip"
+    logit_scale: float | str = WINCLIP_LOGIT_SCALE
     scales: tuple[int, ...] = (2, 3)
     patch_layer: int = -1
     patch_features: str = "penultimate"
     max_sequences: int = 4096
 
     PATCH_FEATURES: ClassVar[tuple[str, ...]] = ("penultimate", "joint")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("max_sequences",)
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -93,19 +93,34 @@ def info_command(root: str) -> None:
     click.echo(_parts_table(m))
     for split in ds.splits:
         definition = m.splits[split].definition
-        click.echo(f"\n## split {split} ({definition.get('protocol', '')})")
+        click.echo(f"
+## split {split} ({definition.get('protocol', '')})")
         counts = m.counts[split]
+        seen_test = definition.get("seen_test_counts")
         rows = []
         for subject in ds.subjects(split):
             row: list[Any] = [subject]
             for part in ds.parts(split):
                 c = counts[part].subject.get(subject)
                 row.append(f"{c.normal}/{c.anomalous}" if c else "0/0")
+            if seen_test is not None:
+                c = seen_test.get(subject, {"normal": 0, "anomalous": 0})
+                row.append(f"{c['normal']}/{c['anomalous']}")
             sides = ds.context_sides(split).get(subject, {"seen": [], "unseen": []})
             row += [", ".join(sides["seen"]), ", ".join(sides["unseen"]) or "-"]
             rows.append(row)
-        headers = ["subject"] + [f"{p} n/a" for p in ds.parts(split)] + ["seen contexts", "unseen contexts"]
+        headers = (["subject"] + [f"{p} n/a" for p in ds.parts(split)]
+                   + (["of which seen test n/a"] if seen_test is not None else [])
+                   + ["seen contexts", "unseen contexts"])
         click.echo(tabulate(rows, headers=headers, tablefmt="github"))
+        if seen_test is not None:
+            total = sum(c["normal"] + c["anomalous"] for c in seen_test.values())
+            click.echo(f"seen test images: {total} (a seeded {100 * definition['seen_test_fraction']:.0f} % share, at "
+                       "least one image, of every seen (subject, context) pair of 2+ images; never trained on); the "
+                       "other test images are of unseen contexts")
+        elif split == "cc":
+            click.echo("no seen test images (shards built before the seen hold-out): the seen − unseen gap is "
+                       "unavailable; rebuild the shards to measure it")
         held = definition.get("held_out_subjects")
         if held:
             click.echo(f"held-out subjects: {', '.join(held)}")

@@ -79,10 +79,12 @@ def _print_results(path: Path) -> None:
 
     results = read_results(path)
     p = results.provenance
+    kind = p.weights_kind
     click.echo(f"\n{results.model} on {results.dataset}/{results.split} ({results.shots}-shot, seeds "
-               f"{', '.join(map(str, results.seeds))}), backbone {p.backbone_arch} {p.weights}"
-               f"{' (random init: not comparable to paper numbers)' if results.random_init else ''}")
-    click.echo(tabulate(summarize(results), headers=["metric", "%"], tablefmt="github"))
+               f"{', '.join(map(str, results.seeds))}), backbone {p.backbone_arch} {p.weights_label()}"
+               + (f"\n{kind.mark} {kind.legend}" if kind.legend else ""))
+    headers, rows = summarize(results)
+    click.echo(tabulate(rows, headers=headers, tablefmt="github"))
     click.echo(f"{p.images_per_s:.1f} images/s, {p.wall_time_s:.1f} s -> {path}")
 
 

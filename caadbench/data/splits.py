@@ -3,8 +3,10 @@
 Contextual sources get three splits (see ``docs/data.md`` for the decisions):
 
 - ``cc`` cross-context: per subject, its normal contexts and its anomalous contexts are each partitioned into
-  *seen* and *unseen* (at least one of each kind on each side); ``train`` holds every image of the seen
-  contexts, ``test`` every image of the unseen ones.
+  *seen* and *unseen* (at least one of each kind on each side); ``test`` holds every image of the unseen
+  contexts and a seeded share of every seen (subject, context) pair's images (the *seen* test images, never in
+  ``train`` or ``support``), ``train`` the rest of the seen contexts' images. A test image is seen exactly when
+  its context is listed under ``context_sides[subject]["seen"]``.
 - ``ic`` in-context: the same contexts on both sides, disjoint images (stratified per (subject, context)).
 - ``cs`` cross-subject: about a quarter of the subjects (at least one) are held out for ``test``; ``train``
   holds the other subjects. A small pool of each held-out subject's normal images is reserved for support
@@ -37,6 +39,8 @@ DEFAULT_SUPPORT_SEEDS = (0, 1, 2)
 
 CC_UNSEEN_FRACTION = 0.5
 """Share of a subject's normal (and, separately, anomalous) contexts that become unseen in ``cc``."""
+CC_SEEN_TEST_FRACTION = 0.2
+"""Share of each seen (subject, context) pair's images that ``cc`` holds out into ``test`` as seen test images."""
 IC_TEST_FRACTION = 0.4
 """Share of each (subject, context) group's images that go to ``test`` in ``ic``."""
 CS_HELD_OUT_FRACTION = 0.25
@@ -136,13 +140,25 @@ def _hold_out(contexts: list[str], families: Mapping[str, str], rng: random.Rand
     return candidates[:target]
 
 
+def _held_out_share(members: list[SampleSpec], rng: random.Random, fraction: float) -> set[str]:
+    """Keys of ``round(fraction · n)`` members (at least one, at most ``n − 1``; none of a single image)."""
+    if len(members) < 2 or fraction <= 0:
+        return set()
+    order = [s.key for s in _by_key(members)]
+    rng.shuffle(order)
+    return set(order[:min(len(order) - 1, max(1, round(len(order) * fraction)))])
+
+
 def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
-             families: Mapping[str, str] | None = None, unseen_fraction: float = CC_UNSEEN_FRACTION) -> Split:
-    """Cross-context split: seen contexts for train/support, unseen contexts for test.
+             families: Mapping[str, str] | None = None, unseen_fraction: float = CC_UNSEEN_FRACTION,
+             seen_test_fraction: float = CC_SEEN_TEST_FRACTION) -> Split:
+    """Cross-context split: seen contexts for train/support, unseen contexts (and a share of seen ones) for test.
 
     Args:
         families: ``{context: family}`` from the rulebook; when given, a context is held out only if a
             relative with the same role for that subject stays seen (where the subject has such pairs).
+        seen_test_fraction: share of every seen (subject, context) pair's images held out into ``test``
+            (seeded; at least one image of a pair of two or more, never the pair's last one; 0 disables).
 
     Raises:
         SplitError: a subject has fewer than two normal or two anomalous contexts.
@@ -170,15 +186,32 @@ def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
                 orphans.setdefault(subject, []).extend(sorted(orphans_here))
         sides[subject] = {"seen": sorted(set(ctx_roles) - set(unseen)), "unseen": sorted(unseen)}
         unseen_of[subject] = set(unseen)
-    train = _by_key(s for s in specs if s.context not in unseen_of[s.subject])
-    test = _by_key(s for s in specs if s.context in unseen_of[s.subject])
+    if not 0.0 <= seen_test_fraction < 1.0:
+        raise SplitError(where, f"seen_test_fraction must be in [0, 1), got {seen_test_fraction}")
+    seen_pairs: dict[tuple[str, str], list[SampleSpec]] = defaultdict(list)
+    for s in specs:
+        if s.context not in unseen_of[s.subject]:
+            seen_pairs[(s.subject, s.context)].append(s)
+    seen_test: set[str] = set()
+    for (subject, context), members in sorted(seen_pairs.items()):
+        seen_test |= _held_out_share(members, seeded_rng(seed, "cc", "seen-test", subject, context),
+                                     seen_test_fraction)
+    unseen_test = _by_key(s for s in specs if s.context in unseen_of[s.subject])
+    train = _by_key(s for s in specs if s.context not in unseen_of[s.subject] and s.key not in seen_test)
+    test = _by_key([*unseen_test, *(s for s in specs if s.key in seen_test)])
     _require_both_labels("cc", "train", train, roles, where)
-    _require_both_labels("cc", "test", test, roles, where)
+    _require_both_labels("cc", "test", unseen_test, roles, where)
     pools = _normal_pools(train)
+    seen_counts: dict[str, dict[str, int]] = {subj: {"normal": 0, "anomalous": 0} for subj in roles}
+    for s in specs:
+        if s.key in seen_test:
+            seen_counts[s.subject]["anomalous" if s.label else "normal"] += 1
     definition = {
         "protocol": PROTOCOLS["cc"],
         "seed": seed,
         "unseen_fraction": unseen_fraction,
+        "seen_test_fraction": seen_test_fraction,
+        "seen_test_counts": seen_counts,
         "context_sides": sides,
         "context_roles": roles,
         "families": {c: families[c] for c in sorted(families)} or None,

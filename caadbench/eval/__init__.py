@@ -6,20 +6,12 @@ The runner's path: :class:`Evaluator` per seed (``update(batch, output)``, ``com
 """
 
 from caadbench.eval.evaluator import Evaluator, ExampleSet, SeedEvaluation
+from caadbench.eval.examples import examples_path, read_examples, write_examples
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, PixelMetricAccumulator, image_metrics
-from caadbench.eval.results import (
-    SCHEMA_VERSION,
-    Provenance,
-    ResourceMeter,
-    Results,
-    build_results,
-    collect_provenance,
-    examples_path,
-    read_examples,
-    read_results,
-    write_examples,
-    write_results,
-)
+from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.provenance import Provenance, WeightsKind, collect_provenance, weights_kind
+from caadbench.eval.results import build_results, read_results, write_results
+from caadbench.eval.schema import SCHEMA_VERSION, Results
 
 __all__ = [
     "METRIC_LABELS",
@@ -32,6 +24,7 @@ __all__ = [
     "ResourceMeter",
     "Results",
     "SeedEvaluation",
+    "WeightsKind",
     "build_results",
     "collect_provenance",
     "examples_path",
@@ -39,5 +32,6 @@ __all__ = [
     "read_examples",
     "read_results",
     "write_examples",
+    "weights_kind",
     "write_results",
 ]

@@ -10,15 +10,19 @@ The runner's loop is::
 Anomaly maps arrive at the model's input size and are resized bilinearly to ``EVAL_RESOLUTION``; the batch's
 ground truth is already there (nearest from the full-size mask). Under ``torchrun`` each rank evaluates its
 shards and rank 0 :meth:`Evaluator.merge` s the gathered evaluators: the result equals one process's.
+
+Scopes: when the test set has images of unseen contexts (``cc``), the *headline* metrics are computed on those
+only (:data:`UNSEEN`), and the images of seen contexts (``cc``'s held-out share) get their own metrics
+(:data:`SEEN`); otherwise (``ic``, ``cs``, industrial sets) the headline is every test image (:data:`ALL`).
 """
 
 from __future__ import annotations
 
 import heapq
 import math
-from collections import defaultdict
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +43,9 @@ from caadbench.eval.metrics import (
     macro_mean,
 )
 from caadbench.models.base import AnomalyOutput
+
+UNSEEN, SEEN, ALL = "unseen", "seen", "all"
+"""Scope names: images of unseen contexts, of seen contexts, every test image (no unseen context in the set)."""
 
 EXAMPLE_CATEGORIES: tuple[tuple[str, int, int], ...] = (
     ("anomalous, highest score", 1, -1),
@@ -90,16 +97,14 @@ class SampleScores:
 
 
 @dataclass
-class SeedEvaluation:
-    """Everything one evaluation pass produced.
+class ScopeEvaluation:
+    """The metrics of one set of test images (a scope: unseen contexts, seen contexts, or all).
 
     Attributes:
         metrics: the six macro means over subjects (NaN subjects excluded).
         bounds: per metric, the bound on the macro mean's histogram error (0 when exact).
         per_subject: ``{subject: {metric: value}}``.
         subject_counts: ``{subject: (n images, n anomalous)}``.
-        cells: every (subject, context) pair, sorted.
-        samples: per-image scores.
         notes: why a subject was left out of a macro mean.
     """
 
@@ -107,9 +112,51 @@ class SeedEvaluation:
     bounds: dict[str, float]
     per_subject: dict[str, dict[str, float]]
     subject_counts: dict[str, tuple[int, int]]
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class SeedEvaluation:
+    """Everything one evaluation pass produced.
+
+    Attributes:
+        headline: :data:`UNSEEN` when the test set has unseen contexts, else :data:`ALL`.
+        scopes: the headline scope, and :data:`SEEN` beside an unseen headline when seen test images exist.
+        cells: every (subject, context) pair, sorted.
+        samples: per-image scores.
+
+    ``metrics``, ``bounds``, ``per_subject`` and ``subject_counts`` are the headline scope's; ``notes`` gathers
+    every scope's.
+    """
+
+    headline: str
+    scopes: dict[str, ScopeEvaluation]
     cells: list[ContextCell]
     samples: SampleScores
-    notes: list[str] = field(default_factory=list)
+
+    @property
+    def main(self) -> ScopeEvaluation:
+        return self.scopes[self.headline]
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return self.main.metrics
+
+    @property
+    def bounds(self) -> dict[str, float]:
+        return self.main.bounds
+
+    @property
+    def per_subject(self) -> dict[str, dict[str, float]]:
+        return self.main.per_subject
+
+    @property
+    def subject_counts(self) -> dict[str, tuple[int, int]]:
+        return self.main.subject_counts
+
+    @property
+    def notes(self) -> list[str]:
+        return [n for scope in self.scopes.values() for n in scope.notes]
 
 
 @dataclass
@@ -159,7 +206,7 @@ class Evaluator:
         self.seen_contexts = None if seen_contexts is None else {s: set(c) for s, c in seen_contexts.items()}
         self.resolution = resolution
         self.examples_per_category = examples_per_category
-        self.pixels = PixelMetricAccumulator(n_bins=n_bins, exact_pixels=exact_pixels)
+        self.pixels = PixelMetricAccumulator(n_bins=n_bins, exact_pixels=exact_pixels)  # groups: role/subject
         self._keys: list[str] = []
         self._subjects: list[str] = []
         self._contexts: list[str] = []
@@ -201,7 +248,8 @@ class Evaluator:
         labels = [int(v) for v in batch.labels.detach().cpu().reshape(-1).tolist()]
         if not np.all(np.isfinite(scores_np)):
             raise ModelError("image scores", "contain NaN or infinite values; metrics need finite scores")
-        self.pixels.update(maps_np, gt_np, batch.subjects)
+        roles = [self._role(s, c) for s, c in zip(batch.subjects, batch.contexts)]
+        self.pixels.update(maps_np, gt_np, [_group(r, s) for r, s in zip(roles, batch.subjects)])
         self._keys += list(batch.keys)
         self._subjects += list(batch.subjects)
         self._contexts += list(batch.contexts)
@@ -256,6 +304,9 @@ class Evaluator:
             return None
         return context in self.seen_contexts.get(subject, ())
 
+    def _role(self, subject: str, context: str) -> str:
+        return role_of(self._seen(subject, context))
+
     def compute(self) -> SeedEvaluation:
         """Metrics of everything added so far.
 
@@ -276,26 +327,25 @@ class Evaluator:
         samples = SampleScores(keys, list(subjects), list(contexts), labels,
                                [self._seen(s, c) for s, c in zip(subjects, contexts)], scores.astype(np.float32))
 
+        roles = np.array([role_of(v) for v in samples.seen], dtype=object)
         pixel = self.pixels.compute()
-        per_subject: dict[str, dict[str, float]] = {}
-        bounds_per_subject: dict[str, dict[str, float]] = {}
-        counts: dict[str, tuple[int, int]] = {}
+        headline = UNSEEN if (roles == UNSEEN).any() else ALL
+        scopes = {headline: roles == UNSEEN if headline == UNSEEN else np.ones(len(keys), dtype=bool)}
+        if headline == UNSEEN and (roles == SEEN).any():
+            scopes[SEEN] = roles == SEEN
+        evaluated = {
+            name: _scope_metrics(mask, subjects, labels, scores, roles, pixel,
+                                 prefix="" if name == ALL else f"{name} contexts: ")
+            for name, mask in scopes.items()
+        }
         cells: list[ContextCell] = []
-        notes: list[str] = []
         for subject in sorted(set(subjects)):
-            mask = subjects == subject
-            s_scores, s_labels = scores[mask], labels[mask]
-            values = image_metrics(s_scores, s_labels)
-            px = pixel[subject]
-            values.update(px.values)
-            per_subject[subject] = values
-            bounds_per_subject[subject] = {**{m: 0.0 for m in IMAGE_METRICS}, **px.bound}
-            counts[subject] = (int(mask.sum()), int(s_labels.sum()))
-            notes += _undefined_notes(subject, values, counts[subject], px.n_anomalous, px.n_pixels)
-            s_contexts = contexts[mask]
-            for context in sorted(set(s_contexts)):
-                in_cell = s_contexts == context
-                cell_labels = s_labels[in_cell]
+            of_subject = subjects == subject
+            for context in sorted(set(contexts[of_subject])):
+                in_cell = of_subject & (contexts == context)
+                # against the subject's other-label images of the same role (seen or unseen contexts)
+                pool = of_subject & (roles == roles[in_cell][0])
+                cell_labels = labels[in_cell]
                 cells.append(ContextCell(
                     subject=subject,
                     context=context,
@@ -303,15 +353,10 @@ class Evaluator:
                     label=int(cell_labels[0]) if len(set(cell_labels.tolist())) == 1 else None,
                     n=int(in_cell.sum()),
                     n_anomalous=int(cell_labels.sum()),
-                    auroc=context_auroc(s_scores, s_labels, in_cell),
-                    mean_score=float(np.mean(s_scores[in_cell])),
+                    auroc=context_auroc(scores[pool], labels[pool], in_cell[pool]),
+                    mean_score=float(np.mean(scores[in_cell])),
                 ))
-        metrics, bounds = {}, {}
-        for name in METRIC_NAMES:
-            included = [s for s in per_subject if not math.isnan(per_subject[s][name])]
-            metrics[name] = macro_mean(per_subject[s][name] for s in included)
-            bounds[name] = macro_mean(bounds_per_subject[s][name] for s in included) if included else 0.0
-        return SeedEvaluation(metrics, bounds, per_subject, counts, cells, samples, notes)
+        return SeedEvaluation(headline, evaluated, cells, samples)
 
     def examples(self) -> ExampleSet | None:
         """The kept example images, category by category (an image listed once); ``None`` when none was kept."""
@@ -335,6 +380,42 @@ class Evaluator:
             maps=np.stack([p[5] for _, _, p in rows]),
             gt=np.stack([p[6] for _, _, p in rows]),
         )
+
+
+def role_of(seen: bool | None) -> str:
+    """A test image's role: :data:`SEEN`, :data:`UNSEEN`, or :data:`ALL` for a split without the notion."""
+    return ALL if seen is None else (SEEN if seen else UNSEEN)
+
+
+def _group(role: str, subject: str) -> str:
+    """Pixel-accumulator group of a (role, subject): roles never contain the separator."""
+    return f"{role}\x1f{subject}"
+
+
+def _scope_metrics(mask: np.ndarray, subjects: np.ndarray, labels: np.ndarray, scores: np.ndarray,
+                   roles: np.ndarray, pixel: Mapping[str, Any], prefix: str) -> ScopeEvaluation:
+    """The six macro metrics over the images in ``mask`` (``(N,)`` bool); ``pixel`` is keyed by :func:`_group`."""
+    per_subject: dict[str, dict[str, float]] = {}
+    bounds_per_subject: dict[str, dict[str, float]] = {}
+    counts: dict[str, tuple[int, int]] = {}
+    notes: list[str] = []
+    for subject in sorted(set(subjects[mask])):
+        in_subject = mask & (subjects == subject)
+        s_labels = labels[in_subject]
+        values = image_metrics(scores[in_subject], s_labels)
+        (role,) = set(roles[in_subject])
+        px = pixel[_group(role, subject)]
+        values.update(px.values)
+        per_subject[subject] = values
+        bounds_per_subject[subject] = {**{m: 0.0 for m in IMAGE_METRICS}, **px.bound}
+        counts[subject] = (int(in_subject.sum()), int(s_labels.sum()))
+        notes += [prefix + n for n in _undefined_notes(subject, values, counts[subject], px.n_anomalous, px.n_pixels)]
+    metrics, bounds = {}, {}
+    for name in METRIC_NAMES:
+        included = [s for s in per_subject if not math.isnan(per_subject[s][name])]
+        metrics[name] = macro_mean(per_subject[s][name] for s in included)
+        bounds[name] = macro_mean(bounds_per_subject[s][name] for s in included) if included else 0.0
+    return ScopeEvaluation(metrics, bounds, per_subject, counts, notes)
 
 
 def _reverse(key: str) -> tuple[int, ...]:
@@ -364,4 +445,5 @@ def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, 
     return notes
 
 
-__all__ = ["EXAMPLE_CATEGORIES", "ContextCell", "ContextInfo", "Evaluator", "ExampleSet", "SampleScores", "SeedEvaluation"]
+__all__ = ["ALL", "EXAMPLE_CATEGORIES", "SEEN", "UNSEEN", "ContextCell", "ContextInfo", "Evaluator", "ExampleSet",
+           "SampleScores", "ScopeEvaluation", "SeedEvaluation", "role_of"]

@@ -2,8 +2,10 @@
 
 Tables per (dataset, split, shots). Each reported row (from the references file, with its citation) is followed
 by the measured rows of the models it names and, for every metric both give, a gap row (measured − reported, in
-points). Measured rows say their backbone, weights and commit; random-init rows are marked † and never get a
-gap. The text is a pure function of the inputs (sorted, fixed float format, no timestamps), so CI regenerates
+points). Measured rows say their backbone, weights (real; world ◇; random-init †: the last two never get a gap to
+a paper row), seeds (one seed of a seed-dependent result marked §) and commit; cross-context tables add the seen-context I-AUROC and the gap
+seen − unseen; every table has a chance row and the count of subjects below chance, and is sorted by the headline
+I-AUROC. The text is a pure function of the inputs (sorted, fixed float format, no timestamps), so CI regenerates
 it and fails when the committed file is stale (``caadbench leaderboard --check``).
 """
 
@@ -16,16 +18,26 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from caadbench.data.splits import INDUSTRIAL_SPLITS
 from caadbench.errors import ResultsError
+from caadbench.eval.evaluator import SEEN, UNSEEN
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
-from caadbench.eval.results import Results, read_results
+from caadbench.eval.provenance import WeightsKind
+from caadbench.eval.results import read_results
+from caadbench.eval.schema import Results
+from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, inverted_subjects
+from caadbench.eval.tables import markdown_table, mean_std, pct
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
 DEFAULT_OUT = Path("leaderboards/README.md")
 PACKAGED_REFERENCES = Path(__file__).with_name("references.json")
 REFERENCES_SCHEMA_VERSION = 1
-RANDOM_MARK = "†"
 ASSUMED_MARK = "‡"
+SINGLE_SEED_MARK = "§"
+GAP_UNAVAILABLE = "gap unavailable"
+CHANCE = "chance"
+HEADLINE_METRIC = "i_auroc"
+"""Rows are sorted by it within each table."""
 
 Value = float | tuple[float, float]
 
@@ -139,30 +151,12 @@ def read_results_dir(directory: str | Path) -> list[tuple[Path, Results]]:
 
 
 # ----------------------------------------------------------------------------------------------- render
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(_cell(c) for c in row) + " |" for row in rows]
-    return lines
-
-
 def _reported(value: Value | None) -> str:
     if value is None:
         return ""
     if isinstance(value, tuple):
         return f"{value[0]:.1f}–{value[1]:.1f}"
     return f"{value:.1f}"
-
-
-def _measured(results: Results, metric: str) -> str:
-    stat = results.metrics[metric]
-    if math.isnan(stat.mean):
-        return "n/a"
-    text = f"{100 * stat.mean:.1f}"
-    return text + (f" ± {100 * stat.std:.1f}" if len(results.seeds) > 1 else "")
 
 
 def _gap(results: Results, ref: Reference, metric: str) -> str:
@@ -173,29 +167,146 @@ def _gap(results: Results, ref: Reference, metric: str) -> str:
     return f"{100 * mean - value:+.1f}"
 
 
-def _weights(results: Results) -> str:
-    p = results.provenance
-    if p.random_init:
-        return f"random-init {RANDOM_MARK}"
-    sha = p.weights_sha256
-    return f"{p.weights} (sha256 {sha[:12]})" if sha and sha not in ("unknown",) else p.weights
+def _headline_key(value: float) -> tuple:
+    """Sort key of a unit by its headline metric in percent: best first, undefined last."""
+    return (math.isnan(value), -value if not math.isnan(value) else 0.0)
 
 
-def _measured_row(path: Path, results: Results, refs: References, out_dir: Path) -> list[str]:
-    p = results.provenance
-    link = Path(os.path.relpath(path, out_dir)).as_posix()
-    commit = p.git_commit[:7] + ("+dirty" if p.git_dirty else "")
-    method = refs.method_name(results.model) + (f" {RANDOM_MARK}" if results.random_init else "")
-    return [
-        method,
-        results.model,
-        f"measured: [{path.name}]({link}) @ {commit}",
-        f"{p.backbone_arch} @ {p.image_size}px",
-        _weights(results),
-        ", ".join(str(s) for s in results.seeds),
-        *(_measured(results, m) for m in METRIC_NAMES),
-        f"{results.learning}; {len(results.samples)} test images",
-    ]
+def _reported_headline(ref: Reference) -> float:
+    value = ref.metrics.get(HEADLINE_METRIC)
+    if value is None:
+        return math.nan
+    return (value[0] + value[1]) / 2 if isinstance(value, tuple) else float(value)
+
+
+@dataclass
+class _Section:
+    """One table: every row of one (dataset, split, shots)."""
+
+    refs: list[Reference] = field(default_factory=list)
+    measured: list[tuple[Path, Results]] = field(default_factory=list)
+
+    @property
+    def cross(self) -> bool:
+        """Whether the table's measured headline is on unseen contexts (so seen and gap columns apply)."""
+        return any(r.headline == UNSEEN for _, r in self.measured)
+
+
+class _Renderer:
+    """Builds the rows of every table and remembers which marks need a legend."""
+
+    def __init__(self, refs: References, out_dir: Path) -> None:
+        self.refs, self.out_dir = refs, out_dir
+        self.cite_number = {key: i + 1 for i, key in enumerate(sorted(refs.citations))}
+        self.used: set[str] = set()
+
+    def header(self, section: _Section) -> list[str]:
+        extra = ["Seen I-AUROC", "Gap I-AUROC"] if section.cross else []
+        return ["Method", "Model", "Source", "Backbone", "Weights", "Seeds",
+                *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra, "I-AUROC < 50", "Notes"]
+
+    def measured_row(self, path: Path, results: Results, cross: bool) -> list[str]:
+        p = results.provenance
+        kind = p.weights_kind
+        if kind.mark:
+            self.used.add(kind.mark)
+        link = Path(os.path.relpath(path, self.out_dir)).as_posix()
+        commit = p.git_commit[:7] + ("+dirty" if p.git_dirty else "")
+        seeds = ", ".join(str(s) for s in results.seeds)
+        if len(results.seeds) == 1 and results.learning != "zero-shot":  # zero-shot results depend on no seed
+            seeds += f" {SINGLE_SEED_MARK}"
+            self.used.add(SINGLE_SEED_MARK)
+        extra = []
+        if cross:
+            if results.has_gap:
+                extra = [mean_std(results.seen.metrics[HEADLINE_METRIC]),
+                         mean_std(results.gap[HEADLINE_METRIC], signed=True)]
+            else:
+                extra = ["—", "unavailable"]
+                self.used.add(GAP_UNAVAILABLE)
+        below, defined = inverted_subjects(results.per_subject)
+        images = (f"{sum(e.n for e in results.per_subject.values())} unseen + {results.seen.n} seen test images"
+                  if results.has_gap else f"{len(results.samples)} test images")
+        return [
+            self.refs.method_name(results.model) + (f" {kind.mark}" if kind.mark else ""),
+            results.model,
+            f"measured: [{path.name}]({link}) @ {commit}",
+            f"{p.backbone_arch} @ {p.image_size}px",
+            p.weights_label(),
+            seeds,
+            *(mean_std(results.metrics[m]) for m in METRIC_NAMES),
+            *extra,
+            f"{below}/{defined}",
+            f"{results.learning}; {images}" + _categories_note(results),
+        ]
+
+    def reported_row(self, ref: Reference, cross: bool) -> list[str]:
+        mark = f" {ASSUMED_MARK}" if ref.shots_assumed else ""
+        if mark:
+            self.used.add(ASSUMED_MARK)
+        return [ref.method + mark, ", ".join(ref.models) or "—",
+                f"reported: {self.refs.citations[ref.cite]['short']} [{self.cite_number[ref.cite]}]",
+                ref.backbone or "—", ref.weights or "—", "—",
+                *(_reported(ref.metrics.get(m)) for m in METRIC_NAMES), *(["", ""] if cross else []), "",
+                ref.note]
+
+    def chance_row(self, results: Results, section: _Section, label: str) -> list[str]:
+        self.used.add(CHANCE)
+        chance = chance_levels(results)
+        values = [pct(chance[m]) if m in CHANCE_METRICS else "—" for m in METRIC_NAMES]
+        seen = pct(chance_levels(results, SEEN)[HEADLINE_METRIC]) if results.has_gap else "—"
+        n = sum(e.n for e in results.per_subject.values())
+        return [label, "—", f"constant score on the {n} headline test images", "—", "—", "—", *values,
+                *([seen, "—"] if section.cross else []), "—", "the level below which a row is worse than guessing"]
+
+    def units(self, section: _Section) -> list[tuple[float, str, list[list[str]]]]:
+        """``(headline %, tie-break, rows)`` blocks: a reported row with its measured rows and their Δ rows,
+        a measured row, or a chance row."""
+        cross, units, placed = section.cross, [], set()
+        for ref in section.refs:
+            rows = [self.reported_row(ref, cross)]
+            matches = sorted(((i, p, r) for i, (p, r) in enumerate(section.measured)
+                              if r.model in ref.models and i not in placed),
+                             key=lambda t: (*_headline_key(100 * t[2].metrics[HEADLINE_METRIC].mean),
+                                            *_measured_order(t[1], t[2])))
+            mark = f" {ASSUMED_MARK}" if ref.shots_assumed else ""
+            for i, path, res in matches:
+                placed.add(i)
+                rows.append(self.measured_row(path, res, cross))
+                if not res.provenance.weights_kind.paper_comparable:
+                    continue
+                gaps = [_gap(res, ref, m) for m in METRIC_NAMES]
+                if any(gaps):
+                    rows.append([f"Δ {res.model} − reported{mark}", "", "", "", "", "", *gaps,
+                                 *(["", ""] if cross else []), "", ""])
+            units.append((_reported_headline(ref), ref.method, rows))
+        for i, (path, res) in enumerate(section.measured):
+            if i not in placed:
+                units.append((100 * res.metrics[HEADLINE_METRIC].mean, _measured_order(path, res),
+                              [self.measured_row(path, res, cross)]))
+        test_sets: dict[tuple, Results] = {}
+        for _, res in sorted(section.measured, key=lambda t: not t[1].has_gap):  # a run with seen images first
+            test_sets.setdefault(_test_set(res), res)
+        for n, res in enumerate(test_sets.values()):
+            images = sum(e.n for e in res.per_subject.values())
+            label = "chance" + (f" ({images} headline images of {res.provenance.dataset_fingerprint[:8]})"
+                                if len(test_sets) > 1 else "")
+            units.append((100 * chance_levels(res)[HEADLINE_METRIC], ("~chance", n),
+                          [self.chance_row(res, section, label)]))
+        return sorted(units, key=lambda u: (*_headline_key(u[0]), str(u[1])))
+
+
+def _test_set(res: Results) -> tuple:
+    """What a chance level depends on: the headline images and their labels."""
+    return (res.headline, tuple((s.key, s.label) for s in res.samples
+                                if res.headline != UNSEEN or s.seen is False))
+
+
+def _categories_note(results: Results) -> str:
+    if results.split not in INDUSTRIAL_SPLITS:
+        return ""
+    cats = results.categories
+    return f"; {len(cats)} categories: {', '.join(cats)}" if len(cats) <= 5 else f"; {len(cats)} categories"
 
 
 def render_leaderboard(
@@ -207,16 +318,13 @@ def render_leaderboard(
     out_dir: str | Path = ".",
 ) -> str:
     """The leaderboard markdown (a pure function of its arguments)."""
-    out_dir = Path(out_dir)
-    cite_number = {key: i + 1 for i, key in enumerate(sorted(refs.citations))}
-    sections: dict[tuple[str, str, int], dict] = defaultdict(lambda: {"refs": [], "measured": []})
+    renderer = _Renderer(refs, Path(out_dir))
+    sections: dict[tuple[str, str, int], _Section] = defaultdict(_Section)
     for ref in refs.rows:
-        sections[ref.dataset, ref.split, ref.shots]["refs"].append(ref)
+        sections[ref.dataset, ref.split, ref.shots].refs.append(ref)
     for path, res in measured:
-        sections[res.dataset, res.split, res.shots]["measured"].append((path, res))
+        sections[res.dataset, res.split, res.shots].measured.append((path, res))
 
-    header = ["Method", "Model", "Source", "Backbone", "Weights", "Seeds",
-              *(METRIC_LABELS[m] for m in METRIC_NAMES), "Notes"]
     lines = [
         "<!-- Generated by `caadbench leaderboard`: do not edit by hand. Regenerate with `caadbench leaderboard`;",
         "     CI runs `caadbench leaderboard --check` and fails when this file is stale. -->",
@@ -229,81 +337,65 @@ def render_leaderboard(
         "Values are percentages. **Measured** rows: macro mean over subjects (categories), ± population std over "
         "seeds when there are several, run here with the stated backbone and weights. **Reported** rows: copied "
         "from the cited paper. **Δ** rows: measured − reported, in points, for the same method, dataset, split, "
-        "shot setting and metric.",
+        "shot setting and metric. Rows are sorted by the headline I-AUROC within each table (a reported row "
+        "carries its measured rows and their Δ rows); the **chance** row is a constant score on the same test "
+        "images. *I-AUROC < 50*: subjects whose I-AUROC is below chance (inverted), of those where it is defined.",
         "",
     ]
     if not measured:
         lines += ["No measured results yet: write results files into `leaderboards/results/` "
                   "(`caadbench run ... --out leaderboards/results`) and regenerate.", ""]
-    used_marks: set[str] = set()
     for dataset, split, shots in sorted(sections):
         section = sections[dataset, split, shots]
         split_name = refs.splits.get(split)
         shots_text = "0 shots (zero-shot or trained: no support images)" if shots == 0 else f"{shots}-shot"
         lines += [f"## {refs.datasets.get(dataset, dataset)} · split `{split}`"
                   + (f" ({split_name})" if split_name else "") + f" · {shots_text}", ""]
-        rows: list[list[str]] = []
-        placed: set[int] = set()
-        for ref in section["refs"]:
-            mark = f" {ASSUMED_MARK}" if ref.shots_assumed else ""
-            used_marks |= {ASSUMED_MARK} if ref.shots_assumed else set()
-            rows.append([
-                ref.method + mark, ", ".join(ref.models) or "—",
-                f"reported: {refs.citations[ref.cite]['short']} [{cite_number[ref.cite]}]",
-                ref.backbone or "—", ref.weights or "—", "—",
-                *(_reported(ref.metrics.get(m)) for m in METRIC_NAMES), ref.note,
-            ])
-            matches = sorted(
-                ((i, p, r) for i, (p, r) in enumerate(section["measured"]) if r.model in ref.models and i not in placed),
-                key=lambda t: _measured_order(t[1], t[2]),
-            )
-            for i, path, res in matches:
-                placed.add(i)
-                rows.append(_measured_row(path, res, refs, out_dir))
-                if res.random_init:
-                    used_marks.add(RANDOM_MARK)
-                    continue
-                gaps = [_gap(res, ref, m) for m in METRIC_NAMES]
-                if any(gaps):
-                    rows.append([f"Δ {res.model} − reported{mark}", "", "", "", "", "", *gaps, ""])
-        rest = sorted(((p, r) for i, (p, r) in enumerate(section["measured"]) if i not in placed),
-                      key=lambda t: _measured_order(*t))
-        for path, res in rest:
-            rows.append(_measured_row(path, res, refs, out_dir))
-            used_marks |= {RANDOM_MARK} if res.random_init else set()
-        lines += _table(header, rows) + [""]
+        if section.cross:
+            lines += ["Headline metrics on test images of **unseen** contexts; *Seen I-AUROC* on held-out test "
+                      "images of seen contexts (never trained on); *Gap* = seen − unseen, per seed, mean ± std.", ""]
+        rows = [row for _, _, block in renderer.units(section) for row in block]
+        lines += markdown_table(renderer.header(section), rows) + [""]
 
     lines += ["## Notes", ""]
-    if RANDOM_MARK in used_marks:
-        lines.append(f"- {RANDOM_MARK} Random-init backbone weights: the row checks the pipeline only; its numbers "
-                     "are **not comparable** to paper numbers and no gap is computed.")
-    if ASSUMED_MARK in used_marks:
+    for kind in (WeightsKind.RANDOM_INIT, WeightsKind.WORLD):
+        if kind.mark in renderer.used:
+            lines.append(f"- {kind.mark} {kind.legend}")
+    if SINGLE_SEED_MARK in renderer.used:
+        lines.append(f"- {SINGLE_SEED_MARK} One seed of a result that depends on the seed (support set or "
+                     "training): no spread over seeds is known, so a difference between two such rows may be seed "
+                     "noise. Zero-shot rows depend on no seed and are not marked.")
+    if ASSUMED_MARK in renderer.used:
         lines.append(f"- {ASSUMED_MARK} The source does not state the shot setting of this reported number; "
                      "zero-shot is assumed, so read its gap with care.")
+    if GAP_UNAVAILABLE in renderer.used:
+        lines.append("- Gap `unavailable`: the run has no test images of seen contexts (results or shards written "
+                     "before the cc split held them out); re-run on rebuilt shards to measure it.")
+    if CHANCE in renderer.used:
+        lines.append("- Chance: I-AUROC 50; I-AP the share π of anomalous images; I-F1max 2π/(1+π); macro over "
+                     "subjects like the metric. Pixel metrics have no chance level here (—).")
     lines.append("- A reported range (low–high) spans several variants as the source summarises it; no gap is "
                  "computed against a range.")
     lines.append("- `n/a`: the metric is undefined for every subject of the run (see the run's notes).")
     lines += ["", "## References", ""]
-    lines += [f"{cite_number[key]}. {refs.citations[key]['full']}" for key in sorted(refs.citations)]
+    lines += [f"{renderer.cite_number[key]}. {refs.citations[key]['full']}" for key in sorted(refs.citations)]
     return "\n".join(lines) + "\n"
 
 
 def measured_table(measured: list[tuple[Path, Results]]) -> str:
-    """A compact console table of measured runs, best macro I-AUROC first (no paper rows, no links)."""
+    """A compact console table of measured runs, best headline I-AUROC first (no paper rows, no links)."""
     from tabulate import tabulate
 
-    def key(item: tuple[Path, Results]) -> tuple:
-        v = item[1].metrics["i_auroc"].mean
-        return (math.isnan(v), -v if not math.isnan(v) else 0.0, item[1].model)
-
     rows = []
-    for _, res in sorted(measured, key=key):
+    for _, res in sorted(measured, key=lambda item: (*_headline_key(item[1].metrics[HEADLINE_METRIC].mean),
+                                                     item[1].model)):
         p = res.provenance
+        gap = mean_std(res.gap[HEADLINE_METRIC], signed=True) if res.has_gap else "unavailable"
         rows.append([res.model, res.learning, res.shots, f"{res.dataset}/{res.split}",
-                     f"{p.backbone_arch} ({'random-init' if res.random_init else p.weights})",
-                     *(_measured(res, m) for m in METRIC_NAMES)])
-    return tabulate(rows, headers=["model", "learning", "shots", "data", "backbone",
-                                   *(METRIC_LABELS[m] for m in METRIC_NAMES)], tablefmt="github")
+                     f"{p.backbone_arch} ({p.weights_label()})", ", ".join(map(str, res.seeds)),
+                     *(mean_std(res.metrics[m]) for m in METRIC_NAMES), gap])
+    return tabulate(rows, headers=["model", "learning", "shots", "data", "backbone", "seeds",
+                                   *(METRIC_LABELS[m] for m in METRIC_NAMES), "gap I-AUROC"], tablefmt="github")
 
 
 def _measured_order(path: Path, res: Results) -> tuple:

@@ -80,8 +80,7 @@ def quickstart(
     echo(f"[4/4] leaderboard {board} ({time.perf_counter() - start:.0f} s in all)\n")
     measured = read_results_dir(results_dir)
     echo(measured_table(measured))
-    if any(r.random_init for _, r in measured):
-        echo("\nRandom-init backbone: these numbers check the pipeline and compare methods on random features; "
-             "they are not comparable to paper numbers.")
+    for kind in sorted({r.provenance.weights_kind for _, r in measured if r.provenance.weights_kind.legend}):
+        echo(f"\n{kind.mark} {kind.legend}")
     echo(f"Full leaderboard with the papers' reported rows: {board}; per-run reports: {reports_dir}/")
     return board

@@ -14,10 +14,17 @@ import numpy as np
 
 from caadbench.errors import CaadError
 from caadbench.eval import report_plots as plots
+from caadbench.eval.evaluator import SEEN, UNSEEN
+from caadbench.eval.examples import examples_path, read_examples
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, auroc, macro_mean
-from caadbench.eval.results import Results, examples_path, read_examples, read_results
+from caadbench.eval.provenance import WeightsKind
+from caadbench.eval.results import read_results
+from caadbench.eval.schema import Results
+from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, gap_status, inverted_subjects
+from caadbench.eval.tables import markdown_table, mean_std, pct
 from caadbench.utils.atomic import atomic_directory
 
+_PAIR_LABELS = {0: "normal", 1: "anomalous"}
 REPORT_FILE = "report.md"
 MARKER_FILE = ".caadbench-report"
 WORST_CONTEXTS = 8
@@ -73,24 +80,8 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, *,
 
 
 # ----------------------------------------------------------------------------------------------- markdown
-def _pct(value: float) -> str:
-    return "n/a" if math.isnan(value) else f"{100 * value:.1f}"
-
-
-def _stat(stat, seeds: int) -> str:
-    if math.isnan(stat.mean):
-        return "n/a"
-    return _pct(stat.mean) + (f" ± {100 * stat.std:.1f}" if seeds > 1 else "")
-
-
 def _role(seen: bool | None) -> str:
     return "—" if seen is None else ("seen" if seen else "unseen")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    esc = [[str(c).replace("|", "\\|") for c in row] for row in rows]
-    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|",
-            *("| " + " | ".join(r) + " |" for r in esc)]
 
 
 def _role_summary(results: Results, seed_index: int) -> list[list[str]]:
@@ -101,7 +92,7 @@ def _role_summary(results: Results, seed_index: int) -> list[list[str]]:
     subjects = np.array([s.subject for s in samples], dtype=object)
     labels = np.array([s.label for s in samples])
     scores = np.array([s.scores[seed_index] for s in samples])
-    for role in ("seen", "unseen", "—"):
+    for role in ("unseen", "seen", "—"):
         mask = roles == role
         if not mask.any():
             continue
@@ -112,11 +103,49 @@ def _role_summary(results: Results, seed_index: int) -> list[list[str]]:
             "all" if role == "—" else role,
             str(int(mask.sum())),
             str(len(cells)),
-            _pct(auroc(scores[mask], labels[mask])),
-            _pct(macro_mean(per_subject)),
-            _pct(macro_mean(cells)),
+            pct(auroc(scores[mask], labels[mask])),
+            pct(macro_mean(per_subject)),
+            pct(macro_mean(cells)),
         ])
     return rows
+
+
+def _inverted(per_subject) -> str:
+    below, defined = inverted_subjects(per_subject)
+    return f"{below} of {defined}"
+
+
+def _seen_vs_unseen(results: Results) -> list[str]:
+    """The opening section: headline (unseen) and seen metrics side by side, the gap, chance, inverted subjects."""
+    headline = results.headline
+    if results.has_gap:
+        chance_u, chance_s = chance_levels(results, UNSEEN), chance_levels(results, SEEN)
+        rows = [[METRIC_LABELS[m], mean_std(results.metrics[m]), mean_std(results.seen.metrics[m]),
+                 mean_std(results.gap[m], signed=True), pct(chance_u[m]) if m in CHANCE_METRICS else "—",
+                 pct(chance_s[m]) if m in CHANCE_METRICS else "—"] for m in METRIC_NAMES]
+        rows.append(["Subjects with I-AUROC < 50", _inverted(results.per_subject),
+                     _inverted(results.seen.per_subject), "", "", ""])
+        header = ["Metric", "Unseen contexts (headline)", "Seen contexts", "Gap (seen − unseen)", "Chance (unseen)",
+                  "Chance (seen)"]
+        intro = ("The headline numbers are on test images of contexts never seen for their subject in training or "
+                 "support; the seen column is on held-out images of the seen contexts (never trained on). "
+                 "The gap is seen − unseen in points, per seed, then mean ± std over seeds.")
+    else:
+        chance = chance_levels(results)
+        label = "Unseen contexts (headline)" if headline == UNSEEN else "All test images (headline)"
+        rows = [[METRIC_LABELS[m], mean_std(results.metrics[m]), pct(chance[m]) if m in CHANCE_METRICS else "—"]
+                for m in METRIC_NAMES]
+        rows.append(["Subjects with I-AUROC < 50", _inverted(results.per_subject), ""])
+        header = ["Metric", label, "Chance"]
+        intro = "Macro mean over subjects."
+    lines = ["## Seen vs unseen contexts", "",
+             intro + " Values in percent" + (", ± population std over seeds" if len(results.seeds) > 1 else
+                                              "; **one seed**: no spread over seeds is known")
+             + ". *Chance*: a constant score on the same images (I-AUROC 50; I-AP the anomalous share; I-F1max "
+               "2π/(1+π)), macro over subjects.", ""]
+    lines += markdown_table(header, rows)
+    lines += ["", f"Gap {gap_status(results)}."]
+    return lines
 
 
 def render_report(
@@ -129,7 +158,6 @@ def render_report(
 ) -> str:
     """The report's markdown (figures given by name → file name)."""
     p = results.provenance
-    n_seeds = len(results.seeds)
     lines = [
         f"# Cross-context report: `{results.model}` on {results.dataset} · split `{results.split}` · "
         f"{results.shots}-shot",
@@ -137,35 +165,34 @@ def render_report(
         f"Generated by `caadbench report` from `{results_name}`.",
         "",
     ]
-    if results.random_init:
-        lines += ["> **Random-init backbone weights.** These numbers check the pipeline only and are not comparable "
-                  "to paper numbers.", ""]
-    lines += _table(
+    kind = p.weights_kind
+    if kind is not WeightsKind.REAL:
+        lines += [f"> {kind.mark} {kind.legend}", ""]
+    lines += markdown_table(
         ["Model", "Learning", "Dataset", "Split", "Shots", "Seeds", "Backbone", "Weights", "Test images"],
         [[results.model, results.learning, results.dataset, results.split, str(results.shots),
-          ", ".join(map(str, results.seeds)), f"{p.backbone_arch} @ {p.image_size}px",
-          p.weights + ("" if p.random_init else f" (sha256 {p.weights_sha256[:12]})"), str(len(results.samples))]],
+          ", ".join(map(str, results.seeds)), f"{p.backbone_arch} @ {p.image_size}px", p.weights_label(),
+          str(len(results.samples))]],
     )
-    lines += ["", "## Headline metrics", "",
-              "Macro mean over subjects, in percent" + (", ± population std over seeds" if n_seeds > 1 else "")
-              + ". *Bound*: the largest possible error of the streamed pixel histogram (0: exact).", ""]
-    lines += _table(
+    lines += ["", f"Evaluated categories ({len(results.categories)}): {', '.join(results.categories)}.", ""]
+    lines += _seen_vs_unseen(results)
+    lines += ["", "## Headline metrics per seed", "",
+              "Macro mean over subjects of the headline images, in percent. *Bound*: the largest possible error of "
+              "the streamed pixel histogram (0: exact).", ""]
+    lines += markdown_table(
         ["Metric", "Value", "Per seed", "Bound"],
-        [[METRIC_LABELS[m], _stat(results.metrics[m], n_seeds),
-          ", ".join(_pct(v) for v in results.metrics[m].per_seed), f"{100 * results.metrics[m].bound:.3f}"]
+        [[METRIC_LABELS[m], mean_std(results.metrics[m]),
+          ", ".join(pct(v) for v in results.metrics[m].per_seed), f"{100 * results.metrics[m].bound:.3f}"]
          for m in METRIC_NAMES],
     )
 
-    lines += ["", "## Seen vs unseen contexts", "",
+    lines += ["", "## Pooled view", "",
               f"Image-level AUROC restricted to test images of seen or unseen contexts (seed "
               f"{results.seeds[seed_index]}): pooled over subjects, macro mean over subjects, and the mean context "
               "AUROC over (subject, context) pairs.", ""]
-    lines += _table(["Contexts", "Images", "Pairs", "Pooled AUROC", "Macro AUROC", "Mean context AUROC"],
-                    _role_summary(results, seed_index))
-    if all(c.seen is False for c in results.per_context):
-        lines += ["", "Every test context is unseen for its subject (a cross-context split): the comparison with "
-                      "seen contexts needs a run on the in-context split."]
-    elif all(c.seen is True for c in results.per_context):
+    lines += markdown_table(["Contexts", "Images", "Pairs", "Pooled AUROC", "Macro AUROC", "Mean context AUROC"],
+                            _role_summary(results, seed_index))
+    if all(c.seen is True for c in results.per_context):
         lines += ["", "Every test context is seen for its subject (an in-context split)."]
 
     worst = sorted((c for c in results.per_context if not math.isnan(c.auroc.mean)),
@@ -173,9 +200,9 @@ def render_report(
     lines += ["", "## Where it fails", "",
               f"The {len(worst)} (subject, context) pairs with the lowest context AUROC — the pair's images against "
               "the subject's images of the other label (0.5 = chance, below = systematically inverted).", ""]
-    lines += _table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
-                    [[c.subject, c.context, _role(c.seen), {0: "normal", 1: "anomalous"}.get(c.label, "mixed"),
-                      str(c.n), _stat(c.auroc, n_seeds), f"{c.mean_score.mean:.4f}"] for c in worst])
+    lines += markdown_table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
+                            [[c.subject, c.context, _role(c.seen), _PAIR_LABELS.get(c.label, "mixed"), str(c.n),
+                              mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in worst])
 
     lines += ["", "## Figures", ""]
     captions = {
@@ -197,19 +224,30 @@ def render_report(
         lines += [f"Examples from `{examples_name}`: per category, the images ranked first by score "
                   "(maps share one colour scale).", ""]
 
-    lines += ["## Per subject", ""]
-    lines += _table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES)],
-                    [[s, str(e.n), str(e.n_anomalous), *(_stat(e.metrics[m], n_seeds) for m in METRIC_NAMES)]
-                     for s, e in sorted(results.per_subject.items())])
+    lines += ["## Per subject", "", f"Headline images ({results.headline} contexts)"
+              + (", with each subject's I-AUROC on its seen test images and the gap" if results.has_gap else "")
+              + ".", ""]
+    seen = results.seen.per_subject if results.has_gap else None
+    extra = ["Seen I-AUROC", "Gap I-AUROC"] if seen is not None else []
+    rows = []
+    for s, e in sorted(results.per_subject.items()):
+        row = [s, str(e.n), str(e.n_anomalous), *(mean_std(e.metrics[m]) for m in METRIC_NAMES)]
+        if seen is not None:
+            theirs = seen.get(s)
+            unseen_auroc = e.metrics["i_auroc"].mean
+            row += [mean_std(theirs.metrics["i_auroc"]) if theirs else "—",
+                    pct(theirs.metrics["i_auroc"].mean - unseen_auroc, signed=True) if theirs else "—"]
+        rows.append(row)
+    lines += markdown_table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra], rows)
     lines += ["", "## Per context", ""]
-    lines += _table(["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
-                    [[c.subject, c.context, _role(c.seen), {0: "normal", 1: "anomalous"}.get(c.label, "mixed"),
-                      str(c.n), str(c.n_anomalous), _stat(c.auroc, n_seeds), f"{c.mean_score.mean:.4f}"]
-                     for c in results.per_context])
+    lines += markdown_table(
+        ["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
+        [[c.subject, c.context, _role(c.seen), _PAIR_LABELS.get(c.label, "mixed"), str(c.n), str(c.n_anomalous),
+          mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in results.per_context])
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
     lines += ["", "## Provenance", ""]
-    lines += _table(["Field", "Value"], [
+    lines += markdown_table(["Field", "Value"], [
         ["package", p.package_version],
         ["git commit", p.git_commit + (" (dirty tree)" if p.git_dirty else "")],
         ["torch / open_clip", f"{p.torch_version} / {p.open_clip_version}"],

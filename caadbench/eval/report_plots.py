@@ -18,7 +18,7 @@ from matplotlib.patches import Patch, Rectangle
 
 from caadbench.eval.evaluator import ExampleSet
 from caadbench.eval.metrics import auroc, roc_curve
-from caadbench.eval.results import Results
+from caadbench.eval.schema import Results
 
 DPI = 110
 ROLE_COLORS = {"seen": "#1f77b4", "unseen": "#ff7f0e", "all": "#444444"}

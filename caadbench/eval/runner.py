@@ -1,9 +1,11 @@
 """``caadbench run``: evaluate one model on one split and write one results file.
 
-For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type needs
-(zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the split's *train* part,
-or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one versioned results
-file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the test part.
+For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type (from
+its config) needs (zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the
+split's *train* part and the train part's subjects only — on ``cs`` the held-out subjects' names appear at
+inference only — or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one
+versioned results file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the
+test part.
 
 Under ``torchrun`` every rank reads its own block of the train and test shards; rank 0 gathers the evaluators,
 merges them (the metrics equal one process's) and writes the outputs.
@@ -12,7 +14,6 @@ merges them (the metrics equal one process's) and writes the outputs.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,28 +21,20 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from caadbench.data.batch import Batch
 from caadbench.data.loader import CaadDataset, open_dataset
 from caadbench.errors import CaadError, ModelError, SplitError
+from caadbench.eval import datasets
 from caadbench.eval.evaluator import Evaluator
-from caadbench.eval.results import (
-    ResourceMeter,
-    Results,
-    build_results,
-    collect_provenance,
-    examples_path,
-    write_examples,
-    write_results,
-)
+from caadbench.eval.examples import examples_path, write_examples
+from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.provenance import collect_provenance
+from caadbench.eval.results import build_results, write_results
+from caadbench.eval.schema import Results
 from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
 
-DATASET_IDS = {"synthetic": "caad-synth", "composite": "caad-composite", "caad": "caad-3k", "mvtec": "mvtec-ad",
-               "visa": "visa"}
-"""Dataset id written into results, by the source that built the shards (``folder`` sets use their folder name).
-Only ``caad-3k``, ``mvtec-ad`` and ``visa`` are ever matched with paper rows on the leaderboard."""
 
 
 @dataclass
@@ -61,7 +54,8 @@ class RunConfig:
         batch_size: test (and support) batch size; training uses the model's own.
         workers: DataLoader workers for reading shards.
         out: directory for the results file, its examples sidecar and checkpoints of trained models.
-        dataset_id: results' dataset id (default from the source, see :data:`DATASET_IDS`).
+        dataset_id: results' dataset id (default from the source and its categories, see
+            :mod:`caadbench.eval.datasets`; a paper id is refused for an incomplete category set).
         progress: show progress bars.
     """
 
@@ -88,14 +82,9 @@ def results_name(dataset: str, split: str, model: str, shots: int) -> str:
     return f"{dataset}_{split}_{model}_{shots}shot.json"
 
 
-def dataset_id(ds: CaadDataset) -> str:
-    """The results' dataset id for a shard directory."""
-    source = ds.manifest.source
-    name = source.get("name", "")
-    if name in DATASET_IDS:
-        return DATASET_IDS[name]
-    root = source.get("root") or ds.root.name
-    return re.sub(r"[^A-Za-z0-9_-]+", "-", Path(str(root)).name).strip("-") or "dataset"
+def dataset_id(ds: CaadDataset, split: str) -> str:
+    """The results' dataset id for a shard directory (the split's subjects are its categories)."""
+    return datasets.dataset_id(ds.manifest.source, ds.subjects(split), ds.root)
 
 
 def seed_everything(seed: int) -> None:
@@ -125,7 +114,10 @@ class Runner:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.spec = get_model_spec(cfg.model)
-        check_shots(cfg.model, self.spec.learning, cfg.shots)
+        self.model_config = self.spec.make_config(backbone=cfg.backbone, pretrained=cfg.pretrained,
+                                                  image_size=cfg.image_size, **cfg.options)
+        self.learning = self.model_config.learning  # options may change it (clip --option few_shot=true)
+        check_shots(cfg.model, self.learning, cfg.shots)
         if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
             raise CaadError(None, f"--seeds must be distinct integers, got {list(cfg.seeds)}")
         self.dist = D.init_from_env(cfg.device)
@@ -138,17 +130,18 @@ class Runner:
                                                           f"(stored: {', '.join(self.ds.splits)})")
         if cfg.checkpoint is not None and not Path(cfg.checkpoint).is_file():
             raise ModelError(cfg.checkpoint, "checkpoint file not found")
-        self.dataset = cfg.dataset_id or dataset_id(self.ds)
+        if cfg.dataset_id:
+            datasets.check_dataset_id(cfg.dataset_id, self.ds.subjects(cfg.split), self.ds.root / "index.json")
+        self.dataset = cfg.dataset_id or dataset_id(self.ds, cfg.split)
         self.subjects = self.ds.subjects(cfg.split)
-        if self.spec.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
+        if self.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
             for seed in cfg.seeds:
                 self.ds.support_keys(cfg.split, cfg.shots, seed)
 
     # ----------------------------------------------------------------- pieces
     def _backbone(self) -> ClipBackbone:
-        config = self.spec.make_config(backbone=self.cfg.backbone, pretrained=self.cfg.pretrained,
-                                       image_size=self.cfg.image_size, **self.cfg.options)
-        return ClipBackbone(config.backbone, config.pretrained, config.image_size, config.init_seed)
+        c = self.model_config
+        return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed)
 
     def _batches(self, part: str, image_size: int, **kw: Any) -> Iterator[Batch]:
         return self.ds.batches(self.cfg.split, part, image_size=image_size, rank=self.dist.rank,
@@ -161,10 +154,10 @@ class Runner:
         if cfg.checkpoint is not None:
             model.load(cfg.checkpoint)
             return {}
-        if self.spec.learning == Learning.ZERO_SHOT:
+        if self.learning == Learning.ZERO_SHOT:
             model.fit(FitData(subjects=self.subjects, seed=seed, device=self.device))
             return {}
-        if self.spec.learning == Learning.FEW_SHOT:
+        if self.learning == Learning.FEW_SHOT:
             support = self.ds.support_keys(cfg.split, cfg.shots, seed)
             keys = sorted(k for ks in support.values() for k in ks)
             batches = list(self.ds.batches(cfg.split, "support", image_size=size, keys=keys,
@@ -176,8 +169,10 @@ class Runner:
                                  shuffle=True, seed=seed, epoch=epoch)
 
         out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}_seed{seed}"
-        model.fit(FitData(subjects=self.subjects, train=train_pass, train_size=self.ds.count(cfg.split, "train"),
-                          seed=seed, device=self.device, output_dir=out_dir if self.dist.is_main else None))
+        # the train part's subjects only: held-out (cs) names must not get training losses or be negatives
+        model.fit(FitData(subjects=self.ds.subjects(cfg.split, "train"), train=train_pass,
+                          train_size=self.ds.count(cfg.split, "train"), seed=seed, device=self.device,
+                          output_dir=out_dir if self.dist.is_main else None))
         return {}
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
@@ -223,9 +218,9 @@ class Runner:
             D.barrier()
             return None
         results = build_results(
-            model=cfg.model, learning=str(self.spec.learning), dataset=self.dataset, split=cfg.split,
+            model=cfg.model, learning=str(self.learning), dataset=self.dataset, split=cfg.split,
             shots=cfg.shots, seeds=list(cfg.seeds), evaluations=evaluations,
-            support_keys=supports if self.spec.learning == Learning.FEW_SHOT else None,
+            support_keys=supports if self.learning == Learning.FEW_SHOT else None,
             config=model.config.to_dict(),
             provenance=collect_provenance(backbone.identity, dataset_fingerprint=self.ds.fingerprint,
                                           dataset_path=self.ds.root, device=self.device, meter=meter),
@@ -245,15 +240,14 @@ def run(cfg: RunConfig) -> Path | None:
     return Runner(cfg).run()
 
 
-def summarize(results: Results) -> list[tuple[str, str]]:
-    """``(metric label, "mean ± std")`` rows for printing."""
+def summarize(results: Results) -> tuple[list[str], list[list[str]]]:
+    """``(headers, rows)`` for printing: per metric the headline ``mean ± std`` (and seen and gap when measured)."""
     from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
+    from caadbench.eval.tables import mean_std
 
-    rows = []
-    for m in METRIC_NAMES:
-        stat = results.metrics[m]
-        value = "n/a" if stat.mean != stat.mean else f"{100 * stat.mean:.1f}"
-        if len(results.seeds) > 1 and stat.std == stat.std:
-            value += f" ± {100 * stat.std:.1f}"
-        rows.append((METRIC_LABELS[m], value))
-    return rows
+    if results.has_gap:
+        headers = ["metric", "unseen %", "seen %", "gap (seen − unseen)"]
+        rows = [[METRIC_LABELS[m], mean_std(results.metrics[m]), mean_std(results.seen.metrics[m]),
+                 mean_std(results.gap[m], signed=True)] for m in METRIC_NAMES]
+        return headers, rows
+    return ["metric", f"{results.headline} %"], [[METRIC_LABELS[m], mean_std(results.metrics[m])] for m in METRIC_NAMES]

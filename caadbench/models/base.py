@@ -1,7 +1,8 @@
 """One interface for every method: configure, optionally fit, predict; save and load the fitted state.
 
 A model is built from a config dataclass (backbone, weights, image size and its method options). Its
-``learning`` type says what :meth:`AnomalyModel.fit` needs:
+``learning`` type — derived from the config, :attr:`ModelConfig.learning`, and nowhere else — says what
+:meth:`AnomalyModel.fit` needs:
 
 * ``zero-shot``: nothing (text prototypes are computed from the subject names, lazily and cached);
 * ``few-shot``: ``FitData.support``, k normal reference batches per subject;
@@ -9,7 +10,8 @@ A model is built from a config dataclass (backbone, weights, image size and its 
 
 :meth:`AnomalyModel.predict` returns per image an anomaly score and an anomaly map at the input resolution.
 Fitted state (support memories, trained adapters) is explicit, and saves to / loads from safetensors together
-with the model name, its config and the backbone's identity.
+with the model name (family and variant), its config and the backbone's identity; :meth:`AnomalyModel.load`
+refuses a checkpoint of another variant, another method config or other backbone weights.
 """
 
 from __future__ import annotations
@@ -54,6 +56,12 @@ class ModelConfig:
         pretrained: open_clip pretrained tag, a local checkpoint file, or ``None`` for random init.
         image_size: input side in pixels; ``None`` keeps the architecture's native size.
         init_seed: seed of the backbone's random initialisation (ignored with real weights).
+
+    Class attributes:
+        BACKBONE_FIELDS: the options that choose the backbone (a checkpoint checks them through the backbone's
+            identity instead).
+        RUNTIME_FIELDS: options that change how a run executes but not what the method is (progress bars,
+            resuming, memory bounds); subclasses list theirs. Every other option is *method config*.
     """
 
     backbone: str = "ViT-B-16-plus-240"
@@ -61,8 +69,20 @@ class ModelConfig:
     image_size: int | None = None
     init_seed: int = 0
 
+    BACKBONE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "pretrained", "image_size", "init_seed")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+
+    @property
+    def learning(self) -> Learning:
+        """What fitting a model of this config needs; methods with support sets or training override it."""
+        return Learning.ZERO_SHOT
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def method_config(self) -> dict[str, Any]:
+        """The options that define the method (JSON values): everything but backbone and runtime fields."""
+        return method_options(self.to_dict(), (*self.BACKBONE_FIELDS, *self.RUNTIME_FIELDS))
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
@@ -72,6 +92,12 @@ class ModelConfig:
         if unknown:
             raise ModelError(cls.__name__, f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
         return cls(**values)
+
+
+def method_options(values: dict[str, Any], skip: Iterable[str]) -> dict[str, Any]:
+    """``values`` without the ``skip`` keys, as JSON values (tuples become lists), so two configs compare."""
+    skip = set(skip)
+    return json.loads(json.dumps({k: v for k, v in values.items() if k not in skip}, sort_keys=True))
 
 
 @dataclass
@@ -94,7 +120,9 @@ class FitData:
     """Everything a model may learn from; the runner never puts test samples here.
 
     Attributes:
-        subjects: the subject (class) names of the split, train and test sides.
+        subjects: the subject (class) names the model may learn from: for trained models the train part's
+            subjects only (a held-out subject's name appears at inference only); zero- and few-shot models get
+            every subject of the split (to compute text prototypes, which involves no learning).
         support: k-shot normal reference batches (few-shot models).
         train: ``train(epoch)`` returns a fresh iterator over this rank's share of the train part for that epoch
             (trained models). The trainer owns the epoch counter (and saves it with its checkpoints); the same
@@ -123,7 +151,6 @@ class AnomalyModel(nn.Module, ABC):
     """
 
     config_cls: ClassVar[type[ModelConfig]] = ModelConfig
-    learning: Learning = Learning.ZERO_SHOT
     name: str = ""
 
     def __init__(self, config: ModelConfig, backbone: ClipBackbone | None = None) -> None:
@@ -135,6 +162,11 @@ class AnomalyModel(nn.Module, ABC):
         self.is_fitted = self.learning == Learning.ZERO_SHOT
 
     # ----------------------------------------------------------------- identity
+    @property
+    def learning(self) -> Learning:
+        """The config's learning type (:attr:`ModelConfig.learning`)."""
+        return self.config.learning
+
     @property
     def identity(self) -> BackboneIdentity:
         return self.backbone.identity
@@ -216,14 +248,17 @@ class AnomalyModel(nn.Module, ABC):
         return path
 
     def load(self, path: str | Path) -> AnomalyModel:
-        """Load a checkpoint written by :meth:`save` of the same model on the same backbone weights.
+        """Load a checkpoint written by :meth:`save` of the same variant, method config and backbone weights.
 
         Raises:
-            ModelError: the file is not a caadbench checkpoint, is for another model, or for another backbone.
+            ModelError: the file is not a caadbench checkpoint, or it is for another variant (``coreclip`` vs
+                ``coreclip.no_orthogonality``), another method config (naming every differing option with both
+                values) or another backbone.
         """
         meta, tensors = read_checkpoint(path)
-        if meta["model"].split(".")[0] != self.name.split(".")[0]:
-            raise ModelError(path, f"checkpoint is for model {meta['model']!r}, not {self.name!r}")
+        if self.name and meta["model"] != self.name:
+            raise ModelError(path, f"checkpoint is for model {meta['model']!r}, this model is {self.name!r}")
+        self._check_method_config(path, json.loads(meta["config"]))
         theirs = BackboneIdentity(**json.loads(meta["backbone"]))
         if not theirs.same_weights(self.identity):
             raise ModelError(path, f"checkpoint was made on backbone {theirs.arch} ({theirs.weights}, "
@@ -232,6 +267,23 @@ class AnomalyModel(nn.Module, ABC):
         self.load_fitted_state({k: v.to(self.device) for k, v in tensors.items()})
         self.is_fitted = True
         return self
+
+
+    def _check_method_config(self, path: str | Path, theirs: dict[str, Any]) -> None:
+        skip = (*self.config.BACKBONE_FIELDS, *self.config.RUNTIME_FIELDS)
+        mine, theirs = self.config.method_config(), method_options(theirs, skip)
+        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k, _ABSENT) != theirs.get(k, _ABSENT))
+        if differ:
+            shown = "; ".join(f"{k}: {_shown(theirs, k)} in the checkpoint, {_shown(mine, k)} here" for k in differ)
+            raise ModelError(path, f"checkpoint was fitted with another method config than {self.name or 'this model'} "
+                                   f"({shown}); build the model with the options it was fitted with")
+
+
+_ABSENT = object()
+
+
+def _shown(values: dict[str, Any], key: str) -> str:
+    return json.dumps(values[key]) if key in values else "absent"
 
 
 def read_checkpoint(path: str | Path) -> tuple[dict[str, str], dict[str, torch.Tensor]]:

@@ -30,7 +30,9 @@ class Variant:
     """A named configuration of a method.
 
     Attributes:
-        learning: what the variant needs before predicting.
+        learning: what the variant needs before predicting, as its config derives it
+            (:attr:`~caadbench.models.base.ModelConfig.learning`); stated here so that the registration fails
+            at import when the two disagree.
         overrides: config values that differ from the method's defaults.
         description: one line for ``caadbench models``.
     """
@@ -49,7 +51,9 @@ class ModelSpec:
         family: the method (``winclip``).
         variant: the variant key (``default``, ``plus``, ...).
         cls: the :class:`AnomalyModel` subclass.
-        learning, overrides, description: from the :class:`Variant`.
+        learning: the learning type of the variant's config (options may change it: ``make_config(...).learning``
+            is what a configured model needs).
+        overrides, description: from the :class:`Variant`.
     """
 
     name: str
@@ -79,8 +83,6 @@ class ModelSpec:
             overrides.setdefault("image_size", backbone.identity.image_size)
         model = self.cls(self.make_config(**overrides), backbone=backbone)
         model.name = self.name
-        model.learning = self.learning
-        model.is_fitted = self.learning == Learning.ZERO_SHOT
         return model
 
 
@@ -104,9 +106,11 @@ def register_model(family: str, variants: Mapping[str, Variant]) -> Callable[[ty
             existing = _REGISTRY.get(name)
             if existing is not None and existing.cls.__qualname__ != cls.__qualname__:
                 raise ValueError(f"model {name!r} is already registered by {existing.cls.__qualname__}")
-            cls.config_cls.from_dict(dict(var.overrides))  # fail at import on a bad override
-            _REGISTRY[name] = ModelSpec(name, family, key, cls, Learning(var.learning), dict(var.overrides),
-                                        var.description)
+            learning = cls.config_cls.from_dict(dict(var.overrides)).learning  # fails at import on a bad override
+            if learning != Learning(var.learning):
+                raise ValueError(f"model {name!r} declares {Learning(var.learning)} but its config is {learning} "
+                                 f"(the config's `learning` property decides)")
+            _REGISTRY[name] = ModelSpec(name, family, key, cls, learning, dict(var.overrides), var.description)
         return cls
 
     return decorate

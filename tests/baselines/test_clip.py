@@ -6,9 +6,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from caadbench.baselines.clip import ClipBaseline
+from caadbench.baselines.clip import ClipBaseline, ClipConfig
 from caadbench.errors import ModelError
-from caadbench.models import FitData, create_model
+from caadbench.models import FitData, Learning, create_model
 from tests.baselines.reference import hand_embedding, hand_patches, make_batch, two_way_probability
 
 
@@ -35,7 +35,7 @@ def test_prompt_sets_of_the_variants(tiny_backbone):
     assert len(ensemble.prompts("cow", False)) == 7 * 22 and len(ensemble.prompts("cow", True)) == 4 * 22
 
 
-@pytest.mark.parametrize("name,logit_scale", [("clip", None), ("clip.ensemble", 100.0)])
+@pytest.mark.parametrize("name,logit_scale", [("clip", "backbone"), ("clip.ensemble", 100.0)])
 @torch.no_grad()
 def test_score_and_map_equal_a_hand_reference(tiny_backbone, images, name, logit_scale):
     model = create_model(name, backbone=tiny_backbone, logit_scale=logit_scale)
@@ -43,7 +43,7 @@ def test_score_and_map_equal_a_hand_reference(tiny_backbone, images, name, logit
     out = model.predict(make_batch(images, subjects))
     assert out.scores.shape == (3,) and out.maps.shape == (3, 128, 128)
     assert torch.isfinite(out.scores).all() and torch.isfinite(out.maps).all()
-    scale = logit_scale or tiny_backbone.logit_scale
+    scale = tiny_backbone.logit_scale if logit_scale == "backbone" else logit_scale
     image = hand_embedding(tiny_backbone, images)
     patches = hand_patches(tiny_backbone, images, -1, project=True)  # (3, 64, D)
     for i, subject in enumerate(subjects):
@@ -88,8 +88,17 @@ def test_few_shot_save_load_round_trip(few_shot, tiny_backbone, images, tmp_path
     assert torch.equal(a.scores, b.scores) and torch.equal(a.maps, b.maps)
     with pytest.raises(ModelError, match="checkpoint is for model 'clip.few_shot'"):
         create_model("winclip.plus", backbone=tiny_backbone).load(path)
-    with pytest.raises(ModelError, match="holds few-shot memories but this model is zero-shot"):
+    with pytest.raises(ModelError, match="checkpoint is for model 'clip.few_shot', this model is 'clip'"):
         create_model("clip", backbone=tiny_backbone).load(path)
+    with pytest.raises(ModelError, match="few_shot: true in the checkpoint, false here"):
+        ClipBaseline(ClipConfig(backbone="caad-tiny"), tiny_backbone).load(path)  # unnamed: the config decides
+
+
+def test_few_shot_option_makes_a_few_shot_model(tiny_backbone):
+    """The config decides the learning type: `clip --option few_shot=true` is few-shot, not relabelled."""
+    model = create_model("clip", backbone=tiny_backbone, few_shot=True)
+    assert model.learning == Learning.FEW_SHOT and not model.is_fitted
+    assert create_model("clip.few_shot", backbone=tiny_backbone, few_shot=False).learning == Learning.ZERO_SHOT
 
 
 def test_zero_shot_needs_no_fit_and_few_shot_does(tiny_backbone, images):

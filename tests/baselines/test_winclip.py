@@ -196,16 +196,16 @@ def _upsample(grid_map, size):
     return F.interpolate(grid_map[None, None].float(), size=(size, size), mode="bilinear", align_corners=False)[0, 0]
 
 
-@pytest.mark.parametrize("logit_scale", [None, 100.0])
+@pytest.mark.parametrize("logit_scale", ["backbone", 100.0, None])
 @torch.no_grad()
 def test_zero_shot_equals_loop_reference(tiny_backbone, images, logit_scale):
-    winclip = create_model("winclip", backbone=tiny_backbone, logit_scale=logit_scale)
+    winclip = create_model("winclip", backbone=tiny_backbone, logit_scale=logit_scale)  # None: the default
     out = winclip.predict(make_batch(images[:2], ["cow", "car"]))
     assert out.scores.shape == (2,) and out.maps.shape == (2, 128, 128)
     assert torch.isfinite(out.scores).all() and torch.isfinite(out.maps).all()
     for i, subject in enumerate(["cow", "car"]):
         normal, anomalous = winclip.text_prototypes([subject])[0]
-        scale = logit_scale or tiny_backbone.logit_scale
+        scale = {"backbone": tiny_backbone.logit_scale, None: 1 / 0.07}.get(logit_scale, logit_scale)
         score, grid_map = reference_winclip(tiny_backbone, images[i], normal, anomalous, scale)
         assert out.scores[i].item() == pytest.approx(score, abs=1e-5)
         torch.testing.assert_close(out.maps[i], _upsample(grid_map, 128), rtol=1e-4, atol=1e-5)
@@ -258,7 +258,7 @@ def test_save_load_gives_identical_predictions(plus, tiny_backbone, images, tmp_
     a, b = plus.predict(batch), fresh.predict(batch)
     assert torch.equal(a.scores, b.scores) and torch.equal(a.maps, b.maps)
     other_scales = create_model("winclip.plus", backbone=tiny_backbone, scales=(2,))
-    with pytest.raises(ModelError, match="unexpected tensor 'window3/"):
+    with pytest.raises(ModelError, match=r"scales: \[2, 3\] in the checkpoint, \[2\] here"):
         other_scales.load(path)
 
 
@@ -279,6 +279,24 @@ def test_fit_without_support_and_bad_options(tiny_backbone):
         create_model("winclip", backbone=tiny_backbone, patch_features="middle")
     with pytest.raises(ModelError, match="unknown prompt set"):
         create_model("winclip", backbone=tiny_backbone, prompt_set="nope")
+    with pytest.raises(ModelError, match="logit_scale must be a positive number or 'backbone'"):
+        create_model("winclip", backbone=tiny_backbone, logit_scale="learned")
+
+
+def test_winclip_temperature_is_one_over_0_07_unless_asked_for_the_backbones():
+    """With pretrained weights the backbone's scale is 100; WinCLIP's public reproductions divide by 0.07."""
+    import math
+
+    from caadbench.models.backbone import ClipBackbone
+
+    backbone = ClipBackbone("caad-tiny", init_seed=0)
+    with torch.no_grad():
+        backbone.model.logit_scale.fill_(math.log(100.0))  # as a pretrained CLIP's
+    assert create_model("winclip", backbone=backbone).logit_scale == pytest.approx(1 / 0.07)
+    assert create_model("winclip.plus", backbone=backbone).logit_scale == pytest.approx(1 / 0.07)
+    assert create_model("winclip", backbone=backbone, logit_scale="backbone").logit_scale == pytest.approx(100.0)
+    assert create_model("clip", backbone=backbone).logit_scale == pytest.approx(100.0)  # CLIP keeps CLIP's own
+    assert create_model("winclip", backbone=backbone).config.to_dict()["logit_scale"] == 1 / 0.07  # recorded
 
 
 def test_hand_reference_is_independent_of_the_backbone_hooks(tiny_backbone, images):

@@ -85,6 +85,24 @@ def test_info_and_verify(built):
     assert ok.exit_code == 0 and ok.output.startswith("ok: ")
 
 
+def test_info_shows_the_seen_test_counts(built, tmp_path):
+    import shutil
+
+    manifest = json.loads((built / "index.json").read_text())
+    seen = manifest["splits"]["cc"]["definition"]["seen_test_counts"]
+    total = sum(c["normal"] + c["anomalous"] for c in seen.values())
+    info = _run("info", str(built))
+    assert "of which seen test n/a" in info.output and f"seen test images: {total} (a seeded 20 % share" in info.output
+    assert total > 0
+    old = tmp_path / "old"  # shards built before the seen hold-out: the gap is unavailable, and info says so
+    shutil.copytree(built, old)
+    for key in ("seen_test_counts", "seen_test_fraction"):
+        del manifest["splits"]["cc"]["definition"][key]
+    (old / "index.json").write_text(json.dumps(manifest))
+    info = _run("info", str(old))
+    assert info.exit_code == 0 and "no seen test images" in info.output and "gap is unavailable" in info.output
+
+
 def test_verify_flipped_byte(built, tmp_path):
     import shutil
 

@@ -28,7 +28,8 @@ def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
     result = invoke("run", "--model", "clip.ensemble", "--split", "cc", "--data", str(data), "--backbone",
                     "caad-tiny", "--out", str(tmp_path), "--seeds", "0,1")
     assert result.exit_code == 0, result.output
-    assert "I-AUROC" in result.output and "random init: not comparable to paper numbers" in result.output
+    assert "I-AUROC" in result.output and "not comparable** to paper numbers" in result.output
+    assert "| metric   | unseen %" in result.output  # 60 images: no seen pair has 2 images, so no seen column
     assert (tmp_path / "caad-synth_cc_clip.ensemble_0shot.json").is_file()
 
 

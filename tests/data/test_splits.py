@@ -32,9 +32,42 @@ def test_cc_partitions_contexts_per_subject(seed):
         for side in ("seen", "unseen"):
             assert set(sides[side]) & set(normal) and set(sides[side]) & set(anomalous), (subject, side)
         assert _contexts(split.train, subject) == set(sides["seen"])
-        assert _contexts(split.test, subject) == set(sides["unseen"])
+        unseen_test = [s for s in split.test if s.context in sides["unseen"]]
+        assert _contexts(unseen_test, subject) == set(sides["unseen"])
         for label in (0, 1):
-            assert _contexts(split.train, subject, label) and _contexts(split.test, subject, label)
+            assert _contexts(split.train, subject, label) and _contexts(unseen_test, subject, label)
+
+
+@pytest.mark.parametrize("seed", [0, 3])
+def test_cc_holds_out_a_share_of_every_seen_pair_as_seen_test_images(seed):
+    split = choose_support(split_cc(SPECS, seed), seed)
+    sides = split.definition["context_sides"]
+    assert split.definition["seen_test_fraction"] == 0.2
+    train, test = {s.key for s in split.train}, {s.key for s in split.test}
+    counts = defaultdict(lambda: [0, 0])  # per seen pair: (train, test)
+    for s in SPECS:
+        if s.context in sides[s.subject]["seen"]:
+            counts[s.subject, s.context][s.key in test] += 1
+            assert (s.key in train) != (s.key in test)  # every seen image on exactly one side
+    assert counts and all(c == [4, 1] for c in counts.values())  # 5 images per pair: max(1, round(0.2·5)) held out
+    seen_test = [s for s in split.test if s.context in sides[s.subject]["seen"]]  # the seen flag, from the manifest
+    for subject, c in split.definition["seen_test_counts"].items():
+        assert c == {"normal": sum(s.subject == subject and s.label == 0 for s in seen_test),
+                     "anomalous": sum(s.subject == subject and s.label == 1 for s in seen_test)}
+        assert c["normal"] and c["anomalous"]
+    support = {k for by_seed in split.support.values() for by_subject in by_seed.values()
+               for keys in by_subject.values() for k in keys}
+    assert support and support <= train and support.isdisjoint(test)  # the pool is what stays in train
+    none = split_cc(SPECS, seed, seen_test_fraction=0.0)  # 0: every test image is unseen, as before
+    assert all(s.context in none.definition["context_sides"][s.subject]["unseen"] for s in none.test)
+    assert sorted(s.key for s in none.train) == sorted(train | {s.key for s in seen_test})
+
+
+def test_cc_seen_share_keeps_a_single_image_pair_in_train():
+    split = split_cc(FakeContextual(per_pair=1).specs(), 0)
+    sides = split.definition["context_sides"]
+    assert all(s.context in sides[s.subject]["unseen"] for s in split.test)
+    assert all(c == {"normal": 0, "anomalous": 0} for c in split.definition["seen_test_counts"].values())
 
 
 def test_cc_is_reproducible_order_independent_and_seed_dependent():
@@ -44,6 +77,8 @@ def test_cc_is_reproducible_order_independent_and_seed_dependent():
     assert a.definition == b.definition and a.train == b.train and a.test == b.test
     partitions = {str(split_cc(SPECS, seed).definition["context_sides"]) for seed in range(8)}
     assert len(partitions) > 1
+    held = {str(sorted(s.key for s in split_cc(SPECS, seed).test)) for seed in range(4)}
+    assert len(held) > 1
 
 
 @pytest.mark.parametrize("word,label", [("anomalous", 1), ("normal", 0)])

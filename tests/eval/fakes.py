@@ -7,6 +7,7 @@ would), so the report has something to show.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +15,10 @@ import torch
 
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.eval.evaluator import Evaluator
-from caadbench.eval.results import Provenance, Results, build_results, examples_path, write_examples, write_results
+from caadbench.eval.examples import examples_path, write_examples
+from caadbench.eval.provenance import Provenance
+from caadbench.eval.results import build_results, dumps, write_results
+from caadbench.eval.schema import Results
 from caadbench.models.base import AnomalyOutput
 
 SUBJECTS = ["bicycle", "boat", "car", "cow", "dog", "person"]
@@ -91,12 +95,12 @@ def make_batches(n_per_pair: int = 4, size: int = 64, batch_size: int = 16, seed
     return out
 
 
-def fake_provenance(random_init: bool = True, arch: str = "caad-tiny") -> Provenance:
+def fake_provenance(random_init: bool = True, arch: str = "caad-tiny", weights: str | None = None) -> Provenance:
+    weights = weights or ("random-init" if random_init else "openclip:laion400m_e32")
     return Provenance(
         package_version="0.1.0", git_commit="0123456789abcdef0123456789abcdef01234567", git_dirty=False,
         torch_version="2.x", open_clip_version="3.x", backbone_arch=arch, image_size=128 if random_init else 240,
-        weights="random-init" if random_init else "openclip:laion400m_e32",
-        weights_sha256="random-init" if random_init else "ab" * 32, init_seed=0,
+        weights=weights, weights_sha256="random-init" if weights == "random-init" else "ab" * 32, init_seed=0,
         dataset_fingerprint="f" * 16, dataset_path="data/caad-synth", device="cpu", wall_time_s=12.5,
         images_per_s=31.0, peak_memory_bytes=512 * 2**20, peak_memory_kind="cpu-peak-rss", python="3.11",
         platform="linux", command="caadbench run --model coreclip --split cc",
@@ -105,8 +109,10 @@ def fake_provenance(random_init: bool = True, arch: str = "caad-tiny") -> Proven
 
 def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-synth", split: str = "cc",
                  shots: int = 0, random_init: bool = True, n_per_pair: int = 4, seen: bool = True,
-                 examples: bool = False) -> tuple[Results, object]:
-    """A results object built through the real Evaluator; ``seen`` marks some contexts as seen."""
+                 examples: bool = False, weights: str | None = None,
+                 learning: str = "trained") -> tuple[Results, object]:
+    """A results object built through the real Evaluator; ``seen`` marks some contexts as seen (so the run has
+    seen test images and a gap; without, every test context is unseen, as on shards built before the hold-out)."""
     rules = rulebook()
     evaluations, example_set = [], None
     for seed in seeds:
@@ -117,11 +123,23 @@ def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-
         if example_set is None and examples:
             example_set = ev.examples()
     results = build_results(
-        model=model, learning="trained", dataset=dataset, split=split, shots=shots, seeds=list(seeds),
+        model=model, learning=learning, dataset=dataset, split=split, shots=shots, seeds=list(seeds),
         evaluations=evaluations, support_keys={}, config={"backbone": "caad-tiny"},
-        provenance=fake_provenance(random_init),
+        provenance=fake_provenance(random_init, weights=weights),
     )
     return results, example_set
+
+
+V2_FIELDS = ("headline", "seen", "gap", "categories")
+
+
+def version_1_document(results: Results) -> dict:
+    """``results`` as a schema-1 file would hold it (written before seen test images existed)."""
+    doc = json.loads(dumps(results))
+    for key in V2_FIELDS:
+        doc.pop(key)
+    doc["schema_version"] = 1
+    return doc
 
 
 def write_fake_run(path: Path, *, examples: bool = True, **kwargs) -> Path:

@@ -12,10 +12,10 @@ from sklearn.metrics import roc_auc_score
 
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.errors import DataError, ModelError
-from caadbench.eval.evaluator import Evaluator
+from caadbench.eval.evaluator import ALL, SEEN, UNSEEN, Evaluator
 from caadbench.eval.metrics import PixelMetricAccumulator
 from caadbench.models.base import AnomalyOutput
-from tests.eval.fakes import make_batches, rulebook, seen_contexts
+from tests.eval.fakes import CONTEXTS, SUBJECTS, make_batches, rulebook, seen_contexts
 
 
 @pytest.fixture(scope="module")
@@ -30,39 +30,79 @@ def evaluate(batches, **kwargs) -> Evaluator:
     return ev
 
 
-def test_macro_mean_is_the_mean_of_per_subject_sklearn_values(batches):
-    result = evaluate(batches).compute()
+def _flat(batches):
     scores = np.concatenate([o.scores.numpy() for _, o in batches])
     labels = np.concatenate([b.labels.numpy() for b, _ in batches])
     subjects = np.array(sum((b.subjects for b, _ in batches), []))
-    expected = {s: roc_auc_score(labels[subjects == s], scores[subjects == s]) for s in set(subjects)}
-    for subject, value in expected.items():
-        assert result.per_subject[subject]["i_auroc"] == pytest.approx(value, abs=1e-9)
-    assert result.metrics["i_auroc"] == pytest.approx(np.mean(list(expected.values())), abs=1e-9)
+    seen = seen_contexts(rulebook())
+    is_seen = np.array([c in seen[s] for b, _ in batches for s, c in zip(b.subjects, b.contexts)])
+    return scores, labels, subjects, is_seen
+
+
+def test_macro_mean_is_the_mean_of_per_subject_sklearn_values_on_each_scope(batches):
+    """Headline = images of unseen contexts only; the seen contexts' images are a scope of their own."""
+    result = evaluate(batches).compute()
+    scores, labels, subjects, is_seen = _flat(batches)
+    assert result.headline == UNSEEN and set(result.scopes) == {UNSEEN, SEEN}
+    for scope, mask in ((UNSEEN, ~is_seen), (SEEN, is_seen)):
+        expected = {s: roc_auc_score(labels[mask & (subjects == s)], scores[mask & (subjects == s)])
+                    for s in set(subjects)}
+        got = result.scopes[scope]
+        for subject, value in expected.items():
+            assert got.per_subject[subject]["i_auroc"] == pytest.approx(value, abs=1e-9)
+            assert got.subject_counts[subject] == (int((mask & (subjects == subject)).sum()),
+                                                   int(labels[mask & (subjects == subject)].sum()))
+        assert got.metrics["i_auroc"] == pytest.approx(np.mean(list(expected.values())), abs=1e-9)
+    assert result.metrics == result.scopes[UNSEEN].metrics  # the headline
     assert result.samples.keys == sorted(result.samples.keys)
     assert not result.notes
 
 
+def test_headline_scope_follows_the_test_set(batches):
+    every_unseen, no_notion, every_seen = Evaluator({}), Evaluator(None), Evaluator({s: CONTEXTS for s in SUBJECTS})
+    for ev in (every_unseen, no_notion, every_seen):
+        for batch, output in batches:
+            ev.update(batch, output)
+    a, b, c = every_unseen.compute(), no_notion.compute(), every_seen.compute()
+    assert (a.headline, set(a.scopes)) == (UNSEEN, {UNSEEN})  # old cc shards: no seen scope, no gap
+    assert (b.headline, set(b.scopes)) == (ALL, {ALL}) and (c.headline, set(c.scopes)) == (ALL, {ALL})
+    assert a.metrics == b.metrics == c.metrics  # the same images, whatever their role
+
+
 def test_maps_are_resized_bilinearly_to_the_evaluation_resolution(batches):
-    """Maps at the input size give the same pixel metrics as maps pre-resized to 256 with bilinear."""
-    ev = evaluate(batches, examples_per_category=0)
-    reference = PixelMetricAccumulator()
-    for batch, output in batches:
-        resized = F.interpolate(output.maps[:, None], size=(EVAL_RESOLUTION,) * 2, mode="bilinear",
-                                align_corners=False)[:, 0]
-        reference.update(resized, batch.gt_masks, batch.subjects)
-    ours, theirs = ev.pixels.compute(), reference.compute()
-    assert {s: m.values for s, m in ours.items()} == {s: m.values for s, m in theirs.items()}
+    """Maps at the input size give the same pixel metrics, per scope, as maps pre-resized to 256 with bilinear."""
+    exact = 1 << 23  # every pixel kept: both sides exact, so they must agree to the last bit
+    result = evaluate(batches, examples_per_category=0, exact_pixels=exact).compute()
+    seen = seen_contexts(rulebook())
+    for scope in (UNSEEN, SEEN):
+        reference = PixelMetricAccumulator(exact_pixels=exact)
+        for batch, output in batches:
+            keep = [i for i, (s, c) in enumerate(zip(batch.subjects, batch.contexts))
+                    if (c in seen[s]) == (scope == SEEN)]
+            resized = F.interpolate(output.maps[:, None], size=(EVAL_RESOLUTION,) * 2, mode="bilinear",
+                                    align_corners=False)[:, 0]
+            reference.update(resized[keep], batch.gt_masks[keep], [batch.subjects[i] for i in keep])
+        theirs = reference.compute()
+        for subject, values in result.scopes[scope].per_subject.items():
+            assert {m: values[m] for m in theirs[subject].values} == theirs[subject].values
 
 
 def test_cells_mark_seen_contexts_and_labels(batches):
     result = evaluate(batches).compute()
     rules, seen = rulebook(), seen_contexts(rulebook())
     assert len(result.cells) == len(rules)
+    scores, labels, subjects, is_seen = _flat(batches)
+    contexts = np.array(sum((b.contexts for b, _ in batches), []))
     for cell in result.cells:
         assert cell.label == rules[cell.subject, cell.context]
         assert cell.seen == (cell.context in seen[cell.subject])
         assert 0 <= cell.auroc <= 1 and cell.n == 2
+        # against the subject's other-label images of the same role only
+        pool = (subjects == cell.subject) & (is_seen == cell.seen)
+        other = pool & (labels != cell.label)
+        mine = pool & (contexts == cell.context)
+        keep = mine | other
+        assert cell.auroc == pytest.approx(roc_auc_score(labels[keep], scores[keep]), abs=1e-12)
     none_seen = Evaluator(None)
     for batch, output in batches:
         none_seen.update(batch, output)
@@ -88,7 +128,7 @@ def test_merged_ranks_equal_one_process(batches):
     merged = ranks[0]
     merged.merge(ranks[1])
     a, b = one.compute(), merged.compute()
-    assert a.metrics == b.metrics and a.per_subject == b.per_subject and a.cells == b.cells
+    assert a.scopes == b.scopes and a.cells == b.cells
     assert one.examples().keys == merged.examples().keys
 
 

@@ -1,8 +1,9 @@
-"""Leaderboard: deterministic, gaps against paper rows, random-init rows marked, references checked."""
+"""Leaderboard: deterministic, gaps against paper rows, weights and single seeds marked, sorted, chance, references."""
 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -14,8 +15,9 @@ from caadbench.eval.leaderboard import (
     generate_leaderboard,
     read_references,
 )
-from caadbench.eval.results import write_results
-from tests.eval.fakes import fake_results
+from caadbench.eval.results import read_results, write_results
+from caadbench.eval.summaries import chance_levels
+from tests.eval.fakes import fake_results, version_1_document
 
 
 @pytest.fixture(scope="module")
@@ -24,11 +26,28 @@ def results_dir(tmp_path_factory) -> Path:
     d.mkdir()
     real, _ = fake_results(seeds=(0,), dataset="caad-3k", random_init=False, n_per_pair=1)
     tiny, _ = fake_results(seeds=(0, 1), dataset="caad-3k", random_init=True, n_per_pair=1)
+    world, _ = fake_results(seeds=(0, 1, 2), dataset="caad-3k", weights="world", n_per_pair=1)
     synth, _ = fake_results(seeds=(0,), dataset="caad-synth", model="winclip", random_init=True, n_per_pair=1)
     write_results(d / "b-coreclip-real.json", real)
     write_results(d / "a-coreclip-tiny.json", tiny)
+    write_results(d / "c-coreclip-world.json", world)
     write_results(d / "winclip-synth.json", synth)
+    old, _ = fake_results(seeds=(0,), dataset="caad-synth", model="clip", learning="zero-shot", n_per_pair=1,
+                          seen=False)
+    (d / "v1-clip.json").write_text(json.dumps(version_1_document(old)))  # schema 1: no seen images
     return d
+
+
+def table_of(text: str, heading: str) -> list[list[str]]:
+    """The rows (as cell lists, header first) of the table under the first heading that starts with ``heading``."""
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    rows, i = [], next(i for i in range(start, len(lines)) if lines[i].startswith("| "))
+    while i < len(lines) and lines[i].startswith("|"):
+        if not lines[i].startswith("|---"):
+            rows.append([c.strip() for c in lines[i].strip().strip("|").split(" | ")])
+        i += 1
+    return rows
 
 
 def rows_of(text: str, start: str) -> list[str]:
@@ -71,10 +90,69 @@ def test_random_init_rows_are_marked_and_never_compared(results_dir, tmp_path):
 def test_every_measured_row_states_backbone_and_weights(results_dir, tmp_path):
     text = generate_leaderboard(results_dir, out=tmp_path / "README.md")
     measured = [line for line in text.splitlines() if "| measured:" in line]
-    assert len(measured) == 3
+    assert len(measured) == 5
     for line in measured:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[3].startswith("caad-tiny @") and cells[4]
+
+
+def test_world_weights_rows_have_their_own_mark_and_no_gap_to_paper_rows(results_dir, tmp_path):
+    text = generate_leaderboard(results_dir, out=tmp_path / "README.md")
+    world = next(line for line in text.splitlines() if "c-coreclip-world.json" in line)
+    assert world.startswith("| CoRe-CLIP ◇ |") and "| world ◇ (sha256 abababababab) |" in world
+    assert "- ◇ Synthetic-world weights" in text and "never comparable to paper numbers" in text
+    assert len(rows_of(text, "| Δ coreclip − reported")) == 1  # the real-weights run only
+
+
+def test_single_seed_rows_are_marked(results_dir, tmp_path):
+    text = generate_leaderboard(results_dir, out=tmp_path / "README.md")
+    seeds = {row[2].split("]")[0].split("[")[-1]: row[5] for row in table_of(text, "## CAAD-3K")[1:]
+             if row[2].startswith("measured")}
+    assert seeds == {"b-coreclip-real.json": "0 §", "a-coreclip-tiny.json": "0, 1",
+                     "c-coreclip-world.json": "0, 1, 2"}
+    assert "- § One seed" in text
+    zero_shot = next(r for r in table_of(text, "## CAAD-synth") if "v1-clip.json" in r[2])
+    assert zero_shot[5] == "0"  # a zero-shot result depends on no seed: not marked
+
+
+def test_rows_are_sorted_by_the_headline_metric_with_a_chance_row(results_dir, tmp_path):
+    text = generate_leaderboard(results_dir, out=tmp_path / "README.md")
+    synth = table_of(text, "## CAAD-synth")
+    header, rows = synth[0], synth[1:]
+    col = header.index("I-AUROC")
+    values = [float(r[col].split(" ")[0]) for r in rows]
+    assert values == sorted(values, reverse=True)
+    chances = [r for r in rows if r[0].startswith("chance")]
+    assert len(chances) == 2  # two test sets in one table (with and without seen images): one row each
+    synth_run = read_results(results_dir / "winclip-synth.json")
+    n = sum(e.n for e in synth_run.per_subject.values())
+    chance = next(r for r in chances if r[0] == f"chance ({n} headline images of ffffffff)")
+    expected = chance_levels(synth_run)
+    assert [chance[header.index(k)] for k in ("I-AUROC", "I-AP", "I-F1max")] == [
+        f"{100 * expected[m]:.1f}" for m in ("i_auroc", "i_ap", "i_f1max")]
+    assert chance[header.index("AUPRO")] == "—"
+    assert "- Chance: I-AUROC 50" in text
+    # the paper table: reported blocks ordered by their reported I-AUROC, measured rows under their reference
+    paper = [r for r in table_of(text, "## CAAD-3K")[1:] if r[2].startswith("reported")]
+    reported = [float(r[col].split("–")[0]) for r in paper]
+    assert reported == sorted(reported, reverse=True)
+
+
+def test_cross_context_tables_show_seen_unseen_and_the_gap(results_dir, tmp_path):
+    text = generate_leaderboard(results_dir, out=tmp_path / "README.md")
+    synth = table_of(text, "## CAAD-synth")
+    header = synth[0]
+    assert header[header.index("I-AUROC"):][-5:] == ["AUPRO", "Seen I-AUROC", "Gap I-AUROC", "I-AUROC < 50", "Notes"]
+    row = next(r for r in synth if "winclip-synth.json" in r[2])
+    res = read_results(results_dir / "winclip-synth.json")
+    assert row[header.index("Seen I-AUROC")] == f"{100 * res.seen.metrics['i_auroc'].mean:.1f}"
+    assert row[header.index("Gap I-AUROC")] == f"{100 * res.gap['i_auroc'].mean:+.1f}"
+    below = sum(e.metrics["i_auroc"].mean < 0.5 for e in res.per_subject.values()
+                if not math.isnan(e.metrics["i_auroc"].mean))
+    assert row[header.index("I-AUROC < 50")] == f"{below}/{len(res.per_subject)}"
+    old = next(r for r in synth if "v1-clip.json" in r[2])  # a schema-1 file: loads, says the gap is unavailable
+    assert old[header.index("Seen I-AUROC")] == "—" and old[header.index("Gap I-AUROC")] == "unavailable"
+    assert "- Gap `unavailable`" in text
 
 
 def test_check_detects_stale_and_accepts_fresh(results_dir, tmp_path):

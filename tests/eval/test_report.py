@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from caadbench.errors import CaadError
-from caadbench.eval.report import MARKER_FILE, write_report
+from caadbench.eval.report import MARKER_FILE, render_report, write_report
 from tests.eval.fakes import write_fake_run
 
 FIGURES = ["roc.png", "roc_subjects.png", "per_subject.png", "per_context.png", "subject_context.png", "scores.png"]
@@ -40,6 +40,25 @@ def test_writes_every_figure_and_links_them(run_with_examples):
     assert "Examples from `run.examples.npz`" in text
 
 
+def test_the_report_opens_with_seen_and_unseen_side_by_side(run_with_examples):
+    from caadbench.eval.results import read_results
+    from caadbench.eval.summaries import chance_levels
+
+    res = read_results(run_with_examples)
+    text = render_report(res, {}, results_name=run_with_examples.name, examples_name=None)  # the text only
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections[0] == "## Seen vs unseen contexts"  # the first section after the identity table
+    assert ("| Metric | Unseen contexts (headline) | Seen contexts | Gap (seen − unseen) | Chance (unseen) | "
+            "Chance (seen) |") in text
+    row = next(line for line in text.splitlines() if line.startswith("| I-AUROC |"))
+    u, s, g = res.metrics["i_auroc"], res.seen.metrics["i_auroc"], res.gap["i_auroc"]
+    assert row == (f"| I-AUROC | {100 * u.mean:.1f} ± {100 * u.std:.1f} | {100 * s.mean:.1f} ± {100 * s.std:.1f} | "
+                   f"{100 * g.mean:+.1f} ± {100 * g.std:.1f} | {100 * chance_levels(res, 'unseen')['i_auroc']:.1f} | "
+                   f"{100 * chance_levels(res, 'seen')['i_auroc']:.1f} |")
+    assert "| Subjects with I-AUROC < 50 |" in text and "Gap measured: " in text
+    assert "Seen I-AUROC | Gap I-AUROC |" in text  # per subject
+
+
 def test_works_without_the_examples_sidecar(tmp_path):
     path = write_fake_run(tmp_path / "cc.json", seeds=(0,), n_per_pair=1, examples=False, seen=False)
     out = tmp_path / "custom-out"
@@ -48,7 +67,9 @@ def test_works_without_the_examples_sidecar(tmp_path):
     assert report.parent == out and linked(text) == set(FIGURES)
     assert not (out / "examples.png").exists()
     assert "examples sidecar (`cc.examples.npz`" in text and "is absent" in text
-    assert "Every test context is unseen" in text
+    assert "| Metric | Unseen contexts (headline) | Chance |" in text  # no seen images: no seen column
+    assert "Gap unavailable: every test image of this run is of an unseen context" in text
+    assert "**one seed**" in text
     # rewriting over an existing report replaces it; a foreign directory is refused
     write_report(path, out)
     assert (out / MARKER_FILE).is_file()
@@ -58,3 +79,11 @@ def test_works_without_the_examples_sidecar(tmp_path):
     with pytest.raises(CaadError, match="not a caadbench report"):
         write_report(path, foreign)
     assert (foreign / "notes.txt").read_text() == "keep me"
+
+
+def test_world_weights_are_announced(tmp_path):
+    from caadbench.eval.results import read_results
+
+    path = write_fake_run(tmp_path / "w.json", seeds=(0,), n_per_pair=1, examples=False, weights="world")
+    text = render_report(read_results(path), {}, results_name=path.name, examples_name=None)
+    assert "> ◇ Synthetic-world weights" in text and "| world ◇ (sha256 " in text

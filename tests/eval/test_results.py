@@ -12,19 +12,12 @@ import pytest
 
 from caadbench.errors import ResultsError
 from caadbench.eval.metrics import METRIC_NAMES
-from caadbench.eval.results import (
-    SCHEMA_VERSION,
-    ResourceMeter,
-    build_results,
-    collect_provenance,
-    dumps,
-    examples_path,
-    read_examples,
-    read_results,
-    write_examples,
-    write_results,
-)
-from tests.eval.fakes import fake_provenance, fake_results
+from caadbench.eval.examples import examples_path, read_examples, write_examples
+from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.provenance import collect_provenance
+from caadbench.eval.results import build_results, dumps, read_results, write_results
+from caadbench.eval.schema import SCHEMA_VERSION
+from tests.eval.fakes import fake_provenance, fake_results, version_1_document
 
 
 @pytest.fixture(scope="module")
@@ -64,13 +57,14 @@ def test_aggregation_over_seeds(run):
 
 def test_nan_is_written_as_null_and_read_back(run, tmp_path):
     results = run[0]
+    saved = results.metrics["aupro"].per_seed[0]
     results.metrics["aupro"].per_seed[0] = math.nan
     try:
         path = write_results(tmp_path / "nan.json", results)
         assert json.loads(path.read_text())["metrics"]["aupro"]["per_seed"][0] is None
         assert math.isnan(read_results(path).metrics["aupro"].per_seed[0])
     finally:
-        results.metrics["aupro"].per_seed[0] = results.metrics["aupro"].per_seed[1]
+        results.metrics["aupro"].per_seed[0] = saved
 
 
 def _edit(path: Path, change) -> Path:
@@ -81,10 +75,66 @@ def _edit(path: Path, change) -> Path:
 
 
 def test_refuses_another_schema_version(written):
-    _edit(written, lambda d: d.update(schema_version=2))
-    with pytest.raises(ResultsError, match="schema version 2 is not supported") as info:
+    _edit(written, lambda d: d.update(schema_version=3))
+    with pytest.raises(ResultsError, match="schema version 3 is not supported") as info:
         read_results(written)
     assert str(written) in str(info.value)
+
+
+def test_seen_metrics_and_the_gap_over_seeds(run):
+    """The gap is seen − unseen per seed; its mean and std are over those per-seed differences."""
+    results = run[0]
+    assert results.headline == "unseen" and results.has_gap and results.seen is not None
+    seen_samples = [s for s in results.samples if s.seen]
+    assert results.seen.n == len(seen_samples) and results.seen.n_anomalous == sum(s.label for s in seen_samples)
+    for m in METRIC_NAMES:
+        diffs = np.array(results.seen.metrics[m].per_seed) - np.array(results.metrics[m].per_seed)
+        gap = results.gap[m]
+        assert gap.per_seed == pytest.approx(diffs.tolist(), abs=1e-12)
+        assert gap.mean == pytest.approx(diffs.mean()) and gap.std == pytest.approx(diffs.std())
+    assert sum(e.n for e in results.per_subject.values()) == sum(1 for s in results.samples if s.seen is False)
+    assert results.categories == sorted({s.subject for s in results.samples})
+
+
+def test_a_run_without_seen_test_images_has_no_gap():
+    results, _ = fake_results(seeds=(0,), n_per_pair=1, seen=False)
+    assert results.headline == "unseen" and results.seen is None and results.gap is None and not results.has_gap
+
+
+def test_version_1_files_still_load_with_the_gap_unavailable(tmp_path):
+    """Files written before seen test images existed load: a cc run's headline is unseen, with no gap."""
+    old_cc, _ = fake_results(seeds=(0, 1), n_per_pair=1, seen=False)
+    doc = version_1_document(old_cc)
+    (tmp_path / "v1.json").write_text(json.dumps(doc))
+    back = read_results(tmp_path / "v1.json")
+    assert back.schema_version == SCHEMA_VERSION and back.headline == "unseen"
+    assert back.seen is None and back.gap is None and back.categories == sorted(doc["per_subject"])
+    assert dumps(back) == dumps(old_cc)  # nothing else changes
+    committed = sorted(Path(__file__).resolve().parents[2].glob("leaderboards/results/*.json"))
+    for path in committed:  # the committed board's files of that time, while there are any
+        if json.loads(path.read_text())["schema_version"] == 1:
+            assert not read_results(path).has_gap
+    # a version-1 in-context run: its headline is every test image
+    ic, _ = fake_results(seeds=(0,), n_per_pair=1, split="ic")
+    doc = version_1_document(ic)
+    for s in doc["samples"]:
+        s["seen"] = True
+    (tmp_path / "v1-ic.json").write_text(json.dumps(doc))
+    back = read_results(tmp_path / "v1-ic.json")
+    assert back.headline == "all" and not back.has_gap
+
+
+@pytest.mark.parametrize("change,message", [
+    (lambda d: d.update(gap=None), "seen and gap must both be present"),
+    (lambda d: d.update(headline="both"), "headline must be one of"),
+    (lambda d: d["gap"]["i_auroc"].update(mean=-1.5), r"gap.i_auroc: value -1.5 is outside \[-1, 1\]"),
+    (lambda d: d.update(categories=["cow"]), "categories must be the sorted subjects"),
+    (lambda d: d.pop("seen"), "missing field seen"),
+])
+def test_refuses_inconsistent_seen_scopes(written, change, message):
+    _edit(written, change)
+    with pytest.raises(ResultsError, match=message):
+        read_results(written)
 
 
 @pytest.mark.parametrize("remove,field", [
@@ -104,6 +154,7 @@ def test_refuses_missing_fields(written, remove, field):
     (lambda d: d.update(shots="0"), "field shots: expected an integer"),
     (lambda d: d["samples"][0].update(label=True), r"samples\[0\].label: expected an integer"),
     (lambda d: d["metrics"]["i_ap"].update(mean=1.5), "outside \\[0, 1\\]"),
+    (lambda d: d["seen"]["metrics"]["i_ap"].update(mean=1.5), "seen.i_ap: value 1.5 is outside"),
     (lambda d: d["metrics"].pop("aupro"), "metrics must be exactly"),
     (lambda d: d["samples"].reverse(), "sorted by key"),
 ])

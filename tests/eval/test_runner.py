@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from caadbench.errors import CaadError, ModelError, ShardError, SplitError
-from caadbench.eval.results import examples_path, read_results
+from caadbench.eval.examples import examples_path
+from caadbench.eval.results import read_results
 from caadbench.eval.runner import RunConfig, run
 
 TINY = "caad-tiny"
@@ -153,3 +154,12 @@ def test_two_processes_give_the_metrics_of_one(data, tmp_path):
     for m, stat in single.metrics.items():
         assert double.metrics[m].mean == pytest.approx(stat.mean, abs=1e-6), m
     assert [s.scores[0] for s in double.samples] == pytest.approx([s.scores[0] for s in single.samples], abs=1e-5)
+
+
+def test_an_option_that_makes_a_model_few_shot_runs_and_is_labelled_few_shot(data, tmp_path):
+    """The learning type comes from the config: `clip --option few_shot=true` fits a support set."""
+    res = read_results(run(config(data, tmp_path, model="clip", shots=1, options={"few_shot": True})))
+    assert res.learning == "few-shot" and res.config["few_shot"] is True
+    assert res.support_keys["0"] and all(len(keys) == 1 for keys in res.support_keys["0"].values())
+    with pytest.raises(ModelError, match="few-shot model: pass --shots"):
+        run(config(data, tmp_path, model="clip", options={"few_shot": True}))

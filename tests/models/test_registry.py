@@ -71,3 +71,10 @@ def test_register_model_refuses_bad_families_and_clashes():
 
     with pytest.raises(ValueError, match="already registered"):
         register_model("clip", {"default": Variant(Learning.ZERO_SHOT)})(Other)
+
+
+def test_a_variant_cannot_declare_another_learning_type_than_its_config():
+    clip_cls = get_model_spec("clip").cls
+    with pytest.raises(ValueError, match="declares trained but its config is few-shot"):
+        register_model("mislabelled", {"default": Variant(Learning.TRAINED, {"few_shot": True})})(clip_cls)
+    assert get_model_spec("clip").make_config(few_shot=True).learning == Learning.FEW_SHOT

@@ -26,6 +26,15 @@ VARIANTS: dict[str, Variant] = {
     "no_cross_branch": Variant(TRAINED, {"w_cross_branch": 0.0}, "ablation: no cross-branch consistency"),
     "no_pixel_loss": Variant(TRAINED, {"w_pixel": 0.0}, "ablation: no patch-level BCE (our addition)"),
     "no_masks": Variant(TRAINED, {"masks": "none"}, "ablation: no subject masks (every view is the full image)"),
+    "masks_bbox": Variant(TRAINED, {"masks": "bbox"},
+                          "mask quality: training masks replaced by their bounding boxes (test ground truth exact)"),
+    "masks_dilate8": Variant(TRAINED, {"masks": "dilate:8"},
+                             "mask quality: training masks dilated by 8 px at 256 px (test ground truth exact)"),
+    "masks_erode8": Variant(TRAINED, {"masks": "erode:8"},
+                            "mask quality: training masks eroded by 8 px at 256 px (test ground truth exact)"),
+    "masks_drop25": Variant(TRAINED, {"masks": "drop:0.25"},
+                            "mask quality: each cell of a training mask's 4x4 box grid dropped with p = 0.25 "
+                            "(test ground truth exact)"),
     "no_text_refine": Variant(TRAINED, {"text_refine": False}, "ablation: frozen prompt-ensemble text, no stage 1"),
 }
 

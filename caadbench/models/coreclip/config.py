@@ -7,9 +7,11 @@ table is a list of runs. ``docs/coreclip.md`` explains each choice and which par
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from caadbench.errors import ModelError
-from caadbench.models.base import ModelConfig
+from caadbench.models.base import Learning, ModelConfig
+from caadbench.models.coreclip.masks import MaskSpec, parse_masks
 
 BRANCHES: tuple[str, ...] = ("subject", "context", "global")
 """Every branch, in the order of ``extras["alpha"]`` columns."""
@@ -21,7 +23,6 @@ BRANCH_SETS: dict[str, tuple[str, ...]] = {
     "context": ("context",),
 }
 FUSIONS = ("crm", "mean", "concat")
-MASK_SOURCES = ("gt", "none")
 
 
 def parse_branches(value: str) -> tuple[str, ...]:
@@ -54,7 +55,10 @@ class CoreClipConfig(ModelConfig):
         text_blocks: L, the first L text blocks get a gated adapter.
         text_bottleneck: hidden width of each text adapter.
         prompts: prompt set of :func:`~caadbench.models.prompts.get_prompt_set` giving t0/t1.
-        masks: ``gt``: subject/context views from the subject masks during training; ``none``: full images.
+        masks: the masks training reads: ``gt`` (the shards' subject masks), ``none`` (full images, no views), or a
+            controlled degradation of them for the mask-quality ablation: ``bbox``, ``dilate:N``, ``erode:N``,
+            ``drop:P`` (:mod:`~caadbench.models.coreclip.masks`; seeded per image; the test ground truth stays
+            exact).
         temperature: initial τ of the score σ((cos(z,t1) − cos(z,t0)) / τ).
         learn_temperature: train log(1/τ) with the stage-2 parameters.
         w_bce, w_pixel: image BCE and patch BCE (stage 2).
@@ -108,13 +112,18 @@ class CoreClipConfig(ModelConfig):
     resume: str | None = None
     progress: bool = True
 
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("amp", "checkpoint_every", "resume", "progress")
+
+    @property
+    def learning(self) -> Learning:
+        return Learning.TRAINED
+
     def __post_init__(self) -> None:
         where = "CoreClipConfig"
         parse_branches(self.branches)
         if self.fusion not in FUSIONS:
             raise ModelError(where, f"fusion {self.fusion!r} is not one of {', '.join(FUSIONS)}")
-        if self.masks not in MASK_SOURCES:
-            raise ModelError(where, f"masks {self.masks!r} is not one of {', '.join(MASK_SOURCES)}")
+        parse_masks(self.masks)  # raises ModelError naming the accepted forms
         for name in ("csr_blocks", "text_blocks", "crm_dim", "text_steps", "epochs", "max_steps",
                      "checkpoint_every", "grounding_images"):
             if int(getattr(self, name)) < 0:
@@ -142,6 +151,11 @@ class CoreClipConfig(ModelConfig):
         return parse_branches(self.branches)
 
     @property
+    def mask_spec(self) -> MaskSpec:
+        """The parsed ``masks`` option (:mod:`caadbench.models.coreclip.masks`)."""
+        return parse_masks(self.masks)
+
+    @property
     def uses_masks(self) -> bool:
-        """Whether training builds subject/context views (some masked branch and ``masks == "gt"``)."""
-        return self.masks == "gt" and any(b != "global" for b in self.branch_names)
+        """Whether training builds subject/context views (some masked branch and ``masks != "none"``)."""
+        return self.masks != "none" and any(b != "global" for b in self.branch_names)

@@ -19,7 +19,7 @@ from torch import nn
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData, Learning
+from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData
 from caadbench.models.coreclip.config import BRANCHES, CoreClipConfig
 from caadbench.models.coreclip.crm import make_fusion
 from caadbench.models.coreclip.csr import CSR, BranchFeatures, branch_views
@@ -55,7 +55,6 @@ class CoreClip(AnomalyModel):
     """CoRe-CLIP on a :class:`ClipBackbone`; every ablation is a :class:`CoreClipConfig`."""
 
     config_cls = CoreClipConfig
-    learning = Learning.TRAINED
     config: CoreClipConfig
 
     def __init__(self, config: CoreClipConfig, backbone: ClipBackbone | None = None) -> None:

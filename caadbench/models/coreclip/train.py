@@ -1,7 +1,9 @@
 """The two-stage CoRe-CLIP trainer on a split's train part.
 
 Stage 1 (text): the gated text adapters minimise ``w_o·orthogonality + w_c·consistency + w_g·grounding``; the
-grounding targets are class means of the frozen global embeddings of normal train images (one partial pass).
+grounding targets are class means of the frozen global embeddings of normal train images (one partial pass that
+gives every training subject the same quota, ``ceil(grounding_images / subjects)``, and stops only when every
+quota is met or the pass ends; the per-subject counts go into the training log).
 Stage 2 (image): the text is frozen (prototypes computed once); CSR adapters, fusion and temperature minimise
 ``w_bce·BCE(s(x), y) + w_pixel·pixel BCE + w_entropy·entropy band + w_cross_branch·cross-branch consistency``.
 
@@ -11,8 +13,10 @@ are averaged over ranks after every backward (the result equals one process on t
 when any rank runs out of batches, and only rank 0 writes checkpoints and shows progress.
 
 Checkpoints: ``<output_dir>/coreclip-last.safetensors`` (the trainable state, via :meth:`AnomalyModel.save`, with
-the backbone identity and config) and a sidecar ``…safetensors.trainer.pt`` (stage, step, optimizer, scheduler,
-position in the epoch, log so far, and the sha256 of the safetensors file it belongs to).
+the backbone identity, variant name and config) and a sidecar ``…safetensors.trainer.pt`` (stage, step, the epoch
+being trained and the position in it, optimizer, scheduler, log so far, and the sha256 of the safetensors file it
+belongs to). The trainer owns the epoch: ``FitData.train(epoch)`` must give the same batches for the same epoch,
+so a resumed run re-reads the interrupted epoch, skips the batches already trained and continues bit for bit.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from caadbench.errors import ModelError
 from caadbench.models.base import FitData
 from caadbench.models.coreclip import losses as L
 from caadbench.models.coreclip.crm import CRM
+from caadbench.models.coreclip.masks import degrade_masks
 from caadbench.utils import distributed as D
 from caadbench.utils.atomic import atomic_write_bytes
 from caadbench.utils.hashing import sha256_file
@@ -116,6 +121,7 @@ class Trainer:
         self.output_dir = Path(data.output_dir) if data.output_dir else None
         self.logs = {"stage1": LossLog(), "stage2": LossLog()}
         self.subjects = sorted(set(data.subjects))
+        self.grounding: dict[str, Any] | None = None
 
     # ----------------------------------------------------------------- entry
     def run(self) -> dict[str, Any]:
@@ -146,6 +152,8 @@ class Trainer:
             "device": str(self.device),
             "amp_bf16": bool(self.cfg.amp and self.device.type == "cuda"),
             "seed": self.data.seed,
+            "subjects": self.subjects,
+            "grounding": self.grounding,
             "stage1": self.logs["stage1"].summary(),
             "stage2": self.logs["stage2"].summary(),
             "wall_s": time.perf_counter() - start,
@@ -197,27 +205,37 @@ class Trainer:
     def visual_class_means(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(S, D)`` mean frozen global embedding of the normal train images per subject, ``(S,)`` presence.
 
-        Reads at most ``grounding_images`` normal images (split over ranks), summed over ranks.
+        Every training subject gets the same quota ``q = ceil(grounding_images / S)`` of normal images (each of
+        ``W`` ranks takes at most ``ceil(q / W)`` of its share): the pass stops once every subject's quota is met
+        or when it ends, so which subjects are grounded never depends on the shuffled order. Sums and counts are
+        reduced over ranks; the counts are recorded in :attr:`grounding` (and the training log).
         """
         model, c = self.model, self.cfg
         index = {s: i for i, s in enumerate(self.subjects)}
         sums = torch.zeros(len(self.subjects), model.backbone.embed_dim, device=self.device)
         counts = torch.zeros(len(self.subjects), device=self.device)
-        budget = math.ceil(c.grounding_images / self.dist.world_size)
+        quota = math.ceil(c.grounding_images / len(self.subjects))
+        local_quota = math.ceil(quota / self.dist.world_size)
+        taken = [0] * len(self.subjects)
         for batch in self.data.train(GROUNDING_EPOCH):
-            normal = [i for i, y in enumerate(batch.labels.tolist()) if y == 0 and batch.subjects[i] in index]
-            normal = normal[:max(0, budget - int(counts.sum().item()))]
-            if normal:
-                images = batch.images[normal].to(self.device)
+            chosen = []
+            for i, (y, subject) in enumerate(zip(batch.labels.tolist(), batch.subjects)):
+                if y == 0 and subject in index and taken[index[subject]] < local_quota:
+                    taken[index[subject]] += 1
+                    chosen.append(i)
+            if chosen:
+                images = batch.images[chosen].to(self.device)
                 with model.autocast():
                     emb = model.backbone.encode_image(images).float()
-                rows = torch.tensor([index[batch.subjects[i]] for i in normal], device=self.device)
+                rows = torch.tensor([index[batch.subjects[i]] for i in chosen], device=self.device)
                 sums.index_add_(0, rows, emb)
-                counts.index_add_(0, rows, torch.ones(len(normal), device=self.device))
-            if counts.sum() >= budget:
+                counts.index_add_(0, rows, torch.ones(len(chosen), device=self.device))
+            if min(taken) >= local_quota:
                 break
         D.all_reduce_sum_(sums)
         D.all_reduce_sum_(counts)
+        self.grounding = {"quota_per_subject": quota,
+                          "images": {s: int(n) for s, n in zip(self.subjects, counts.tolist())}}
         return sums / counts.clamp_min(1).unsqueeze(1), counts > 0
 
     # ----------------------------------------------------------------- stage 2
@@ -228,7 +246,7 @@ class Trainer:
         if not params:
             return
         model.prototypes_for(self.subjects)  # cache the frozen text once
-        train_masks = c.uses_masks
+        train_masks, mask_spec = c.uses_masks, c.mask_spec
         cross = c.w_cross_branch > 0 and train_masks and model.csr.blocks > 0 and bool(model.masked_branches())
         entropy = c.w_entropy > 0 and isinstance(model.fusion, CRM)
         total_steps = c.max_steps or c.epochs * self._steps_per_epoch()
@@ -247,13 +265,16 @@ class Trainer:
                 seen += 1
                 batch = batch.to(self.device)
                 protos = model.prototypes_for(batch.subjects)
+                views = None
+                if train_masks:
+                    views = degrade_masks(batch.subject_masks, mask_spec, batch.keys, self.data.seed)
                 with model.autocast():
-                    feats, full = model.branch_features(batch.images, batch.subject_masks if train_masks else None,
-                                                        cross_branch=cross)
+                    feats, full = model.branch_features(batch.images, views, cross_branch=cross)
                     out = model.head(feats, protos)
                 parts = {"bce": L.image_bce(out.logits, batch.labels)}
                 if c.w_pixel > 0:
-                    parts["pixel"] = L.pixel_bce(out.patch_logits, batch.gt_masks, model.backbone.grid_size)
+                    target = degrade_masks(batch.gt_masks, mask_spec, batch.keys, self.data.seed)
+                    parts["pixel"] = L.pixel_bce(out.patch_logits, target, model.backbone.grid_size)
                 if entropy:
                     parts["entropy"] = L.entropy_band_loss(out.alpha, c.entropy_low, c.entropy_high)
                 if full is not None:
@@ -346,6 +367,7 @@ class Trainer:
                 "optimizer": opt.state_dict() if opt is not None else None,
                 "scheduler": sched.state_dict() if sched is not None else None,
                 "logs": {k: v.entries for k, v in self.logs.items()},
+                "grounding": self.grounding,
                 "checkpoint_sha256": sha256_file(path),
                 "world_size": self.dist.world_size,
             }
@@ -382,4 +404,5 @@ class Trainer:
         if state.get("checkpoint_sha256") != sha256_file(path):
             raise ModelError(side, f"trainer state does not belong to {path.name} (written by another save)")
         self.logs = {k: LossLog(v) for k, v in state["logs"].items()}
+        self.grounding = state.get("grounding")
         return state

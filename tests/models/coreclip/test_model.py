@@ -14,6 +14,7 @@ from caadbench.models.coreclip import VARIANTS, CoreClipConfig
 from tests.models.coreclip.toy import toy_batch, toy_loader
 
 QUICK = {"text_steps": 1, "max_steps": 1, "grounding_images": 4, "progress": False, "prompts": "two"}
+TRAINED = {**QUICK, "max_steps": 2}  # the config of the `trained` fixture: a checkpoint loads only into it
 SUBJECTS = ["cow", "car"]
 
 
@@ -29,14 +30,15 @@ def test_batch():
 
 @pytest.fixture(scope="module")
 def trained(tiny_backbone):
-    return quick_fit(create_model("coreclip", backbone=tiny_backbone, **{**QUICK, "max_steps": 2}), batches=2)
+    return quick_fit(create_model("coreclip", backbone=tiny_backbone, **TRAINED), batches=2)
 
 
 def test_registered_variants_are_all_trained_and_listed():
     names = {s.name for s in list_models("coreclip")}
     expected = {"coreclip", "coreclip.global_only", "coreclip.subject_only", "coreclip.context_only",
                 "coreclip.no_csr", "coreclip.mean_fusion", "coreclip.concat_fusion", "coreclip.no_orthogonality",
-                "coreclip.no_grounding", "coreclip.no_masks"}
+                "coreclip.no_grounding", "coreclip.no_masks", "coreclip.masks_bbox", "coreclip.masks_dilate8",
+                "coreclip.masks_erode8", "coreclip.masks_drop25"}
     assert expected <= names
     assert all(s.learning == Learning.TRAINED for s in list_models("coreclip"))
 
@@ -95,7 +97,7 @@ def test_scores_follow_the_formula(trained, test_batch):
 
 def test_save_load_gives_identical_predictions(tmp_path, tiny_backbone, trained, test_batch):
     path = trained.save(tmp_path / "coreclip.safetensors")
-    fresh = create_model("coreclip", backbone=tiny_backbone, **QUICK)
+    fresh = create_model("coreclip", backbone=tiny_backbone, **TRAINED)
     assert not torch.equal(fresh.csr.adapters[0].up_weight, trained.csr.adapters[0].up_weight)
     fresh.load(path)
     a, b = trained.predict(test_batch), fresh.predict(test_batch)
@@ -110,12 +112,32 @@ def test_save_load_gives_identical_predictions(tmp_path, tiny_backbone, trained,
 
 def test_load_on_another_backbone_or_variant_is_refused(tmp_path, trained):
     path = trained.save(tmp_path / "coreclip.safetensors")
-    other = create_model("coreclip", backbone=ClipBackbone("caad-tiny", init_seed=1), **QUICK)
+    other = create_model("coreclip", backbone=ClipBackbone("caad-tiny", init_seed=1), **TRAINED)
     with pytest.raises(ModelError, match="backbone"):
         other.load(path)
-    concat = create_model("coreclip.concat_fusion", backbone=trained.backbone, **QUICK)
-    with pytest.raises(ModelError, match="do not match"):
+    concat = create_model("coreclip.concat_fusion", backbone=trained.backbone, **TRAINED)
+    with pytest.raises(ModelError, match="checkpoint is for model 'coreclip', this model is 'coreclip.concat_fusion'"):
         concat.load(path)
+
+
+def test_a_checkpoint_loads_only_into_its_variant_and_method_config(tmp_path, tiny_backbone):
+    """An ablation row must come from the ablation's checkpoint: variant and method config are checked."""
+    quick = {**QUICK, "csr_blocks": 1}
+    no_ortho = create_model("coreclip.no_orthogonality", backbone=tiny_backbone, **quick).save(tmp_path / "a.st")
+    with pytest.raises(ModelError, match="'coreclip.no_orthogonality', this model is 'coreclip'"):
+        create_model("coreclip", backbone=tiny_backbone, **quick).load(no_ortho)
+    subject = create_model("coreclip.subject_only", backbone=tiny_backbone, **quick).save(tmp_path / "s.st")
+    with pytest.raises(ModelError, match="'coreclip.subject_only', this model is 'coreclip.context_only'"):
+        create_model("coreclip.context_only", backbone=tiny_backbone, **quick).load(subject)
+    # same variant, other method options: every differing option is named with both values
+    lr = create_model("coreclip", backbone=tiny_backbone, **quick, lr=0.5, w_grounding=0.0).save(tmp_path / "l.st")
+    with pytest.raises(ModelError, match=r"lr: 0.5 in the checkpoint, 0.001 here; w_grounding: 0.0 in the "
+                                         r"checkpoint, 1.0 here"):
+        create_model("coreclip", backbone=tiny_backbone, **quick).load(lr)
+    # runtime options (progress, resume, checkpointing, amp) do not make another method
+    runtime = {"progress": True, "resume": "auto", "checkpoint_every": 7, "amp": False}
+    same = create_model("coreclip", backbone=tiny_backbone, **quick).save(tmp_path / "q.st")
+    create_model("coreclip", backbone=tiny_backbone, **{**quick, **runtime}).load(same)
 
 
 def test_parameter_counts_and_freezing(tiny_backbone):

@@ -1,0 +1,239 @@
+"""The results schema: the dataclasses of one versioned results file and the invariants a reader relies on.
+
+One file per run (:class:`Results`): the six macro metrics over seeds on the headline scope (``cc``: unseen
+contexts only), the same six on the seen test images and the gap seen − unseen when the run has them,
+per-subject and per-context breakdowns, every test image's scores, the support keys, the model config and the
+:class:`~caadbench.eval.provenance.Provenance`. Building, writing and reading (and reading version-1 files) live
+in :mod:`caadbench.eval.results`; the field list is documented in ``docs/evaluation.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from caadbench.errors import ResultsError
+from caadbench.eval.evaluator import ALL, UNSEEN, ContextInfo
+from caadbench.eval.metrics import METRIC_NAMES
+from caadbench.eval.provenance import Provenance
+
+SCHEMA_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 (before seen test images) is read and upgraded: no seen scope, the gap unavailable."""
+HEADLINES = (UNSEEN, ALL)
+
+
+@dataclass
+class MetricStat:
+    """A value over seeds.
+
+    Attributes:
+        mean: mean over seeds (NaN when undefined in every seed).
+        std: population standard deviation over seeds (0 for one seed).
+        per_seed: one value per seed, in the order of ``Results.seeds``.
+        bound: largest bound over seeds on the histogram error of the value (0 when exact).
+    """
+
+    mean: float
+    std: float
+    per_seed: list[float]
+    bound: float = 0.0
+
+    @classmethod
+    def over(cls, values: Sequence[float], bounds: Sequence[float] | None = None) -> MetricStat:
+        finite = np.array([v for v in values if not math.isnan(v)], dtype=np.float64)
+        return cls(
+            mean=float(finite.mean()) if len(finite) else math.nan,
+            std=float(finite.std()) if len(finite) else math.nan,
+            per_seed=[float(v) for v in values],
+            bound=float(max(bounds)) if bounds else 0.0,
+        )
+
+
+@dataclass
+class SubjectEntry:
+    """Per-subject breakdown: image counts and the six metrics over seeds."""
+
+    n: int
+    n_anomalous: int
+    metrics: dict[str, MetricStat]
+
+
+@dataclass
+class ScopeEntry:
+    """The six metrics (and per-subject breakdown) of one set of test images, e.g. the seen contexts' images."""
+
+    n: int
+    n_anomalous: int
+    metrics: dict[str, MetricStat]
+    per_subject: dict[str, SubjectEntry]
+
+
+@dataclass
+class ContextEntry(ContextInfo):
+    """One (subject, context) pair of the test set (fields of :class:`ContextInfo`) with its values over seeds:
+    ``auroc`` is the context AUROC (the pair's images against the subject's images of the other label, see
+    ``docs/evaluation.md``), ``mean_score`` the pair's mean image score."""
+
+    auroc: MetricStat = field(default_factory=lambda: MetricStat(math.nan, math.nan, []))
+    mean_score: MetricStat = field(default_factory=lambda: MetricStat(math.nan, math.nan, []))
+
+
+@dataclass
+class SubjectContextMatrix:
+    """The subject × context matrix (means over seeds); ``n == 0`` marks a pair absent from the test set."""
+
+    subjects: list[str]
+    contexts: list[str]
+    auroc: list[list[float]]
+    mean_score: list[list[float]]
+    n: list[list[int]]
+    seen: list[list[bool | None]]
+    label: list[list[int | None]]
+
+
+@dataclass
+class SampleEntry:
+    """One test image: its identity and one score per seed."""
+
+    key: str
+    subject: str
+    context: str
+    label: int
+    seen: bool | None
+    scores: list[float]
+
+
+@dataclass
+class Results:
+    """One run: a model evaluated on one split of one dataset, over one or more seeds.
+
+    Attributes:
+        schema_version: :data:`SCHEMA_VERSION`.
+        model: registry name (``coreclip``, ``winclip.plus``).
+        learning: ``zero-shot`` / ``few-shot`` / ``trained``.
+        dataset: dataset id (``caad-synth``, ``caad-3k``, ``mvtec-ad``, ``visa``, ...).
+        split: split name (``cc``, ``ic``, ``cs``, ...).
+        shots: normal reference images per subject (0 for zero-shot and trained models).
+        seeds: one evaluation per seed.
+        metrics: the six macro means (:data:`~caadbench.eval.metrics.METRIC_NAMES`), values in [0, 1], on the
+            headline scope.
+        per_subject: per-subject breakdown of the headline scope.
+        per_context, subject_context: every (subject, context) pair of the test set, seen and unseen.
+        samples: every test image with its score per seed, sorted by key.
+        support_keys: per seed (as a string), per subject, the support images used (empty without support).
+        config: the model's config.
+        provenance: what produced it.
+        notes: why a value is missing or excluded.
+        training: per seed (as a string), the trainer's log of a trained model (parameter counts and share,
+            losses at the start and end of each stage, a thinned loss curve); empty for other models.
+        headline: ``unseen`` (the test set has unseen contexts: ``metrics`` are on those images only) or ``all``.
+        seen: the six metrics on the test images of seen contexts (``cc``'s held-out share); ``None`` when the run
+            has none (another split, shards or a results file from before the seen hold-out).
+        gap: per metric, seen − unseen per seed (in [-1, 1]) with its mean and std over seeds; ``None`` exactly
+            when ``seen`` is.
+        categories: the evaluated subjects (categories), sorted: what a dataset id's mean is over.
+    """
+
+    schema_version: int
+    model: str
+    learning: str
+    dataset: str
+    split: str
+    shots: int
+    seeds: list[int]
+    metrics: dict[str, MetricStat]
+    per_subject: dict[str, SubjectEntry]
+    per_context: list[ContextEntry]
+    subject_context: SubjectContextMatrix
+    samples: list[SampleEntry]
+    support_keys: dict[str, dict[str, list[str]]]
+    config: dict[str, Any]
+    provenance: Provenance
+    notes: list[str] = field(default_factory=list)
+    training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    headline: str = ALL
+    seen: ScopeEntry | None = None
+    gap: dict[str, MetricStat] | None = None
+    categories: list[str] = field(default_factory=list)
+
+    @property
+    def random_init(self) -> bool:
+        return self.provenance.random_init
+
+    @property
+    def has_gap(self) -> bool:
+        """Whether the run measured seen and unseen contexts (the generalisation gap is available)."""
+        return self.gap is not None
+
+    def validate(self, where: str | Path = "results") -> Results:
+        """Check the invariants a reader relies on.
+
+        Raises:
+            ResultsError: naming ``where`` and the first violated invariant.
+        """
+        def fail(problem: str):
+            raise ResultsError(where, problem)
+
+        if self.schema_version != SCHEMA_VERSION:
+            fail(f"schema version {self.schema_version} is not supported (this caadbench writes version "
+                 f"{SCHEMA_VERSION})")
+        n_seeds = len(self.seeds)
+        if n_seeds == 0 or len(set(self.seeds)) != n_seeds:
+            fail(f"seeds must be a non-empty list of distinct integers, got {self.seeds}")
+        if self.shots < 0:
+            fail(f"shots must be ≥ 0, got {self.shots}")
+        if sorted(self.metrics) != sorted(METRIC_NAMES):
+            fail(f"metrics must be exactly {', '.join(METRIC_NAMES)}, got {', '.join(sorted(self.metrics))}")
+        stats = [(f"metrics.{m}", s) for m, s in self.metrics.items()]
+        for subject, entry in self.per_subject.items():
+            if sorted(entry.metrics) != sorted(METRIC_NAMES):
+                fail(f"per_subject.{subject}.metrics must hold the six metrics")
+            stats += [(f"per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
+        stats += [(f"per_context.{c.subject}/{c.context}.auroc", c.auroc) for c in self.per_context]
+        if self.headline not in HEADLINES:
+            fail(f"headline must be one of {', '.join(HEADLINES)}, got {self.headline!r}")
+        if (self.seen is None) != (self.gap is None):
+            fail("seen and gap must both be present or both be null")
+        if self.seen is not None:
+            if self.headline != UNSEEN:
+                fail("seen metrics need an unseen headline")
+            if sorted(self.seen.metrics) != sorted(METRIC_NAMES) or sorted(self.gap) != sorted(METRIC_NAMES):
+                fail("seen.metrics and gap must hold the six metrics")
+            stats += [(f"seen.{m}", s) for m, s in self.seen.metrics.items()]
+            for subject, entry in self.seen.per_subject.items():
+                stats += [(f"seen.per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
+        gaps = [(f"gap.{m}", s) for m, s in (self.gap or {}).items()]
+        for name, stat in stats + gaps:
+            if len(stat.per_seed) != n_seeds:
+                fail(f"{name}: {len(stat.per_seed)} per-seed values for {n_seeds} seeds")
+            low = -1.0 if name.startswith("gap.") else 0.0
+            for v in [stat.mean, *stat.per_seed]:
+                if not (math.isnan(v) or low <= v <= 1.0):
+                    fail(f"{name}: value {v} is outside [{low:g}, 1]")
+        if self.categories != sorted({s.subject for s in self.samples}):
+            fail("categories must be the sorted subjects of the test images")
+        keys = [s.key for s in self.samples]
+        if keys != sorted(set(keys)):
+            fail("samples must be sorted by key, without duplicates")
+        for s in self.samples:
+            if len(s.scores) != n_seeds:
+                fail(f"sample {s.key}: {len(s.scores)} scores for {n_seeds} seeds")
+            if s.label not in (0, 1):
+                fail(f"sample {s.key}: label {s.label} is not 0 or 1")
+        m = self.subject_context
+        shape = (len(m.subjects), len(m.contexts))
+        for name in ("auroc", "mean_score", "n", "seen", "label"):
+            rows = getattr(m, name)
+            if len(rows) != shape[0] or any(len(r) != shape[1] for r in rows):
+                fail(f"subject_context.{name} is not a {shape[0]}×{shape[1]} matrix")
+        return self
+
+
+__all__ = ["HEADLINES", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "MetricStat", "Results", "SampleEntry",
+           "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]
