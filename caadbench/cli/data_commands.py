@@ -93,8 +93,7 @@ def info_command(root: str) -> None:
     click.echo(_parts_table(m))
     for split in ds.splits:
         definition = m.splits[split].definition
-        click.echo(f"
-## split {split} ({definition.get('protocol', '')})")
+        click.echo(f"\n## split {split} ({definition.get('protocol', '')})")
         counts = m.counts[split]
         seen_test = definition.get("seen_test_counts")
         rows = []
