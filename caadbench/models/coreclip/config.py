@@ -7,6 +7,7 @@ table is a list of runs. ``docs/coreclip.md`` explains each choice and which par
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from caadbench.errors import ModelError
 from caadbench.models.base import ModelConfig
@@ -67,7 +68,6 @@ class CoreClipConfig(ModelConfig):
         epochs, max_steps, lr: stage-2 passes over the train part (``max_steps > 0`` overrides), peak lr.
         weight_decay: AdamW weight decay on matrices (not on biases, gates and the temperature).
         warmup: fraction of each stage's steps with a linear warm-up before the cosine decay.
-        amp: bf16 autocast when training and predicting on CUDA.
         checkpoint_every: also checkpoint every N stage-2 steps (0: only at the end of each stage).
         resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
         progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
@@ -103,10 +103,19 @@ class CoreClipConfig(ModelConfig):
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
-    amp: bool = True
     checkpoint_every: int = 0
     resume: str | None = None
     progress: bool = True
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CoreClipConfig:
+        """As :meth:`ModelConfig.from_dict`; a legacy ``amp`` (results and checkpoints written before every
+        model had ``precision``) becomes ``precision`` ``auto`` (true) or ``fp32`` (false)."""
+        values = dict(values)
+        if "amp" in values:
+            amp = values.pop("amp")
+            values.setdefault("precision", "auto" if amp else "fp32")
+        return super().from_dict(values)
 
     def __post_init__(self) -> None:
         where = "CoreClipConfig"

@@ -5,7 +5,7 @@ grounding targets are class means of the frozen global embeddings of normal trai
 Stage 2 (image): the text is frozen (prototypes computed once); CSR adapters, fusion and temperature minimise
 ``w_bce·BCE(s(x), y) + w_pixel·pixel BCE + w_entropy·entropy band + w_cross_branch·cross-branch consistency``.
 
-Both stages: AdamW, linear warm-up then cosine decay, gradients clipped, bf16 autocast on CUDA. Under
+Both stages: AdamW, linear warm-up then cosine decay, gradients clipped, under the model's ``autocast("train")`` (its ``precision``). Under
 ``torchrun`` each rank reads its own part of the train shards (``FitData.train`` is the rank's reader), gradients
 are averaged over ranks after every backward (the result equals one process on the global batch), an epoch ends
 when any rank runs out of batches, and only rank 0 writes checkpoints and shows progress.
@@ -144,7 +144,7 @@ class Trainer:
             "trainable_share": share,
             "world_size": self.dist.world_size,
             "device": str(self.device),
-            "amp_bf16": bool(self.cfg.amp and self.device.type == "cuda"),
+            "precision": model.precision_for("train"),
             "seed": self.data.seed,
             "stage1": self.logs["stage1"].summary(),
             "stage2": self.logs["stage2"].summary(),
@@ -209,7 +209,7 @@ class Trainer:
             normal = normal[:max(0, budget - int(counts.sum().item()))]
             if normal:
                 images = batch.images[normal].to(self.device)
-                with model.autocast():
+                with model.autocast("train"):
                     emb = model.backbone.encode_image(images).float()
                 rows = torch.tensor([index[batch.subjects[i]] for i in normal], device=self.device)
                 sums.index_add_(0, rows, emb)
@@ -247,7 +247,7 @@ class Trainer:
                 seen += 1
                 batch = batch.to(self.device)
                 protos = model.prototypes_for(batch.subjects)
-                with model.autocast():
+                with model.autocast("train"):
                     feats, full = model.branch_features(batch.images, batch.subject_masks if train_masks else None,
                                                         cross_branch=cross)
                     out = model.head(feats, protos)
