@@ -55,7 +55,7 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
     Returns:
         ``image`` (3, S, S) float32 in [0, 1] (bicubic, antialiased), ``subject_mask`` (S, S) bool (nearest;
         all true for defect masks), ``gt_mask`` (R, R) bool (nearest from the full-size ground truth),
-        ``label``, ``key``, ``subject``, ``context``, ``metadata``.
+        ``has_gt`` (false when the mask is missing), ``label``, ``key``, ``subject``, ``context``, ``metadata``.
     """
     image = torch.from_numpy(np.require(sample.image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
     if image.shape[1:] != (image_size, image_size):
@@ -66,8 +66,8 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
     else:
         subject_mask = _resize_mask(sample.mask, image_size)
     return {"image": image, "subject_mask": subject_mask, "gt_mask": _resize_mask(sample.gt_mask, eval_size),
-            "label": int(sample.label), "key": sample.key, "subject": sample.subject, "context": sample.context,
-            "metadata": sample.metadata()}
+            "has_gt": sample.gt_known, "label": int(sample.label), "key": sample.key, "subject": sample.subject,
+            "context": sample.context, "metadata": sample.metadata()}
 
 
 @dataclass(frozen=True)
@@ -97,6 +97,7 @@ def collate(items: list[Any]) -> Batch | _Failure:
         subjects=[i["subject"] for i in items],
         contexts=[i["context"] for i in items],
         metadata=[i["metadata"] for i in items],
+        has_gt=torch.tensor([i["has_gt"] for i in items], dtype=torch.bool),
     )
 
 
