@@ -22,7 +22,7 @@ import time
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field, fields, is_dataclass
+from dataclasses import MISSING, asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +135,7 @@ class Provenance:
     python: str
     platform: str
     command: str
+    precision: str = "fp32"
 
     @property
     def random_init(self) -> bool:
@@ -162,6 +163,9 @@ class Results:
         notes: why a value is missing or excluded.
         training: per seed (as a string), the trainer's log of a trained model (parameter counts and share,
             losses at the start and end of each stage, a thinned loss curve); empty for other models.
+        run_config: the run's configuration as ``caadbench run --config`` reads it (every ``run`` setting after
+            defaults, config file and flags were merged); ``caadbench run --config <this file>`` reruns it.
+            Empty in files written before run configs existed.
     """
 
     schema_version: int
@@ -181,6 +185,7 @@ class Results:
     provenance: Provenance
     notes: list[str] = field(default_factory=list)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_config: dict[str, Any] = field(default_factory=dict)
 
     @property
     def random_init(self) -> bool:
@@ -248,6 +253,7 @@ def build_results(
     provenance: Provenance,
     notes: Sequence[str] = (),
     training: Mapping[int, Mapping[str, Any]] | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
 
@@ -308,6 +314,7 @@ def build_results(
         provenance=provenance,
         notes=all_notes,
         training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
+        run_config=dict(run_config or {}),
     )
     return results.validate()
 
@@ -414,6 +421,8 @@ def _parse(tp: Any, value: Any, path: Path, where: str) -> Any:
         for f in fields(tp):
             name = f"{where}.{f.name}" if where else f.name
             if f.name not in value:
+                if f.default is not MISSING or f.default_factory is not MISSING:
+                    continue  # a field added later with a default: older files stay readable
                 raise ResultsError(path, f"missing field {name}")
             kwargs[f.name] = _parse(hints[f.name], value[f.name], path, name)
         return tp(**kwargs)
@@ -519,6 +528,7 @@ def collect_provenance(
     device: str,
     meter: ResourceMeter,
     command: Sequence[str] | None = None,
+    precision: str = "fp32",
 ) -> Provenance:
     """Everything a result must say about what produced it.
 
@@ -529,6 +539,7 @@ def collect_provenance(
         device: the device evaluated on.
         meter: the run's :class:`ResourceMeter` (after its ``with`` block).
         command: the command line (default ``sys.argv``).
+        precision: the resolved precision predictions ran in (``fp32`` / ``bf16``).
     """
     import open_clip
     import torch
@@ -561,6 +572,7 @@ def collect_provenance(
         python=platform.python_version(),
         platform=platform.platform(),
         command=shlex.join(argv),
+        precision=precision,
     )
 
 

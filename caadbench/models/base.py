@@ -56,8 +56,8 @@ class ModelConfig:
         pretrained: open_clip pretrained tag, a local checkpoint file, or ``None`` for random init.
         image_size: input side in pixels; ``None`` keeps the architecture's native size.
         init_seed: seed of the backbone's random initialisation (ignored with real weights).
-        precision: ``auto`` (bf16 autocast where measured faster: CUDA with bf16; fp32 on CPUs so far), ``fp32``
-            or ``bf16``; resolved per device and path by :func:`caadbench.utils.devices.resolve_precision`.
+        precision: ``auto`` (bf16 autocast where measured faster: CUDA with bf16, fp32 on CPUs so far), ``fp32``
+            or ``bf16`` (see ``docs/predict.md``).
     """
 
     backbone: str = "ViT-B-16-plus-240"

@@ -23,9 +23,19 @@ import types
 import typing
 from collections.abc import Mapping
 from dataclasses import MISSING, dataclass
+from pathlib import Path
 from typing import Any
 
 from caadbench.errors import ModelError
+
+_ROLE = re.compile(r":(?:func|class|meth|attr|mod|data):`~?([^`]+)`")
+
+
+def plain(text: str) -> str:
+    """Docstring markup as terminal text: ``:func:`~a.b.c``` → ``c``, double backquotes → single ones."""
+    text = _ROLE.sub(lambda m: f"`{m.group(1).rsplit('.', 1)[-1] if m.group(0).count('~') else m.group(1)}`", text)
+    return text.replace("``", "`")
+
 
 _ENTRY = re.compile(r"^(\s*)([A-Za-z_][A-Za-z0-9_]*(?:\s*,\s*[A-Za-z_][A-Za-z0-9_]*)*)\s*:\s*(.*)$")
 _SECTION = re.compile(r"^\s*[A-Z][A-Za-z ]*:\s*$")
@@ -115,7 +125,7 @@ def config_options(config_cls: type, overrides: Mapping[str, Any] | None = None)
         else:
             default = None
         text, owner = described[f.name]
-        out.append(OptionInfo(f.name, _type_text(hints[f.name]), default, text, owner))
+        out.append(OptionInfo(f.name, _type_text(hints[f.name]), default, plain(text), owner))
     return out
 
 
@@ -152,7 +162,7 @@ def _convert(value: Any, tp: Any, where: str, name: str) -> Any:
         raise errors[0] if errors else ModelError(where, f"option {name!r} cannot be {value!r}")
 
     def fail(expected: str):
-        raise ModelError(where, f"option {name!r} expects {expected}, got {value!r}")
+        raise ModelError(where, f"{name!r} expects {expected}, got {value!r}")
 
     if tp is Any:
         return value
@@ -192,31 +202,49 @@ def _convert(value: Any, tp: Any, where: str, name: str) -> Any:
         if isinstance(value, str):
             return value
         fail("a string")
+    if tp is Path:
+        if isinstance(value, (str, Path)) and str(value):
+            return Path(value)
+        fail("a path")
     if origin in (tuple, list):
         if isinstance(value, str):
             value = [v for v in re.split(r"[,\s]+", value.strip()) if v]
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
         if not isinstance(value, (list, tuple)):
             fail(f"a list ({_type_text(tp)})")
         args = [a for a in typing.get_args(tp) if a is not Ellipsis] or [Any]
         items = [_convert(v, args[0] if len(args) == 1 else args[i], where, name) for i, v in enumerate(value)]
         return tuple(items) if origin is tuple else items
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            fail("a mapping of names to values")
+        return dict(value)
     return value
 
 
-def check_options(config_cls: type, values: Mapping[str, Any]) -> dict[str, Any]:
+def check_options(config_cls: type, values: Mapping[str, Any], where: str | None = None, what: str = "option",
+                  skip: tuple[str, ...] = ()) -> dict[str, Any]:
     """``values`` checked against ``config_cls``'s fields: names known, values of the field's type.
 
+    Args:
+        config_cls: a dataclass.
+        values: ``{field name: value}``.
+        where: named in errors (default: the class name).
+        what: what a name is called in errors (``option``, ``key``).
+        skip: fields that may not be set this way.
+
     Raises:
-        ModelError: naming the config class and the first unknown option (with the closest valid one) or the
-            first value of the wrong type.
+        ModelError: naming ``where`` and the first unknown name (with the closest valid one) or the first value of
+            the wrong type.
     """
-    where = config_cls.__name__
+    where = where or config_cls.__name__
     hints = typing.get_type_hints(config_cls)
-    known = [f.name for f in dataclasses.fields(config_cls)]
+    known = [f.name for f in dataclasses.fields(config_cls) if f.name not in skip]
     out = {}
     for name, value in values.items():
-        if name not in hints or name not in known:
-            raise ModelError(where, unknown_name_problem(name, known))
+        if name not in known:
+            raise ModelError(where, unknown_name_problem(str(name), known, what))
         out[name] = _convert(value, hints[name], where, name)
     return out
 
