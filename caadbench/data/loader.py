@@ -41,11 +41,21 @@ def _block(n: int, index: int, count: int) -> tuple[int, int]:
     return n * index // count, n * (index + 1) // count
 
 
-def _resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
+def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
     """``(H, W)`` uint8 {0, 255} → ``(size, size)`` bool, nearest neighbour (pixel-centre exact)."""
     t = torch.from_numpy(np.ascontiguousarray(mask > 0))
     if t.shape != (size, size):
         t = F.interpolate(t[None, None].float(), size=(size, size), mode="nearest-exact")[0, 0] > 0.5
+    return t
+
+
+def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 RGB → ``(3, size, size)`` float32 in [0, 1], bicubic and antialiased (the one model
+    input transform: evaluation and ``caadbench predict`` both use it)."""
+    t = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    if t.shape[1:] != (size, size):
+        t = F.interpolate(t[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+        t = t.clamp_(0.0, 1.0)
     return t
 
 
@@ -57,15 +67,12 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
         all true for defect masks), ``gt_mask`` (R, R) bool (nearest from the full-size ground truth),
         ``has_gt`` (false when the mask is missing), ``label``, ``key``, ``subject``, ``context``, ``metadata``.
     """
-    image = torch.from_numpy(np.require(sample.image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    if image.shape[1:] != (image_size, image_size):
-        image = F.interpolate(image[None], size=(image_size, image_size), mode="bicubic", antialias=True,
-                              align_corners=False)[0].clamp_(0.0, 1.0)
+    image = image_tensor(sample.image, image_size)
     if sample.mask_kind == "defect":
         subject_mask = torch.ones(image_size, image_size, dtype=torch.bool)
     else:
-        subject_mask = _resize_mask(sample.mask, image_size)
-    return {"image": image, "subject_mask": subject_mask, "gt_mask": _resize_mask(sample.gt_mask, eval_size),
+        subject_mask = resize_mask(sample.mask, image_size)
+    return {"image": image, "subject_mask": subject_mask, "gt_mask": resize_mask(sample.gt_mask, eval_size),
             "has_gt": sample.gt_known, "label": int(sample.label), "key": sample.key, "subject": sample.subject,
             "context": sample.context, "metadata": sample.metadata()}
 
