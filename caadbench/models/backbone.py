@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from caadbench.errors import ModelError, WeightsUnavailable
+from caadbench.models.world.weights import WORLD_TAG, is_world_file, world_weights
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 open_clip.add_model_config(CONFIG_DIR)
@@ -56,7 +57,8 @@ class BackboneIdentity:
 
     Attributes:
         arch: open_clip architecture name (``ViT-B-16-plus-240``, ``caad-tiny``).
-        weights: ``"random-init"``, ``"openclip:<tag>"`` or ``"file:<name>"``.
+        weights: ``"random-init"``, ``"openclip:<tag>"``, ``"file:<name>"``, ``"world"`` (the shipped world
+            weights) or ``"world-file:<name>"`` (a checkpoint written by ``caadbench pretrain``).
         sha256: sha256 of the weights file, ``None`` for random init.
         init_seed: the seed of the random initialisation (meaningful for random init only).
         image_size: input side in pixels.
@@ -152,7 +154,8 @@ def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str,
 
     Args:
         arch: open_clip architecture name.
-        pretrained: ``None`` (random init), an open_clip tag, or a local checkpoint path.
+        pretrained: ``None`` (random init), ``"world"`` (the shipped world weights), an open_clip tag, or a local
+            checkpoint path.
 
     Returns:
         ``(file or None, weights label, preprocess overrides)``. For a tag that is not cached and a hub that
@@ -165,8 +168,11 @@ def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str,
         raise ModelError(arch, f"unknown open_clip architecture (known: {', '.join(open_clip.list_models()[:8])}, ...)")
     if pretrained is None or pretrained in ("", "none", "random", "random-init"):
         return None, "random-init", {}
+    if pretrained == WORLD_TAG:
+        return str(world_weights(arch).path), WORLD_TAG, {}
     if os.path.isfile(pretrained):
-        return pretrained, f"file:{Path(pretrained).name}", {}
+        kind = "world-file" if is_world_file(pretrained) else "file"
+        return pretrained, f"{kind}:{Path(pretrained).name}", {}
     pcfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if not pcfg:
         if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
