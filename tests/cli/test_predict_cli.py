@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from caadbench.cli import main
-from tests.infer.photos import write_photos
+from tests.infer.photos import photos  # noqa: F401  (a fixture)
 
 TINY = ("--backbone", "caad-tiny")
 
@@ -23,13 +23,6 @@ def invoke(*args):
 def rows(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("cli-predict") / "photos"
-    sizes, bad = write_photos(root)
-    return root, sizes, bad
 
 
 @pytest.fixture(scope="module")

@@ -13,19 +13,10 @@ from caadbench.cli import main
 from caadbench.eval.results import read_results
 from caadbench.eval.runconfig import read_config_file, run_config_from_dict, run_config_to_dict
 from caadbench.eval.runner import RunConfig
+from tests.cli.test_run_cli import data  # noqa: F401  (the shards fixture)
 
 MODEL = "clip.ensemble"
 NAME = f"caad-synth_cc_{MODEL}_0shot.json"
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory) -> Path:
-    from caadbench.data.shards import build_shards
-    from caadbench.data.sources import get_source_class
-
-    root = tmp_path_factory.mktemp("run-config") / "synth"
-    build_shards(get_source_class("synthetic")(seed=0, size=60, image_size=64), root, workers=1, progress=False)
-    return root
 
 
 def invoke(*args: str):

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 EXIF_ORIENTATION = 0x0112
@@ -52,3 +53,11 @@ def write_photos(root: Path) -> tuple[dict[str, tuple[int, int]], list[str]]:
     (root / "car/not_an_image.jpg").write_text("a text file with an image extension")
     (root / "car/notes.txt").write_text("ignored: not an image extension")
     return sizes, ["car/truncated.png", "car/not_an_image.jpg"]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory) -> tuple[Path, dict[str, tuple[int, int]], list[str]]:
+    """``(root, sizes, unreadable)`` of a :func:`write_photos` folder named ``photos``, once per test module."""
+    root = tmp_path_factory.mktemp("photos") / "photos"
+    sizes, bad = write_photos(root)
+    return root, sizes, bad

@@ -9,14 +9,7 @@ from PIL import Image
 
 from caadbench.errors import CaadError, DataError
 from caadbench.infer.inputs import as_refs, as_rgb, expand_paths
-from tests.infer.photos import write_photos
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("inputs") / "photos"
-    sizes, bad = write_photos(root)
-    return root, sizes, bad
+from tests.infer.photos import photos  # noqa: F401  (a fixture)
 
 
 def test_folder_subjects_are_the_first_level_sub_folders(photos):

@@ -17,20 +17,13 @@ from caadbench.data.loader import open_dataset
 from caadbench.errors import CaadError, ModelError
 from caadbench.infer import Threshold, calibrate, load_model, predict
 from caadbench.models import FitData, create_model
-from tests.infer.photos import write_photos
+from tests.infer.photos import photos  # noqa: F401  (a fixture)
 
 TINY = "caad-tiny"
 
 
 def _image(seed: int, h: int = 40, w: int = 56) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
-
-
-@pytest.fixture(scope="module")
-def photos(tmp_path_factory):
-    root = tmp_path_factory.mktemp("predict") / "photos"
-    sizes, bad = write_photos(root)
-    return root, sizes, bad
 
 
 @pytest.fixture(scope="module")
