@@ -100,6 +100,21 @@ def test_mask_threshold_refused_for_a_source_without_mask_files(tmp_path):
     assert result.output.strip() == "error: --source synthetic: reads no mask files; --mask-threshold does not apply"
 
 
+def test_folder_layout_with_antialiased_rgb_and_16bit_masks(tmp_path):
+    root = tmp_path / "hazelnut"
+    write_folder(root)
+    save(root / "mask/a1_mask.png", _rgb(antialiased(*BOX), (0, 255, 0)))  # green on black, anti-aliased
+    save(root / "mask/a2.png", antialiased(*BOX).astype(np.uint16) * 257)
+    source = FolderSource(root=root, mask_threshold=0.3)  # 64/255 = 0.25 < 0.3 <= 191/255: the 191 ring is in
+    for stem in ("a1", "a2"):
+        sample = load_key(source, f"folder-hazelnut-test-abnormal-{stem}")
+        np.testing.assert_array_equal(sample.mask, antialiased_expected(*BOX))
+        assert sample.extra[BINARISED_PIXELS] == RING and not sample.mask_missing
+    loose = FolderSource(root=root, mask_threshold=0.2)  # the 64 ring joins too
+    np.testing.assert_array_equal(load_key(loose, "folder-hazelnut-test-abnormal-a2").mask,
+                                  rect(BOX[0] - 2, BOX[1] + 2, BOX[2] - 2, BOX[3] + 2))
+
+
 @pytest.fixture()
 def folder_without_masks(tmp_path):
     root = tmp_path / "hazelnut"
