@@ -1,3 +1,18 @@
-"""caadbench: a benchmark and dataset toolkit for contextual anomaly detection."""
+"""caadbench: a benchmark and dataset toolkit for contextual anomaly detection.
+
+``caadbench.predict(images, model=...)`` scores your own images and ``caadbench.calibrate(normal_images, ...)``
+makes a threshold from normal ones (see :mod:`caadbench.infer`); both are imported on first use, so
+``import caadbench`` stays light.
+"""
 
 __version__ = "0.1.0"
+
+_LAZY = {"predict": "caadbench.infer", "calibrate": "caadbench.infer"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'caadbench' has no attribute {name!r}")

@@ -72,7 +72,7 @@ class WinClipConfig(PromptedConfig):
     max_sequences: int = 4096
 
     PATCH_FEATURES: ClassVar[tuple[str, ...]] = ("penultimate", "joint")
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("max_sequences",)
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "max_sequences")
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 DEFAULT_OUT = {"synthetic": Path("data/caad-synth")}
 
 
-def _source(name: str, root: Path | None, seed: int, size: int | None, image_size: int | None):
+def _source(name: str, root: Path | None, seed: int, size: int | None, image_size: int | None,
+            mask_threshold: float | None = None):
     """Construct a registered source from the CLI options (unset options keep the source's defaults)."""
     from caadbench.data.sources import get_source_class
 
@@ -28,11 +29,26 @@ def _source(name: str, root: Path | None, seed: int, size: int | None, image_siz
     root_param = params.get("root")
     if root is None and root_param is not None and root_param.default is inspect.Parameter.empty:
         raise CaadError(f"--source {name}", "needs --root DIR (the dataset's directory)")
+    if mask_threshold is not None and "mask_threshold" not in params:
+        raise CaadError(f"--source {name}", "reads no mask files; --mask-threshold does not apply")
     kwargs: dict[str, Any] = {"seed": seed}
-    for key, value in (("root", root), ("size", size), ("image_size", image_size)):
+    for key, value in (("root", root), ("size", size), ("image_size", image_size),
+                       ("mask_threshold", mask_threshold)):
         if value is not None:
             kwargs[key] = value
     return cls(**kwargs)
+
+
+def _masks_line(manifest: Manifest) -> str | None:
+    """One line on how mask files were read (binarised anti-aliased masks, missing masks), or ``None``."""
+    m = manifest.masks or {}
+    parts = []
+    if m.get("threshold") is not None:
+        parts.append(f"{m['binarised']} with intermediate values, binarised at {100 * m['threshold']:g} % of full "
+                     f"scale ({m['binarised_pixels']} pixels)")
+    if m.get("missing"):
+        parts.append(f"{m['missing']} anomalous image(s) without a mask (image metrics only)")
+    return "masks: " + "; ".join(parts) if parts else None
 
 
 def _parts_table(manifest: Manifest) -> str:
@@ -61,13 +77,17 @@ def _parts_table(manifest: Manifest) -> str:
 @click.option("--workers", type=int, default=None, help="encoding processes [default: all cores]")
 @click.option("--splits", default=None, help="comma-separated split names [default: all that apply]")
 @click.option("--overwrite", is_flag=True, help="replace an existing output directory")
+@click.option("--mask-threshold", type=float, default=None,
+              help="mask pixels with intermediate values (anti-aliased edges) are foreground at >= this fraction "
+                   "of full scale  [default: 0.5]")
 def build_shards_command(source_name: str, root: Path | None, out: Path | None, seed: int, size: int | None,
-                         image_size: int | None, workers: int | None, splits: str | None, overwrite: bool) -> None:
+                         image_size: int | None, workers: int | None, splits: str | None, overwrite: bool,
+                         mask_threshold: float | None) -> None:
     """Build a source's splits as WebDataset shards with an index.json manifest."""
     from caadbench.data.shards import build_shards
 
     out = out or DEFAULT_OUT.get(source_name, Path("data") / source_name)
-    source = _source(source_name, root, seed, size, image_size)
+    source = _source(source_name, root, seed, size, image_size, mask_threshold)
     names = None if splits is None else [s.strip() for s in splits.split(",") if s.strip()]
     start = time.perf_counter()
     manifest = build_shards(source, out, splits=names, seed=seed, workers=workers, overwrite=overwrite)
@@ -77,6 +97,8 @@ def build_shards_command(source_name: str, root: Path | None, out: Path | None, 
     click.echo(f"\n{n} images, {len(manifest.shards)} shards, {manifest.total_bytes / 1e6:.1f} MB "
                f"in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s) -> {out}")
     click.echo(f"fingerprint {manifest.fingerprint}")
+    if _masks_line(manifest):
+        click.echo(_masks_line(manifest))
 
 
 @main.command("info")
@@ -89,7 +111,10 @@ def info_command(root: str) -> None:
     m = ds.manifest
     click.echo(f"{root}: {m.kind} source {m.source.get('name', '?')}, {m.num_samples} images, "
                f"image size {'x'.join(map(str, m.image_size)) if m.image_size else 'mixed'}, seed {m.seed}")
-    click.echo(f"fingerprint {ds.fingerprint}\n")
+    click.echo(f"fingerprint {ds.fingerprint}")
+    if _masks_line(m):
+        click.echo(_masks_line(m))
+    click.echo()
     click.echo(_parts_table(m))
     for split in ds.splits:
         definition = m.splits[split].definition

@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from caadbench.cli import main
+from caadbench.utils.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 
 @main.command("leaderboard")
@@ -85,12 +86,46 @@ def _print_results(path: Path) -> None:
                + (f"\n{kind.mark} {kind.legend}" if kind.legend else ""))
     headers, rows = summarize(results)
     click.echo(tabulate(rows, headers=headers, tablefmt="github"))
-    click.echo(f"{p.images_per_s:.1f} images/s, {p.wall_time_s:.1f} s -> {path}")
+    click.echo(f"{p.images_per_s:.1f} images/s on {p.device} ({p.precision}), {p.wall_time_s:.1f} s -> {path}")
+
+
+RUN_FLAGS = {"model_name": "model", "split": "split", "data": "data", "shots": "shots", "seeds": "seeds",
+             "backbone": "backbone", "pretrained": "pretrained", "image_size": "image_size", "precision": "precision",
+             "checkpoint": "checkpoint", "options": "options", "device": "device", "batch_size": "batch_size",
+             "workers": "workers", "out": "out", "dataset_id": "dataset_id"}
+"""click parameter → run setting (a :class:`~caadbench.eval.runner.RunConfig` field)."""
+
+
+def _run_settings(ctx: click.Context, flags: dict) -> tuple[dict, dict]:
+    """``(defaults, given)``: the run settings of the flags left at their defaults and of those given."""
+    from click.core import ParameterSource
+
+    from caadbench.errors import CaadError
+
+    defaults, given = {}, {}
+    for param, key in RUN_FLAGS.items():
+        value = flags[param]
+        if param == "seeds":
+            try:
+                value = [int(s) for s in value.split(",") if s.strip()]
+            except ValueError:
+                raise CaadError(f"--seeds {value}", "expected comma-separated integers") from None
+        elif param == "options":
+            value = _parse_options(value)
+        source = ctx.get_parameter_source(param)
+        if source in (ParameterSource.COMMANDLINE, ParameterSource.ENVIRONMENT):
+            given[key] = value
+        elif value is not None and value != {}:
+            defaults[key] = value
+    return defaults, given
 
 
 @main.command("run")
-@click.option("--model", "model_name", required=True, help="registered model (see `caadbench models`)")
-@click.option("--split", required=True, help="split stored in the dataset: cc, ic, cs (contextual) or std")
+@click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
+              help="run config (YAML or JSON: run settings + options), or a results file to rerun; flags given on "
+                   "the command line override it")
+@click.option("--model", "model_name", default=None, help="registered model (see `caadbench models`)  [required]")
+@click.option("--split", default=None, help="split stored in the dataset: cc, ic, cs (contextual) or std  [required]")
 @click.option("--data", default="data/caad-synth", show_default=True,
               help="shard directory built by `caadbench build-shards`, or its URL (https://…/, pipe:…, s3://…)")
 @click.option("--shots", type=int, default=0, show_default=True, help="k-shot support (few-shot models)")
@@ -98,30 +133,31 @@ def _print_results(path: Path) -> None:
 @click.option("--backbone", default=None, help="open_clip architecture [default: the model's]")
 @click.option("--pretrained", default=None, help="open_clip pretrained tag or local checkpoint file")
 @click.option("--image-size", type=int, default=None, help="input side in pixels [default: the backbone's]")
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None, help=f"{PRECISION_HELP}  [default: auto]")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="fitted state (safetensors from a previous run) to load instead of fitting")
-@click.option("--option", "options", multiple=True, metavar="KEY=VALUE", help="model config override (repeatable)")
-@click.option("--device", default="cpu", show_default=True, help="cpu | cuda | cuda:i")
+@click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
+              help="model option (repeatable; `caadbench models --options MODEL` lists them)")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--batch-size", type=int, default=32, show_default=True)
 @click.option("--workers", type=int, default=0, show_default=True, help="shard reader worker processes")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="directory for the results file, its examples and checkpoints")
 @click.option("--dataset-id", default=None, help="dataset id in the results [default: from the shards' source]")
-def run_command(model_name: str, split: str, data: str, shots: int, seeds: str, backbone: str | None,
-                pretrained: str | None, image_size: int | None, checkpoint: Path | None, options: tuple[str, ...],
-                device: str, batch_size: int, workers: int, out: Path, dataset_id: str | None) -> None:
-    """Evaluate one model on one split and write one results file (fits/trains as the model needs)."""
-    from caadbench.errors import CaadError
-    from caadbench.eval.runner import RunConfig, run
+@click.pass_context
+def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
+    """Evaluate one model on one split and write one results file (fits/trains as the model needs).
 
-    try:
-        seed_list = tuple(int(s) for s in seeds.split(",") if s.strip())
-    except ValueError:
-        raise CaadError(f"--seeds {seeds}", "expected comma-separated integers") from None
-    cfg = RunConfig(model=model_name, split=split, data=data, shots=shots, seeds=seed_list, backbone=backbone,
-                    pretrained=pretrained, image_size=image_size, checkpoint=checkpoint,
-                    options=_parse_options(options), device=device, batch_size=batch_size, workers=workers,
-                    out=out, dataset_id=dataset_id)
+    Settings come from the defaults, then the --config file, then the flags given (highest); the merged settings
+    are stored in the results file as run_config, so `caadbench run --config RESULTS.json` reruns a result.
+    """
+    from caadbench.eval.runconfig import merge, read_config_file, run_config_from_dict
+    from caadbench.eval.runner import run
+
+    defaults, given = _run_settings(ctx, flags)
+    from_file = read_config_file(config_file) if config_file is not None else {}
+    settings = merge(merge(defaults, from_file), given)
+    cfg = run_config_from_dict(settings, config_file if config_file is not None else "--option")
     path = run(cfg)
     if path is not None:
         _print_results(path)
@@ -138,11 +174,13 @@ def run_command(model_name: str, split: str, data: str, shots: int, seeds: str, 
 @click.option("--models", "model_names", default=None, help="comma-separated models [default: every baseline "
                                                             "variant and coreclip]")
 @click.option("--workers", type=int, default=None, help="shard building processes [default: all cores]")
+@click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
+@click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help=PRECISION_HELP)
 def quickstart_command(data: Path, out: Path, split: str, backbone: str, shots: int, ablations: bool,
-                       model_names: str | None, workers: int | None) -> None:
+                       model_names: str | None, workers: int | None, device: str, precision: str) -> None:
     """The main job end to end: default shards → every model on a split → reports → leaderboard."""
     from caadbench.eval.quickstart import quickstart
 
     names = None if model_names is None else [m.strip() for m in model_names.split(",") if m.strip()]
     quickstart(data=data, out=out, split=split, backbone=backbone, shots=shots, ablations=ablations, models=names,
-               workers=workers, echo=click.echo)
+               workers=workers, device=device, precision=precision, echo=click.echo)

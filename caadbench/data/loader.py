@@ -35,7 +35,7 @@ from caadbench.data.splits import PARTS, seeded_rng
 from caadbench.errors import SplitError
 
 
-def _resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
+def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
     """``(H, W)`` uint8 {0, 255} → ``(size, size)`` bool, nearest neighbour (pixel-centre exact)."""
     t = torch.from_numpy(np.ascontiguousarray(mask > 0))
     if t.shape != (size, size):
@@ -44,12 +44,13 @@ def _resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
 
 
 def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
-    """``(H, W, 3)`` uint8 → ``(3, size, size)`` float32 in [0, 1]: bicubic, antialiased (every model input)."""
-    out = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    if out.shape[1:] != (size, size):
-        out = F.interpolate(out[None], size=(size, size), mode="bicubic", antialias=True,
-                            align_corners=False)[0].clamp_(0.0, 1.0)
-    return out
+    """``(H, W, 3)`` uint8 RGB → ``(3, size, size)`` float32 in [0, 1], bicubic and antialiased (the one model
+    input transform: evaluation and ``caadbench predict`` both use it)."""
+    t = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    if t.shape[1:] != (size, size):
+        t = F.interpolate(t[None], size=(size, size), mode="bicubic", antialias=True, align_corners=False)[0]
+        t = t.clamp_(0.0, 1.0)
+    return t
 
 
 def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLUTION) -> dict[str, Any]:
@@ -58,16 +59,16 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
     Returns:
         ``image`` (3, S, S) float32 in [0, 1] (bicubic, antialiased), ``subject_mask`` (S, S) bool (nearest;
         all true for defect masks), ``gt_mask`` (R, R) bool (nearest from the full-size ground truth),
-        ``label``, ``key``, ``subject``, ``context``, ``metadata``.
+        ``has_gt`` (false when the mask is missing), ``label``, ``key``, ``subject``, ``context``, ``metadata``.
     """
     image = image_tensor(sample.image, image_size)
     if sample.mask_kind == "defect":
         subject_mask = torch.ones(image_size, image_size, dtype=torch.bool)
     else:
-        subject_mask = _resize_mask(sample.mask, image_size)
-    return {"image": image, "subject_mask": subject_mask, "gt_mask": _resize_mask(sample.gt_mask, eval_size),
-            "label": int(sample.label), "key": sample.key, "subject": sample.subject, "context": sample.context,
-            "metadata": sample.metadata()}
+        subject_mask = resize_mask(sample.mask, image_size)
+    return {"image": image, "subject_mask": subject_mask, "gt_mask": resize_mask(sample.gt_mask, eval_size),
+            "has_gt": sample.gt_known, "label": int(sample.label), "key": sample.key, "subject": sample.subject,
+            "context": sample.context, "metadata": sample.metadata()}
 
 
 def decode_prepared(sample: dict[str, Any], image_size: int, eval_size: int) -> dict[str, Any]:
@@ -91,6 +92,7 @@ def collate(items: list[Any]) -> Batch | P.Failure:
         subjects=[i["subject"] for i in items],
         contexts=[i["context"] for i in items],
         metadata=[i["metadata"] for i in items],
+        has_gt=torch.tensor([i["has_gt"] for i in items], dtype=torch.bool),
     )
 
 

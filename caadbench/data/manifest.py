@@ -89,6 +89,9 @@ class Manifest:
     splits: dict[str, SplitInfo]
     counts: dict[str, dict[str, PartCounts]]
     shards: tuple[ShardEntry, ...]
+    masks: dict[str, Any] | None = None
+    """How mask files were read (binarised anti-aliased masks, missing masks, the threshold); ``None`` in
+    manifests written before mask counts existed."""
 
     def part_shards(self, split: str, part: str) -> list[ShardEntry]:
         """The shard entries of a split's part in reading order (``split`` and ``part`` must exist)."""
@@ -101,7 +104,10 @@ class Manifest:
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (lists for tuples), as written to ``index.json``."""
-        return json.loads(json.dumps({"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}))
+        data = {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+        if data["masks"] is None:
+            del data["masks"]
+        return json.loads(json.dumps(data))
 
     @classmethod
     def from_dict(cls, data: Any, where: str) -> Manifest:
@@ -148,6 +154,7 @@ class Manifest:
             splits=splits,
             counts=counts,
             shards=shards,
+            masks=r.field(data, "masks", dict, optional=True),
         )
 
 

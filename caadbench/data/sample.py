@@ -18,6 +18,9 @@ from caadbench.errors import DataError
 
 KEY_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]*$")
 MaskKind = Literal["subject", "defect"]
+BINARISED_PIXELS = "mask_binarised_pixels"
+"""``Sample.extra`` key: how many pixels of the stored mask were intermediate (anti-aliased) and binarised at the
+source's mask threshold; absent for a binary mask."""
 
 
 def validate_key(key: str, where: str | None = None) -> str:
@@ -47,6 +50,8 @@ class Sample:
         defect: defect type for industrial sets.
         mask_kind: what the mask holds.
         extra: further JSON-serialisable metadata (generator parameters, family, ...).
+        mask_missing: an anomalous image whose dataset has no mask for it: ``mask`` is empty and is *not* its
+            pixel ground truth (image metrics only; pixel metrics leave it out).
     """
 
     key: str
@@ -59,6 +64,7 @@ class Sample:
     defect: str | None = None
     mask_kind: MaskKind = "subject"
     extra: dict[str, Any] = field(default_factory=dict)
+    mask_missing: bool = False
 
     def validate(self, where: str | None = None) -> Sample:
         """Check the invariants of the schema; return ``self``.
@@ -84,7 +90,14 @@ class Sample:
             raise DataError(where, "empty subject name")
         if self.mask_kind not in ("subject", "defect"):
             raise DataError(where, f"unknown mask kind {self.mask_kind!r}")
+        if self.mask_missing and (self.label != 1 or mask.any()):
+            raise DataError(where, "only an anomalous image with an empty mask can be marked mask_missing")
         return self
+
+    @property
+    def gt_known(self) -> bool:
+        """Whether :attr:`gt_mask` is the pixel ground truth (false only for ``mask_missing``)."""
+        return not self.mask_missing
 
     @property
     def gt_mask(self) -> np.ndarray:
@@ -107,6 +120,8 @@ class Sample:
         }
         if self.defect is not None:
             meta["defect"] = self.defect
+        if self.mask_missing:
+            meta["mask_missing"] = True
         if self.extra:
             meta["extra"] = self.extra
         return meta

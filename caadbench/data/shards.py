@@ -34,7 +34,7 @@ from caadbench.data.imageio import decode_png, encode_png
 from caadbench.data.location import Location
 from caadbench.data.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, ShardEntry
 from caadbench.data.rulebook import Rulebook
-from caadbench.data.sample import Sample
+from caadbench.data.sample import BINARISED_PIXELS, Sample
 from caadbench.data.sources.base import SampleSpec, Source
 from caadbench.data.splits import (DEFAULT_SHOTS, DEFAULT_SUPPORT_SEEDS, PARTS, Split, make_splits,
                                    part_counts)
@@ -77,7 +77,8 @@ def decode_record(key: str, members: dict[str, bytes], where: str) -> Sample:
         mask = decode_png(members["mask.png"], f"{where}.mask.png")
         sample = Sample(key=key, image=image, mask=mask, subject=meta["subject"], context=meta["context"],
                         label=int(meta["label"]), source=meta["source"], defect=meta.get("defect"),
-                        mask_kind=meta.get("mask_kind", "subject"), extra=meta.get("extra", {}))
+                        mask_kind=meta.get("mask_kind", "subject"), extra=meta.get("extra", {}),
+                        mask_missing=bool(meta.get("mask_missing", False)))
         return sample.validate(where)
     except (ValueError, KeyError, TypeError) as exc:
         raise ShardError(where, f"corrupt record for sample {key!r} ({type(exc).__name__}: {exc})") from exc
@@ -96,7 +97,8 @@ def _init_worker(source: Source, staging: str) -> None:
 
 
 def _materialise(spec: SampleSpec) -> tuple[str, Any]:
-    """Load, validate, encode and stage one spec; return ``("ok", (key, (h, w)))`` or ``("error", ...)``.
+    """Load, validate, encode and stage one spec; return ``("ok", (key, (h, w), binarised pixels, mask
+    missing))`` or ``("error", ...)``.
 
     Errors travel back as plain tuples (exceptions with custom ``__init__`` do not unpickle reliably).
     """
@@ -121,7 +123,7 @@ def _materialise(spec: SampleSpec) -> tuple[str, Any]:
             (staging / f"{spec.key}.{ext}").write_bytes(data)
     except OSError as exc:
         return "error", ("CaadError", str(staging), f"cannot write staged sample ({exc.strerror or exc})")
-    return "ok", (spec.key, sample.image.shape[:2])
+    return "ok", (spec.key, sample.image.shape[:2], int(sample.extra.get(BINARISED_PIXELS, 0)), sample.mask_missing)
 
 
 def _raise(payload: tuple[str, str | None, str]) -> None:
@@ -131,13 +133,17 @@ def _raise(payload: tuple[str, str | None, str]) -> None:
 
 
 def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path, workers: int,
-                     progress: bool) -> dict[str, tuple[int, int]]:
-    """Stage every spec once; return ``{key: (height, width)}``.
+                     progress: bool) -> tuple[dict[str, tuple[int, int]], dict[str, int]]:
+    """Stage every spec once; return ``({key: (height, width)}, mask counts)``.
+
+    Mask counts (the manifest's ``masks``): ``binarised`` masks that had intermediate values and their
+    ``binarised_pixels``, and anomalous images whose mask is ``missing``.
 
     Results are consumed in key order, so the failure reported is always the first failing sample in key order.
     On a failure (or Ctrl-C) pending work is cancelled and the pool shut down before the error propagates.
     """
     sizes: dict[str, tuple[int, int]] = {}
+    masks = {"binarised": 0, "binarised_pixels": 0, "missing": 0}
     workers = max(1, min(workers, len(specs)))
     executor = None
     if workers == 1:
@@ -154,8 +160,11 @@ def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path,
         for status, payload in results:
             if status == "error":
                 _raise(payload)
-            key, hw = payload
+            key, hw, binarised, missing = payload
             sizes[key] = (int(hw[0]), int(hw[1]))
+            masks["binarised"] += int(binarised > 0)
+            masks["binarised_pixels"] += binarised
+            masks["missing"] += int(missing)
             bar.update(1)
     except BaseException:
         if executor is not None:
@@ -166,7 +175,7 @@ def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path,
         _WORKER.clear()
     if executor is not None:
         executor.shutdown(wait=True)
-    return sizes
+    return sizes, masks
 
 
 # ------------------------------------------------------------------------------------------------- writing
@@ -272,7 +281,7 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
         staging = tmp / _STAGING
         try:
             staging.mkdir()
-            sizes = _materialise_all(source, todo, staging, workers or os.cpu_count() or 1, progress)
+            sizes, masks = _materialise_all(source, todo, staging, workers or os.cpu_count() or 1, progress)
             total = sum(len(p) for by_part in parts.values() for p in by_part.values())
             shards: list[ShardEntry] = []
             with tqdm(total=total, desc="write", unit="img", disable=None if progress else True) as bar:
@@ -283,6 +292,7 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
             shutil.rmtree(staging)
             written = _manifest(source, rulebook, specs, built, parts, shards, sizes, seed, max_shard_samples,
                                 max_shard_bytes)
+            written["masks"] = {**masks, "threshold": source.describe().get("mask_threshold")}
             manifest = Manifest.from_dict(json.loads(json.dumps(written)), str(out / MANIFEST))
             text = json.dumps(manifest.to_dict(), indent=1, sort_keys=True, ensure_ascii=False)
             (tmp / MANIFEST).write_text(text + "\n", encoding="utf-8")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -212,6 +212,7 @@ class Evaluator:
         self._contexts: list[str] = []
         self._labels: list[int] = []
         self._scores: list[float] = []
+        self._without_gt: dict[str, list[int]] = {}  # (role, subject) group: [anomalous, normal] images without pixel gt
         # per category: a min-heap of (rank, key, counter, payload); the worst kept candidate is at the top
         self._examples: list[list[tuple]] = [[] for _ in EXAMPLE_CATEGORIES]
         self._offered = 0
@@ -224,32 +225,49 @@ class Evaluator:
         """Add one predicted batch.
 
         Args:
-            batch: the test batch (``gt_masks`` ``(B, R, R)`` at ``resolution``).
+            batch: the test batch: ``labels`` required; ``gt_masks`` ``(B, R, R)`` at ``resolution`` where known
+                (images without pixel ground truth, ``has_gt`` false or ``gt_masks`` ``None``, count for image
+                metrics only).
             output: the model's ``scores (B,)`` and ``maps (B, S, S)``.
 
         Raises:
             ModelError: outputs of the wrong shape or with non-finite values.
-            DataError: ground truth at another resolution.
+            DataError: a batch without labels, or ground truth at another resolution.
         """
         B, R = len(batch), self.resolution
+        if batch.labels is None:
+            raise DataError("test batch", "has no labels: metrics need the label of every image (predict "
+                                          "unlabelled images with caadbench.predict instead)")
         scores = output.scores.detach().float().reshape(-1)
         maps = output.maps.detach().float()
         if scores.shape[0] != B or maps.ndim != 3 or maps.shape[0] != B:
             raise ModelError("model output", f"scores {tuple(output.scores.shape)} and maps "
                                              f"{tuple(output.maps.shape)} do not match a batch of {B} images")
-        if tuple(batch.gt_masks.shape) != (B, R, R):
+        if batch.gt_masks is not None and tuple(batch.gt_masks.shape) != (B, R, R):
             raise DataError("test batch", f"ground truth is {tuple(batch.gt_masks.shape)}, expected ({B}, {R}, {R}) "
                                           f"at the evaluation resolution")
         if tuple(maps.shape[-2:]) != (R, R):
             maps = F.interpolate(maps[:, None], size=(R, R), mode="bilinear", align_corners=False)[:, 0]
         maps_np = maps.cpu().numpy()
-        gt_np = batch.gt_masks.detach().cpu().numpy().astype(bool)
+        if batch.gt_masks is None:
+            gt_np, has_gt = np.zeros((B, R, R), dtype=bool), np.zeros(B, dtype=bool)
+        else:
+            gt_np = batch.gt_masks.detach().cpu().numpy().astype(bool)
+            has_gt = np.ones(B, dtype=bool) if batch.has_gt is None else batch.has_gt.detach().cpu().numpy()
         scores_np = scores.cpu().numpy()
         labels = [int(v) for v in batch.labels.detach().cpu().reshape(-1).tolist()]
         if not np.all(np.isfinite(scores_np)):
             raise ModelError("image scores", "contain NaN or infinite values; metrics need finite scores")
         roles = [self._role(s, c) for s, c in zip(batch.subjects, batch.contexts)]
-        self.pixels.update(maps_np, gt_np, [_group(r, s) for r, s in zip(roles, batch.subjects)])
+        groups = [_group(r, s) for r, s in zip(roles, batch.subjects)]
+        if has_gt.all():
+            self.pixels.update(maps_np, gt_np, groups)
+        else:
+            keep = np.flatnonzero(has_gt)
+            if len(keep):
+                self.pixels.update(maps_np[keep], gt_np[keep], [groups[i] for i in keep])
+            for i in np.flatnonzero(~has_gt):
+                self._without_gt.setdefault(groups[i], [0, 0])[0 if labels[i] else 1] += 1
         self._keys += list(batch.keys)
         self._subjects += list(batch.subjects)
         self._contexts += list(batch.contexts)
@@ -288,6 +306,10 @@ class Evaluator:
         self._contexts += other._contexts
         self._labels += other._labels
         self._scores += other._scores
+        for subject, (anomalous, normal) in other._without_gt.items():
+            mine = self._without_gt.setdefault(subject, [0, 0])
+            mine[0] += anomalous
+            mine[1] += normal
         self.pixels.merge(other.pixels)
         for mine, theirs in zip(self._examples, other._examples):
             for rank, key, _, payload in theirs:
@@ -334,7 +356,7 @@ class Evaluator:
         if headline == UNSEEN and (roles == SEEN).any():
             scopes[SEEN] = roles == SEEN
         evaluated = {
-            name: _scope_metrics(mask, subjects, labels, scores, roles, pixel,
+            name: _scope_metrics(mask, subjects, labels, scores, roles, pixel, self._without_gt,
                                  prefix="" if name == ALL else f"{name} contexts: ")
             for name, mask in scopes.items()
         }
@@ -393,8 +415,10 @@ def _group(role: str, subject: str) -> str:
 
 
 def _scope_metrics(mask: np.ndarray, subjects: np.ndarray, labels: np.ndarray, scores: np.ndarray,
-                   roles: np.ndarray, pixel: Mapping[str, Any], prefix: str) -> ScopeEvaluation:
-    """The six macro metrics over the images in ``mask`` (``(N,)`` bool); ``pixel`` is keyed by :func:`_group`."""
+                   roles: np.ndarray, pixel: Mapping[str, Any], without_gt: Mapping[str, Sequence[int]],
+                   prefix: str) -> ScopeEvaluation:
+    """The six macro metrics over the images in ``mask`` (``(N,)`` bool); ``pixel`` and ``without_gt``
+    (anomalous and normal images without pixel ground truth) are keyed by :func:`_group`."""
     per_subject: dict[str, dict[str, float]] = {}
     bounds_per_subject: dict[str, dict[str, float]] = {}
     counts: dict[str, tuple[int, int]] = {}
@@ -404,12 +428,15 @@ def _scope_metrics(mask: np.ndarray, subjects: np.ndarray, labels: np.ndarray, s
         s_labels = labels[in_subject]
         values = image_metrics(scores[in_subject], s_labels)
         (role,) = set(roles[in_subject])
-        px = pixel[_group(role, subject)]
-        values.update(px.values)
+        px = pixel.get(_group(role, subject))
+        values.update(px.values if px is not None else {m: math.nan for m in PIXEL_METRICS})
         per_subject[subject] = values
-        bounds_per_subject[subject] = {**{m: 0.0 for m in IMAGE_METRICS}, **px.bound}
+        bounds_per_subject[subject] = {**{m: 0.0 for m in IMAGE_METRICS},
+                                       **(px.bound if px is not None else {m: 0.0 for m in PIXEL_METRICS})}
         counts[subject] = (int(in_subject.sum()), int(s_labels.sum()))
-        notes += [prefix + n for n in _undefined_notes(subject, values, counts[subject], px.n_anomalous, px.n_pixels)]
+        without = tuple(without_gt.get(_group(role, subject), (0, 0)))
+        notes += [prefix + n for n in _undefined_notes(subject, values, counts[subject], px.n_anomalous if px else 0,
+                                                       px.n_pixels if px else 0, without)]
     metrics, bounds = {}, {}
     for name in METRIC_NAMES:
         included = [s for s in per_subject if not math.isnan(per_subject[s][name])]
@@ -431,7 +458,10 @@ def _display_images(images: torch.Tensor, resolution: int) -> np.ndarray:
     return (x.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
 
 
-def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, int], n_anom_px: int, n_px: int):
+def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, int], n_anom_px: int, n_px: int,
+                     without_gt: tuple[int, int] = (0, 0)):
+    """Why a subject's metric is NaN, and which images pixel metrics left out (``without_gt``: anomalous and
+    normal images without pixel ground truth)."""
     n, n_anomalous = counts
     notes = []
     image_nan = [METRIC_LABELS[m] for m in IMAGE_METRICS if math.isnan(values[m])]
@@ -439,9 +469,16 @@ def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, 
         why = "no anomalous test image" if n_anomalous == 0 else "no normal test image"
         notes.append(f"subject {subject!r}: {', '.join(image_nan)} undefined ({why}); excluded from the macro mean")
     pixel_nan = [METRIC_LABELS[m] for m in PIXEL_METRICS if math.isnan(values[m])]
+    missing = without_gt[0] + without_gt[1]
     if pixel_nan:
-        why = "no anomalous pixel" if n_anom_px == 0 else "no normal pixel"
-        notes.append(f"subject {subject!r}: {', '.join(pixel_nan)} undefined ({why}); excluded from the macro mean")
+        if missing and n_anom_px == 0:
+            word, why = "unavailable", f"no pixel ground truth: {without_gt[0]} anomalous image(s) without a mask"
+        else:
+            word, why = "undefined", "no anomalous pixel" if n_anom_px == 0 else "no normal pixel"
+        notes.append(f"subject {subject!r}: {', '.join(pixel_nan)} {word} ({why}); excluded from the macro mean")
+    elif missing:
+        notes.append(f"subject {subject!r}: pixel metrics over the images with pixel ground truth only "
+                     f"({without_gt[0]} anomalous and {without_gt[1]} normal image(s) without a mask left out)")
     return notes
 
 

@@ -15,11 +15,12 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.typed_json import ADDED_LATER
 
 RANDOM_INIT = "random-init"
 WORLD = "world"
@@ -90,6 +91,7 @@ class Provenance:
     python: str
     platform: str
     command: str
+    precision: str = field(default="fp32", metadata={ADDED_LATER: True})
 
     @property
     def weights_kind(self) -> WeightsKind:
@@ -134,6 +136,7 @@ def collect_provenance(
     device: str,
     meter: ResourceMeter,
     command: Sequence[str] | None = None,
+    precision: str = "fp32",
 ) -> Provenance:
     """Everything a result must say about what produced it.
 
@@ -144,6 +147,7 @@ def collect_provenance(
         device: the device evaluated on.
         meter: the run's :class:`~caadbench.eval.meter.ResourceMeter` (after its ``with`` block).
         command: the command line (default ``sys.argv``).
+        precision: the resolved precision predictions ran in (``fp32`` / ``bf16``).
     """
     import open_clip
     import torch
@@ -176,6 +180,7 @@ def collect_provenance(
         python=platform.python_version(),
         platform=platform.platform(),
         command=shlex.join(argv),
+        precision=precision,
     )
 
 

@@ -21,6 +21,7 @@ from caadbench.eval.report import write_report
 from caadbench.eval.runner import RunConfig, run
 from caadbench.models import Learning, get_model_spec, list_models
 from caadbench.utils.atomic import atomic_write_text
+from caadbench.utils.devices import resolve_device
 
 
 def default_models(ablations: bool = False) -> list[str]:
@@ -38,6 +39,8 @@ def quickstart(
     ablations: bool = False,
     models: Sequence[str] | None = None,
     workers: int | None = None,
+    device: str = "auto",
+    precision: str = "auto",
     echo: Callable[[str], None] = print,
 ) -> Path:
     """Run the main job; return the path of the generated leaderboard markdown.
@@ -52,9 +55,12 @@ def quickstart(
         ablations: also run every CoRe-CLIP variant.
         models: explicit model list (default :func:`default_models`).
         workers: shard-building processes.
+        device: where every model runs (``auto``: CUDA when available, else CPU).
+        precision: every model's precision (``auto``, ``fp32``, ``bf16``).
         echo: where progress lines go.
     """
     start = time.perf_counter()
+    device = resolve_device(device)  # once, so a bad --device fails before any shard is built
     if not manifest_path(data).is_file():
         echo(f"[1/4] building the default synthetic shards into {data}")
         build_shards(get_source_class("synthetic")(), data, workers=workers)
@@ -70,7 +76,7 @@ def quickstart(
         k = shots if learning == Learning.FEW_SHOT else 0
         echo(f"[2/4] ({i}/{len(names)}) {name} on {split} ({learning}{f', {k}-shot' if k else ''})")
         path = run(RunConfig(model=name, split=split, data=Path(data), shots=k, backbone=backbone,
-                             out=results_dir))
+                             precision=precision, device=device, out=results_dir))
         paths.append(path)
     echo(f"[3/4] reports into {reports_dir}")
     for path in tqdm(paths, desc="reports", unit="report", disable=None):

@@ -55,6 +55,7 @@ def build_results(
     provenance: Provenance,
     notes: Sequence[str] = (),
     training: Mapping[int, Mapping[str, Any]] | None = None,
+    run_config: Mapping[str, Any] | None = None,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
 
@@ -114,6 +115,7 @@ def build_results(
         provenance=provenance,
         notes=all_notes,
         training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
+        run_config=dict(run_config or {}),
         headline=headline,
         seen=seen,
         gap=gap,

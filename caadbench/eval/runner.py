@@ -34,6 +34,7 @@ from caadbench.eval.results import build_results, write_results
 from caadbench.eval.schema import Results
 from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
+from caadbench.utils.devices import resolve_device
 
 
 
@@ -48,9 +49,11 @@ class RunConfig:
         shots: k normal references per subject (few-shot models; 0 otherwise).
         seeds: one fit + evaluation per seed (support sets and training are seeded).
         backbone, pretrained, image_size: backbone overrides (``None``: the model's defaults).
+        precision: ``auto``, ``fp32`` or ``bf16`` (``None``: the model's default, ``auto``); the resolved one is
+            recorded in the provenance.
         checkpoint: fitted state to load instead of fitting (a file written by ``AnomalyModel.save``).
         options: further model config overrides (``--option key=value``).
-        device: ``cpu``, ``cuda`` or ``cuda:i``.
+        device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:i``.
         batch_size: test (and support) batch size; training uses the model's own.
         workers: DataLoader workers for reading shards.
         out: directory for the results file, its examples sidecar and checkpoints of trained models.
@@ -67,9 +70,10 @@ class RunConfig:
     backbone: str | None = None
     pretrained: str | None = None
     image_size: int | None = None
+    precision: str | None = None
     checkpoint: Path | None = None
     options: dict[str, Any] = field(default_factory=dict)
-    device: str = "cpu"
+    device: str = "auto"
     batch_size: int = 32
     workers: int = 0
     out: Path = Path("runs")
@@ -114,16 +118,14 @@ class Runner:
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
         self.spec = get_model_spec(cfg.model)
-        self.model_config = self.spec.make_config(backbone=cfg.backbone, pretrained=cfg.pretrained,
-                                                  image_size=cfg.image_size, **cfg.options)
+        self.model_config = self.spec.make_config(**self._overrides())
         self.learning = self.model_config.learning  # options may change it (clip --option few_shot=true)
         check_shots(cfg.model, self.learning, cfg.shots)
         if not cfg.seeds or len(set(cfg.seeds)) != len(cfg.seeds):
             raise CaadError(None, f"--seeds must be distinct integers, got {list(cfg.seeds)}")
-        self.dist = D.init_from_env(cfg.device)
-        self.device = D.local_device(cfg.device)
-        if self.device.startswith("cuda") and not torch.cuda.is_available():
-            raise CaadError(None, f"--device {cfg.device}: CUDA is not available on this machine")
+        device = resolve_device(cfg.device)
+        self.dist = D.init_from_env(device)
+        self.device = D.local_device(device)
         self.ds = open_dataset(cfg.data)
         if cfg.split not in self.ds.splits:
             raise SplitError(self.ds.root / "index.json", f"split {cfg.split!r} is not stored here "
@@ -142,6 +144,12 @@ class Runner:
     def _backbone(self) -> ClipBackbone:
         c = self.model_config
         return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed)
+
+    def _overrides(self) -> dict[str, Any]:
+        """Model config overrides of the run: its options and the run settings that are model options."""
+        given = {"backbone": self.cfg.backbone, "pretrained": self.cfg.pretrained, "image_size": self.cfg.image_size,
+                 "precision": self.cfg.precision}
+        return {**self.cfg.options, **{k: v for k, v in given.items() if v is not None}}
 
     def _batches(self, part: str, image_size: int, **kw: Any) -> Iterator[Batch]:
         return self.ds.batches(self.cfg.split, part, image_size=image_size, rank=self.dist.rank,
@@ -200,13 +208,16 @@ class Runner:
     # ----------------------------------------------------------------- entry
     def run(self) -> Path | None:
         """Fit and evaluate every seed, then write the results (rank 0). Returns the results path on rank 0."""
+        from caadbench.eval.runconfig import run_config_to_dict
+
         cfg = self.cfg
         backbone = self._backbone().to(self.device)
         evaluations, supports, training, examples, model = [], {}, {}, None, None
         with ResourceMeter(self.device) as meter:
             for seed in cfg.seeds:
                 seed_everything(seed)
-                model = self.spec.build(backbone=backbone, pretrained=cfg.pretrained, **cfg.options).to(self.device)
+                overrides = {k: v for k, v in self._overrides().items() if k not in ("backbone", "image_size")}
+                model = self.spec.build(backbone=backbone, **overrides).to(self.device)
                 supports[seed] = self._fit(model, seed)
                 if getattr(model, "train_log", None):
                     training[seed] = model.train_log
@@ -223,9 +234,11 @@ class Runner:
             support_keys=supports if self.learning == Learning.FEW_SHOT else None,
             config=model.config.to_dict(),
             provenance=collect_provenance(backbone.identity, dataset_fingerprint=self.ds.fingerprint,
-                                          dataset_path=self.ds.root, device=self.device, meter=meter),
+                                          dataset_path=self.ds.root, device=self.device, meter=meter,
+                                          precision=model.precision_for("predict")),
             training=training,
             notes=self._notes(),
+            run_config=run_config_to_dict(cfg),
         )
         path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots)
         write_results(path, results)

@@ -21,6 +21,7 @@ from caadbench.errors import ResultsError
 from caadbench.eval.evaluator import ALL, UNSEEN, ContextInfo
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.provenance import Provenance
+from caadbench.eval.typed_json import ADDED_LATER
 
 SCHEMA_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -132,6 +133,9 @@ class Results:
         notes: why a value is missing or excluded.
         training: per seed (as a string), the trainer's log of a trained model (parameter counts and share,
             losses at the start and end of each stage, a thinned loss curve); empty for other models.
+        run_config: the run's configuration as ``caadbench run --config`` reads it (every ``run`` setting after
+            defaults, config file and flags were merged); ``caadbench run --config <this file>`` reruns it.
+            Empty in files written before run configs existed.
         headline: ``unseen`` (the test set has unseen contexts: ``metrics`` are on those images only) or ``all``.
         seen: the six metrics on the test images of seen contexts (``cc``'s held-out share); ``None`` when the run
             has none (another split, shards or a results file from before the seen hold-out).
@@ -157,6 +161,7 @@ class Results:
     provenance: Provenance
     notes: list[str] = field(default_factory=list)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    run_config: dict[str, Any] = field(default_factory=dict, metadata={ADDED_LATER: True})
     headline: str = ALL
     seen: ScopeEntry | None = None
     gap: dict[str, MetricStat] | None = None

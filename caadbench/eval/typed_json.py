@@ -14,13 +14,18 @@ import math
 import types
 import typing
 from collections.abc import Mapping
-from dataclasses import fields, is_dataclass
+from dataclasses import MISSING, fields, is_dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from caadbench.errors import ResultsError
+
+
+ADDED_LATER = "added_later"
+"""Field metadata key: a field added to a schema after files were written; a file without it reads the default
+(``field(default=..., metadata={ADDED_LATER: True})``). Every other field must be present."""
 
 
 def to_plain(value: Any, digits: int) -> Any:
@@ -67,6 +72,8 @@ def parse_typed(tp: Any, value: Any, path: str | Path, where: str = "") -> Any:
         for f in fields(tp):
             name = f"{where}.{f.name}" if where else f.name
             if f.name not in value:
+                if f.metadata.get(ADDED_LATER) and (f.default is not MISSING or f.default_factory is not MISSING):
+                    continue  # a field added later with a default: older files stay readable
                 raise ResultsError(path, f"missing field {name}")
             kwargs[f.name] = parse_typed(hints[f.name], value[f.name], path, name)
         return tp(**kwargs)

@@ -20,7 +20,7 @@ import enum
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -32,6 +32,8 @@ from torch import nn
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.models.backbone import BackboneIdentity, ClipBackbone
+from caadbench.models.options import check_options
+from caadbench.utils.devices import PRECISIONS, autocast, resolve_precision
 
 CHECKPOINT_FORMAT = "caadbench-checkpoint-1"
 
@@ -56,11 +58,13 @@ class ModelConfig:
         pretrained: open_clip pretrained tag, a local checkpoint file, or ``None`` for random init.
         image_size: input side in pixels; ``None`` keeps the architecture's native size.
         init_seed: seed of the backbone's random initialisation (ignored with real weights).
+        precision: ``auto`` (bf16 autocast where measured faster: CUDA with bf16, fp32 on CPUs so far), ``fp32``
+            or ``bf16`` (see ``docs/predict.md``).
 
     Class attributes:
         BACKBONE_FIELDS: the options that choose the backbone (a checkpoint checks them through the backbone's
             identity instead).
-        RUNTIME_FIELDS: options that change how a run executes but not what the method is (progress bars,
+        RUNTIME_FIELDS: options that change how a run executes but not what the method is (precision, progress bars,
             resuming, memory bounds); subclasses list theirs. Every other option is *method config*.
     """
 
@@ -68,9 +72,10 @@ class ModelConfig:
     pretrained: str | None = None
     image_size: int | None = None
     init_seed: int = 0
+    precision: str = "auto"
 
     BACKBONE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "pretrained", "image_size", "init_seed")
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ()
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision",)
 
     @property
     def learning(self) -> Learning:
@@ -86,11 +91,12 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> ModelConfig:
-        """Build from a dict, refusing unknown keys (a typo must not silently become a default)."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ModelError(cls.__name__, f"unknown option(s) {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+        """Build from a dict, refusing unknown keys (naming the closest valid one: a typo must not silently
+        become a default) and values of the wrong type (see :func:`caadbench.models.options.check_options`)."""
+        values = check_options(cls, values)
+        if "precision" in values and values["precision"] not in PRECISIONS:
+            raise ModelError(cls.__name__, f"option 'precision' must be one of {', '.join(PRECISIONS)}, "
+                                           f"got {values['precision']!r}")
         return cls(**values)
 
 
@@ -193,10 +199,24 @@ class AnomalyModel(nn.Module, ABC):
 
     @abstractmethod
     def _predict(self, batch: Batch) -> AnomalyOutput:
-        """Scores ``(B,)`` and maps ``(B, S, S)`` for a batch already on the model's device."""
+        """Scores ``(B,)`` and maps ``(B, S, S)`` for a batch already on the model's device.
+
+        Only ``batch.images`` and ``batch.subjects`` may be used: labels and masks are ground truth, absent
+        when predicting on a user's images (:meth:`~caadbench.data.batch.Batch.from_images`).
+        """
+
+    def precision_for(self, path: str = "predict") -> str:
+        """The resolved precision (``fp32`` / ``bf16``) of ``path`` (``predict``, ``train``) on this device."""
+        return resolve_precision(self.config.precision, self.device, path)
+
+    def autocast(self, path: str = "predict"):
+        """The autocast context of ``path``: bf16 when :meth:`precision_for` says so, else a no-op."""
+        return autocast(self.device, self.precision_for(path))
 
     def predict(self, batch: Batch) -> AnomalyOutput:
         """Predict a batch: scores ``(B,)`` and maps ``(B, S, S)`` (float32, on the model's device).
+
+        Runs under :meth:`autocast` (bf16 when the resolved precision is bf16); outputs are float32 either way.
 
         Raises:
             ModelError: the model needs fitting first, or the method returned wrongly shaped outputs.
@@ -206,7 +226,7 @@ class AnomalyModel(nn.Module, ABC):
         was_training = self.training
         self.eval()
         try:
-            with torch.inference_mode():
+            with torch.inference_mode(), self.autocast("predict"):
                 out = self._predict(batch.to(self.device))
         finally:
             self.train(was_training)

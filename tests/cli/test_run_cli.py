@@ -39,7 +39,12 @@ def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
         (("--model", "nope", "--split", "cc"), "nope: unknown model"),
         (("--model", "clip", "--split", "cc", "--seeds", "a,b"), "--seeds a,b: expected comma-separated integers"),
         (("--model", "clip", "--split", "cc", "--option", "nonsense"), "expected KEY=VALUE"),
-        (("--model", "clip", "--split", "cc", "--option", "no_such_option=1"), "unknown option(s) no_such_option"),
+        (("--model", "clip", "--split", "cc", "--option", "no_such_option=1"), "unknown option 'no_such_option'"),
+        (("--model", "clip", "--split", "cc", "--option", "promt_set=two"),
+         "model clip: unknown option 'promt_set' (did you mean 'prompt_set'?)"),
+        (("--model", "clip", "--split", "cc", "--option", "init_seed=x"), "'init_seed' expects an integer, got 'x'"),
+        (("--split", "cc"), "missing model: pass --model or set it in a --config file"),
+        (("--model", "clip", "--split", "cc", "--device", "tpu"), "--device tpu: unknown device"),
         (("--model", "clip", "--split", "cc", "--pretrained", "/no/such/weights.pt"), "checkpoint file not found"),
     ],
 )

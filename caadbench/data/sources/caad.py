@@ -181,6 +181,7 @@ class CaadSource(FileSource):
     """
 
     kind = "contextual"
+    reads_mask_files = False
 
     def __init__(self, root: str | Path, seed: int = 0, size: int | None = None, image_size: int = 256,
                  layout: CaadLayout | None = None) -> None:

@@ -82,7 +82,7 @@ def cutout(path: str, mask_path: str | None, max_height: int) -> Layer:
     if mask_path is None:
         rgb, mask = read_alpha_cutout(path)
     else:
-        rgb, mask = read_rgb(path), read_mask(mask_path)
+        rgb, mask = read_rgb(path), read_mask(mask_path).mask  # binarised at the default 50 %
         if mask.shape != rgb.shape[:2]:
             raise DataError(mask_path, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from image "
                                        f"{Path(path).name} size {rgb.shape[1]}x{rgb.shape[0]}")

@@ -10,12 +10,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from caadbench.data.imageio import read_mask, read_rgb
-from caadbench.data.sample import Sample, validate_key
+from caadbench.data.imageio import DEFAULT_MASK_THRESHOLD, check_mask_threshold, read_mask, read_rgb
+from caadbench.data.sample import BINARISED_PIXELS, Sample, validate_key
 from caadbench.data.sources.base import SampleSpec, Source, check_specs  # noqa: F401 - sources import it here
 from caadbench.errors import DataError
 
@@ -78,13 +78,20 @@ def index_by_stem(directory: Path) -> dict[str, Path]:
     return index
 
 
-def match_mask(masks: dict[str, Path], image: Path, suffixes: tuple[str, ...] = ("_mask", "")) -> Path:
+def match_mask(masks: dict[str, Path], image: Path, suffixes: tuple[str, ...] = ("_mask", ""),
+               required: bool = True) -> Path | None:
     """The mask of ``image``: the entry of ``masks`` (see :func:`index_by_stem`) named ``<stem><suffix>``.
 
+    Args:
+        required: refuse an image without a mask (else return ``None`` for it).
+
     Raises:
-        DataError: naming ``image`` when no mask matches, or when several do (``x.png`` and ``x_mask.png``).
+        DataError: naming ``image`` when no mask matches (and one is required), or when several do
+            (``x.png`` and ``x_mask.png``).
     """
     found = [masks[image.stem + s] for s in suffixes if image.stem + s in masks]
+    if not found and not required:
+        return None
     if not found:
         names = " or ".join(f"{image.stem}{s}.*" for s in suffixes)
         raise DataError(image, f"missing mask (expected {names})")
@@ -99,7 +106,7 @@ def relative(path: Path, root: Path) -> str:
 
 
 def build_sample(spec: SampleSpec, image: np.ndarray, mask: np.ndarray, where: str | Path,
-                 extra: dict[str, Any] | None = None) -> Sample:
+                 extra: dict[str, Any] | None = None, mask_missing: bool = False) -> Sample:
     """A validated :class:`Sample` from ``spec``'s metadata and the given pixels.
 
     Args:
@@ -108,30 +115,41 @@ def build_sample(spec: SampleSpec, image: np.ndarray, mask: np.ndarray, where: s
         mask: ``(H, W)`` uint8 {0, 255}.
         where: the file named if validation fails.
         extra: further metadata; ``origin_split`` is added when the spec has one.
+        mask_missing: see :attr:`Sample.mask_missing`.
     """
     extra = dict(extra or {})
     if spec.origin_split is not None:
         extra["origin_split"] = spec.origin_split
     return Sample(key=spec.key, image=image, mask=mask, subject=spec.subject, context=spec.context,
                   label=spec.label, source=spec.source, defect=spec.defect, mask_kind=spec.mask_kind,
-                  extra=extra).validate(str(where))
+                  extra=extra, mask_missing=mask_missing).validate(str(where))
 
 
-def load_image_and_mask(spec: SampleSpec, image_path: Path, mask_path: Path | None) -> Sample:
-    """Read ``image_path`` and ``mask_path`` (``None``: an empty mask) into a validated sample.
+def load_image_and_mask(spec: SampleSpec, image_path: Path, mask_path: Path | None,
+                        mask_threshold: float = DEFAULT_MASK_THRESHOLD) -> Sample:
+    """Read ``image_path`` and ``mask_path`` into a validated sample.
+
+    Without a mask file the mask is empty: the ground truth of a normal image, and for an anomalous image a
+    *missing* mask (``Sample.mask_missing``: image metrics only). A mask with intermediate values is binarised at
+    ``mask_threshold`` (:func:`~caadbench.data.imageio.binarize_mask`) and the count of such pixels is recorded
+    in ``extra`` under :data:`~caadbench.data.sample.BINARISED_PIXELS`.
 
     Raises:
-        DataError: naming the image (unreadable, corrupt) or the mask (unreadable, not binary, other size).
+        DataError: naming the image (unreadable, corrupt) or the mask (unreadable, not a mask, other size).
     """
     image = read_rgb(image_path)
+    extra: dict[str, Any] = {}
     if mask_path is None:
         mask = np.zeros(image.shape[:2], dtype=np.uint8)
     else:
-        mask = read_mask(mask_path)
+        reading = read_mask(mask_path, mask_threshold)
+        mask = reading.mask
         if mask.shape != image.shape[:2]:
             raise DataError(mask_path, f"mask size {mask.shape[1]}x{mask.shape[0]} differs from image "
                                        f"{image_path.name} size {image.shape[1]}x{image.shape[0]}")
-    return build_sample(spec, image, mask, image_path)
+        if reading.intermediate:
+            extra[BINARISED_PIXELS] = reading.intermediate
+    return build_sample(spec, image, mask, image_path, extra, mask_missing=mask_path is None and spec.label == 1)
 
 
 class FileSource(Source):
@@ -142,24 +160,36 @@ class FileSource(Source):
         seed: unused (the files fix the content); kept for the common source signature.
         size: unused (every file is read); kept for the common source signature.
         image_size: unused (images keep their stored resolution); kept for the common source signature.
+        mask_threshold: a mask pixel with intermediate values is foreground at ``>=`` this fraction of full scale
+            (:func:`~caadbench.data.imageio.binarize_mask`); recorded in :meth:`describe` (and so in the
+            fingerprint) by sources that read mask files.
 
     Raises:
-        DataError: ``root`` is not a folder.
+        DataError: ``root`` is not a folder, or ``mask_threshold`` is not in (0, 1].
     """
 
-    def __init__(self, root: str | Path, seed: int = 0, size: int | None = None, image_size: int = 256) -> None:
+    reads_mask_files: ClassVar[bool] = True
+    """False for sources whose masks are not image files (COCO annotations): no threshold applies."""
+
+    def __init__(self, root: str | Path, seed: int = 0, size: int | None = None, image_size: int = 256,
+                 mask_threshold: float = DEFAULT_MASK_THRESHOLD) -> None:
         self.root = require_dir(Path(root).expanduser(), f"{self.name} dataset")
         self.seed, self.size, self.image_size = seed, size, image_size
+        self.mask_threshold = check_mask_threshold(mask_threshold)
 
     def spec_payload(self, image: Path, mask: Path | None) -> dict[str, Any]:
         return {"image": relative(image, self.root), "mask": None if mask is None else relative(mask, self.root)}
 
     def load(self, spec: SampleSpec) -> Sample:
         mask = spec.payload.get("mask")
-        return load_image_and_mask(spec, self.root / spec.payload["image"], None if mask is None else self.root / mask)
+        return load_image_and_mask(spec, self.root / spec.payload["image"],
+                                   None if mask is None else self.root / mask, self.mask_threshold)
 
     def describe(self) -> dict[str, Any]:
-        return {**super().describe(), "root": str(self.root)}
+        out = {**super().describe(), "root": str(self.root)}
+        if self.reads_mask_files:
+            out["mask_threshold"] = self.mask_threshold
+        return out
 
 
 class CategorisedSource(FileSource):
@@ -167,11 +197,12 @@ class CategorisedSource(FileSource):
 
     Args:
         categories: keep only these categories (default: all found).
+        mask_threshold: see :class:`FileSource`.
     """
 
     def __init__(self, root: str | Path, seed: int = 0, size: int | None = None, image_size: int = 256,
-                 categories: Iterable[str] | None = None) -> None:
-        super().__init__(root, seed=seed, size=size, image_size=image_size)
+                 categories: Iterable[str] | None = None, mask_threshold: float = DEFAULT_MASK_THRESHOLD) -> None:
+        super().__init__(root, seed=seed, size=size, image_size=image_size, mask_threshold=mask_threshold)
         self.categories = None if categories is None else tuple(categories)
 
     def keep(self, found: Iterable[str], where: str | Path) -> set[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from caadbench.data.imageio import DEFAULT_MASK_THRESHOLD
 from caadbench.data.sources.base import SampleSpec, register_source
 from caadbench.data.sources.files import (
     FileSource,
@@ -14,7 +15,6 @@ from caadbench.data.sources.files import (
     make_key,
     match_mask,
     relative,
-    require_dir,
 )
 from caadbench.errors import DataError
 
@@ -26,22 +26,26 @@ PARTS = (("train/normal", "train", 0), ("normal", "test", 0), ("abnormal", "test
 class FolderSource(FileSource):
     """One category of images sorted into folders (files directly inside each folder; sub-folders are not read).
 
-    ``normal/`` and ``abnormal/`` are the test images; ``mask/`` holds a mask for every abnormal image, matched by
-    stem (``x.png`` → ``mask/x.png`` or ``mask/x_mask.png``, any image extension); ``train/normal/`` (optional)
-    holds the train-side normal images. Without it every image is on the test side (zero-shot use only).
-    ``context`` is ``"-"``, ``defect`` is ``"abnormal"`` for anomalous images.
+    ``normal/`` and ``abnormal/`` are the test images; ``mask/`` (optional) holds the masks of abnormal images,
+    matched by stem (``x.png`` → ``mask/x.png`` or ``mask/x_mask.png``, any image extension); ``train/normal/``
+    (optional) holds the train-side normal images. Without it every image is on the test side (zero-shot use
+    only). ``context`` is ``"-"``, ``defect`` is ``"abnormal"`` for anomalous images.
+
+    An abnormal image without a mask (no ``mask/`` folder, or no file of its stem there) is kept with
+    ``Sample.mask_missing``: it counts for image metrics and is left out of pixel metrics, which are reported
+    as unavailable (NaN, with a note) when no abnormal image of the set has a mask. The manifest counts them.
 
     Args:
         root: the dataset folder.
         subject: class name used in prompts (default: the name of ``root``).
-        seed, size, image_size: see :class:`FileSource`.
+        seed, size, image_size, mask_threshold: see :class:`FileSource`.
     """
 
     kind = "industrial"
 
     def __init__(self, root: str | Path, seed: int = 0, size: int | None = None, image_size: int = 256,
-                 subject: str | None = None) -> None:
-        super().__init__(root, seed=seed, size=size, image_size=image_size)
+                 subject: str | None = None, mask_threshold: float = DEFAULT_MASK_THRESHOLD) -> None:
+        super().__init__(root, seed=seed, size=size, image_size=image_size, mask_threshold=mask_threshold)
         self.subject = subject or self.root.resolve().name
         if not self.subject:
             raise DataError(self.root, "cannot name the subject after the folder; pass subject=")
@@ -55,7 +59,7 @@ class FolderSource(FileSource):
             if not directory.is_dir():
                 continue
             images = list_images(directory)
-            masks = index_by_stem(require_dir(self.root / "mask", "mask")) if label and images else None
+            masks = index_by_stem(self.root / "mask") if label and (self.root / "mask").is_dir() else {}
             for image in images:
                 specs.append(SampleSpec(
                     key=make_key([self.name, self.subject, split, "abnormal" if label else "normal", image.stem],
@@ -63,7 +67,7 @@ class FolderSource(FileSource):
                     subject=self.subject, context="-", label=label,
                     source=f"{self.name}:{relative(image, self.root)}", defect="abnormal" if label else None,
                     mask_kind="defect", origin_split=split,
-                    payload=self.spec_payload(image, None if masks is None else match_mask(masks, image))))
+                    payload=self.spec_payload(image, match_mask(masks, image, required=False) if label else None)))
         return check_specs(specs, self.root)
 
     def describe(self) -> dict[str, Any]:

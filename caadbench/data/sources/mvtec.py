@@ -33,7 +33,7 @@ class MVTecSource(CategorisedSource):
     Args:
         root: the folder holding the category folders.
         categories: keep only these categories (default: every folder with a ``train`` or ``test`` folder).
-        seed, size, image_size: see :class:`~caadbench.data.sources.files.FileSource`.
+        seed, size, image_size, mask_threshold: see :class:`~caadbench.data.sources.files.FileSource`.
     """
 
     kind = "industrial"

@@ -27,7 +27,7 @@ class VisASource(CategorisedSource):
     Args:
         root: the VisA folder (the one holding ``split_csv/``).
         categories: keep only these objects (default: all).
-        seed, size, image_size: see :class:`~caadbench.data.sources.files.FileSource`.
+        seed, size, image_size, mask_threshold: see :class:`~caadbench.data.sources.files.FileSource`.
     """
 
     kind = "industrial"

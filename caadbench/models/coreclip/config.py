@@ -7,7 +7,7 @@ table is a list of runs. ``docs/coreclip.md`` explains each choice and which par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from caadbench.errors import ModelError
 from caadbench.models.base import Learning, ModelConfig
@@ -61,17 +61,24 @@ class CoreClipConfig(ModelConfig):
             exact).
         temperature: initial τ of the score σ((cos(z,t1) − cos(z,t0)) / τ).
         learn_temperature: train log(1/τ) with the stage-2 parameters.
-        w_bce, w_pixel: image BCE and patch BCE (stage 2).
-        w_orthogonality, w_consistency, w_grounding: text losses (stage 1).
-        w_entropy, w_cross_branch: CRM entropy band and cross-branch (view) consistency (stage 2).
-        entropy_low, entropy_high: band of the per-image α entropy, as fractions of log(number of branches).
+        w_bce: weight of the image BCE (stage 2).
+        w_pixel: weight of the patch BCE against the pixel ground truth (stage 2).
+        w_orthogonality: weight of the text orthogonality loss, separating t0 and t1 (stage 1).
+        w_consistency: weight of the text consistency loss, keeping the shared class identity (stage 1).
+        w_grounding: weight of the text grounding loss, class prototype vs visual class mean (stage 1).
+        w_entropy: weight of the CRM entropy-band loss on α (stage 2).
+        w_cross_branch: weight of the cross-branch (view) consistency loss (stage 2).
+        entropy_low: lower end of the per-image α entropy band, as a fraction of log(number of branches).
+        entropy_high: upper end of the per-image α entropy band, as a fraction of log(number of branches).
         grounding_temperature: temperature of the class-contrastive grounding term.
         grounding_images: at most this many normal train images give the visual class means for grounding.
-        text_steps, text_lr: stage-1 optimisation steps and peak learning rate.
-        epochs, max_steps, lr: stage-2 passes over the train part (``max_steps > 0`` overrides), peak lr.
+        text_steps: stage-1 (text) optimisation steps.
+        text_lr: stage-1 peak learning rate.
+        epochs: stage-2 passes over the train part (``max_steps > 0`` overrides).
+        max_steps: stage-2 optimisation steps (0: ``epochs`` passes).
+        lr: stage-2 peak learning rate.
         weight_decay: AdamW weight decay on matrices (not on biases, gates and the temperature).
         warmup: fraction of each stage's steps with a linear warm-up before the cosine decay.
-        amp: bf16 autocast when training and predicting on CUDA.
         checkpoint_every: also checkpoint every N stage-2 steps (0: only at the end of each stage).
         resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
         progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
@@ -107,16 +114,25 @@ class CoreClipConfig(ModelConfig):
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
-    amp: bool = True
     checkpoint_every: int = 0
     resume: str | None = None
     progress: bool = True
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("amp", "checkpoint_every", "resume", "progress")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "checkpoint_every", "resume", "progress")
 
     @property
     def learning(self) -> Learning:
         return Learning.TRAINED
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> CoreClipConfig:
+        """As :meth:`ModelConfig.from_dict`; a legacy ``amp`` (results and checkpoints written before every
+        model had ``precision``) becomes ``precision`` ``auto`` (true) or ``fp32`` (false)."""
+        values = dict(values)
+        if "amp" in values:
+            amp = values.pop("amp")
+            values.setdefault("precision", "auto" if amp else "fp32")
+        return super().from_dict(values)
 
     def __post_init__(self) -> None:
         where = "CoreClipConfig"

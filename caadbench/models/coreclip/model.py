@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
@@ -128,11 +127,6 @@ class CoreClip(AnomalyModel):
         return torch.stack([self._prototypes[s].to(self.device) for s in subjects])
 
     # ----------------------------------------------------------------- image
-    def autocast(self) -> AbstractContextManager:
-        """bf16 autocast on CUDA when ``amp`` is set; a no-op elsewhere."""
-        enabled = self.config.amp and self.device.type == "cuda"
-        return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
-
     def masked_branches(self) -> list[int]:
         """Indices of the branches whose training view is masked (subject, context)."""
         return [i for i, b in enumerate(self.branch_names) if b != "global"]
@@ -190,9 +184,8 @@ class CoreClip(AnomalyModel):
 
     def _predict(self, batch: Batch) -> AnomalyOutput:
         protos = self.prototypes_for(batch.subjects)
-        with self.autocast():
-            feats, _ = self.branch_features(batch.images)
-            out = self.head(feats, protos)
+        feats, _ = self.branch_features(batch.images)  # under the base class's predict autocast
+        out = self.head(feats, protos)
         B, S = len(batch), batch.images.shape[-1]
         gh, gw = self.backbone.grid_size
         maps = torch.sigmoid(out.patch_logits).view(B, 1, gh, gw)

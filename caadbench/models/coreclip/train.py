@@ -7,7 +7,7 @@ quota is met or the pass ends; the per-subject counts go into the training log).
 Stage 2 (image): the text is frozen (prototypes computed once); CSR adapters, fusion and temperature minimise
 ``w_bce·BCE(s(x), y) + w_pixel·pixel BCE + w_entropy·entropy band + w_cross_branch·cross-branch consistency``.
 
-Both stages: AdamW, linear warm-up then cosine decay, gradients clipped, bf16 autocast on CUDA. Under
+Both stages: AdamW, linear warm-up then cosine decay, gradients clipped, under the model's ``autocast("train")`` (its ``precision``). Under
 ``torchrun`` each rank reads its own part of the train shards (``FitData.train`` is the rank's reader), gradients
 are averaged over ranks after every backward (the result equals one process on the global batch), an epoch ends
 when any rank runs out of batches, and only rank 0 writes checkpoints and shows progress.
@@ -150,7 +150,7 @@ class Trainer:
             "trainable_share": share,
             "world_size": self.dist.world_size,
             "device": str(self.device),
-            "amp_bf16": bool(self.cfg.amp and self.device.type == "cuda"),
+            "precision": model.precision_for("train"),
             "seed": self.data.seed,
             "subjects": self.subjects,
             "grounding": self.grounding,
@@ -225,7 +225,7 @@ class Trainer:
                     chosen.append(i)
             if chosen:
                 images = batch.images[chosen].to(self.device)
-                with model.autocast():
+                with model.autocast("train"):
                     emb = model.backbone.encode_image(images).float()
                 rows = torch.tensor([index[batch.subjects[i]] for i in chosen], device=self.device)
                 sums.index_add_(0, rows, emb)
@@ -268,7 +268,7 @@ class Trainer:
                 views = None
                 if train_masks:
                     views = degrade_masks(batch.subject_masks, mask_spec, batch.keys, self.data.seed)
-                with model.autocast():
+                with model.autocast("train"):
                     feats, full = model.branch_features(batch.images, views, cross_branch=cross)
                     out = model.head(feats, protos)
                 parts = {"bce": L.image_bce(out.logits, batch.labels)}

@@ -46,10 +46,29 @@ def with_values(*values: int) -> np.ndarray:
 
 BAD_MASKS = [
     pytest.param(rect(0, 3, 0, 3, h=W, w=H), r"mask size 32x48 differs from image \S+ size 48x32", id="transposed"),
-    pytest.param(with_values(128, 255), r"not binary \(values 0, 128, 255\)", id="0-128-255"),
-    pytest.param(with_values(1, 2), r"not binary \(values 0, 1, 2\)", id="two-labels"),
+    pytest.param(with_values(1, 2), r"no mask pixel reaches the threshold 50 % of 255 \(values 0, 1, 2\): a label map",
+                 id="label-map"),
+    pytest.param(np.random.default_rng(7).integers(0, 256, (H, W, 3), dtype=np.uint8),
+                 r"not a mask: \d+ % of its pixels are neither 0 nor 255 \(a photo\?\)", id="photo"),
 ]
-"""``(stored mask, expected error)`` for masks every source must refuse at load time."""
+"""``(stored mask, expected error)`` for masks every source must refuse at load time (clearly not masks)."""
+
+
+def antialiased(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """A rectangle mask as a resampling tool writes it: 255 inside, a one-pixel ramp of 64/191 on its border.
+
+    The expected binarisation at 50 % is the rectangle grown by the 191 ring: :func:`rect` of ``y0 - 1 .. y1 + 1``
+    minus the 64 pixels, see :func:`antialiased_expected`."""
+    m = np.zeros((H, W), np.uint8)
+    m[y0 - 2:y1 + 2, x0 - 2:x1 + 2] = 64
+    m[y0 - 1:y1 + 1, x0 - 1:x1 + 1] = 191
+    m[y0:y1, x0:x1] = 255
+    return m
+
+
+def antialiased_expected(y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
+    """What :func:`antialiased` binarises to at the default 50 % threshold (191 ≥ 127.5 > 64)."""
+    return rect(y0 - 1, y1 + 1, x0 - 1, x1 + 1)
 
 
 def save(path: Path, arr: np.ndarray, **kwargs: Any) -> Path:

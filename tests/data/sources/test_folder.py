@@ -63,16 +63,23 @@ def test_registered():
     assert get_source_class("folder") is FolderSource and FolderSource.kind == "industrial"
 
 
-def test_missing_mask(folder):
-    root, _ = folder
+def test_missing_mask_is_kept_for_image_metrics(folder):
+    root, expected = folder
     (root / "mask/a2.png").unlink()
-    expect_error(FolderSource(root=root).specs, "missing mask", "abnormal/a2.png")
+    source = FolderSource(root=root)
+    a1, a2 = (load_key(source, f"folder-hazelnut-test-abnormal-{s}") for s in ("a1", "a2"))
+    assert not a1.mask_missing and a1.gt_known
+    np.testing.assert_array_equal(a1.mask, expected["abnormal/a1.png"])
+    assert a2.mask_missing and not a2.gt_known and not a2.mask.any() and a2.metadata()["mask_missing"] is True
+    assert not load_key(source, "folder-hazelnut-test-normal-n1").mask_missing  # normal images need no mask
 
 
-def test_missing_mask_folder(folder):
+def test_no_mask_folder_means_every_abnormal_mask_is_missing(folder):
     root, _ = folder
     shutil.rmtree(root / "mask")
-    expect_error(FolderSource(root=root).specs, "mask folder not found", str(root / "mask"))
+    source = FolderSource(root=root)
+    samples = [source.load(s) for s in source.specs()]
+    assert [s.mask_missing for s in samples] == [s.label == 1 for s in samples]
 
 
 def test_ambiguous_mask(folder):
