@@ -79,8 +79,10 @@ def _print_results(path: Path) -> None:
 
     results = read_results(path)
     p = results.provenance
+    t = results.train_data
+    trained = f", trained on {t.dataset} {t.split}/{t.part}" if results.cross_dataset else ""
     click.echo(f"\n{results.model} on {results.dataset}/{results.split} ({results.shots}-shot, seeds "
-               f"{', '.join(map(str, results.seeds))}), backbone {p.backbone_arch} {p.weights}"
+               f"{', '.join(map(str, results.seeds))}{trained}), backbone {p.backbone_arch} {p.weights}"
                f"{' (random init: not comparable to paper numbers)' if results.random_init else ''}")
     click.echo(tabulate(summarize(results), headers=["metric", "%"], tablefmt="github"))
     click.echo(f"{p.images_per_s:.1f} images/s, {p.wall_time_s:.1f} s -> {path}")
@@ -105,9 +107,15 @@ def _print_results(path: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="directory for the results file, its examples and checkpoints")
 @click.option("--dataset-id", default=None, help="dataset id in the results [default: from the shards' source]")
+@click.option("--train-data", type=click.Path(path_type=Path), default=None,
+              help="shard directory a trained model is trained on (cross-dataset protocol)  [default: --data]")
+@click.option("--train-split", default=None, help="split of the training data to train on  [default: --split]")
+@click.option("--train-part", default="train", show_default=True,
+              help="part of that split to train on (another dataset's 'test' part for the papers' protocol)")
 def run_command(model_name: str, split: str, data: Path, shots: int, seeds: str, backbone: str | None,
                 pretrained: str | None, image_size: int | None, checkpoint: Path | None, options: tuple[str, ...],
-                device: str, batch_size: int, workers: int, out: Path, dataset_id: str | None) -> None:
+                device: str, batch_size: int, workers: int, out: Path, dataset_id: str | None,
+                train_data: Path | None, train_split: str | None, train_part: str) -> None:
     """Evaluate one model on one split and write one results file (fits/trains as the model needs)."""
     from caadbench.errors import CaadError
     from caadbench.eval.runner import RunConfig, run
@@ -119,7 +127,8 @@ def run_command(model_name: str, split: str, data: Path, shots: int, seeds: str,
     cfg = RunConfig(model=model_name, split=split, data=data, shots=shots, seeds=seed_list, backbone=backbone,
                     pretrained=pretrained, image_size=image_size, checkpoint=checkpoint,
                     options=_parse_options(options), device=device, batch_size=batch_size, workers=workers,
-                    out=out, dataset_id=dataset_id)
+                    out=out, dataset_id=dataset_id, train_data=train_data, train_split=train_split,
+                    train_part=train_part)
     path = run(cfg)
     if path is not None:
         _print_results(path)
@@ -132,9 +141,9 @@ def run_command(model_name: str, split: str, data: Path, shots: int, seeds: str,
 @click.option("--split", default="cc", show_default=True)
 @click.option("--backbone", default="caad-tiny", show_default=True)
 @click.option("--shots", type=int, default=4, show_default=True, help="k for the few-shot models")
-@click.option("--ablations", is_flag=True, help="also run every CoRe-CLIP ablation variant")
-@click.option("--models", "model_names", default=None, help="comma-separated models [default: every baseline "
-                                                            "variant and coreclip]")
+@click.option("--ablations", is_flag=True, help="also run every ablation variant of the trained methods")
+@click.option("--models", "model_names", default=None, help="comma-separated models [default: every zero-/few-shot "
+                                                            "variant and each trained method's default]")
 @click.option("--workers", type=int, default=None, help="shard building processes [default: all cores]")
 def quickstart_command(data: Path, out: Path, split: str, backbone: str, shots: int, ablations: bool,
                        model_names: str | None, workers: int | None) -> None:

@@ -2,8 +2,8 @@
 
 Tables per (dataset, split, shots). Each reported row (from the references file, with its citation) is followed
 by the measured rows of the models it names and, for every metric both give, a gap row (measured − reported, in
-points). Measured rows say their backbone, weights and commit; random-init rows are marked † and never get a
-gap. The text is a pure function of the inputs (sorted, fixed float format, no timestamps), so CI regenerates
+points). Measured rows say their backbone, weights and commit (and, for a model trained on another dataset, what
+it was trained on); random-init rows are marked † and never get a gap. The text is a pure function of the inputs (sorted, fixed float format, no timestamps), so CI regenerates
 it and fails when the committed file is stale (``caadbench leaderboard --check``).
 """
 
@@ -194,8 +194,16 @@ def _measured_row(path: Path, results: Results, refs: References, out_dir: Path)
         _weights(results),
         ", ".join(str(s) for s in results.seeds),
         *(_measured(results, m) for m in METRIC_NAMES),
-        f"{results.learning}; {len(results.samples)} test images",
+        f"{results.learning}; {len(results.samples)} test images{_trained_on(results)}",
     ]
+
+
+def _trained_on(results: Results) -> str:
+    """``; trained on <dataset> <split>/<part> (...)`` for a model trained on other data than it is evaluated on."""
+    t = results.train_data
+    if not results.cross_dataset or t is None:
+        return ""
+    return f"; trained on {t.dataset} {t.split}/{t.part} ({t.samples} images, fingerprint {t.fingerprint[:12]})"
 
 
 def render_leaderboard(

@@ -24,8 +24,9 @@ from caadbench.utils.atomic import atomic_write_text
 
 
 def default_models(ablations: bool = False) -> list[str]:
-    """Every baseline variant and CoRe-CLIP (every CoRe-CLIP variant with ``ablations``)."""
-    return [s.name for s in list_models() if s.family != "coreclip" or ablations or s.name == "coreclip"]
+    """Every zero-/few-shot baseline variant and the default variant of each trained method (CoRe-CLIP, APRIL-GAN,
+    AnomalyCLIP); with ``ablations`` every variant of the trained methods too."""
+    return [s.name for s in list_models() if s.learning != Learning.TRAINED or ablations or s.name == s.family]
 
 
 def quickstart(

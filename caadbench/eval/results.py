@@ -37,6 +37,8 @@ SCHEMA_VERSION = 1
 FLOAT_DIGITS = 9
 """Significant digits written for every float: float32 scores round-trip exactly, float64 noise is dropped."""
 RANDOM_INIT = "random-init"
+OPTIONAL = "optional"
+"""Field metadata key: the field may be absent from a file (added after files of this schema version existed)."""
 
 
 # ------------------------------------------------------------------------------------------------- schema
@@ -142,6 +144,26 @@ class Provenance:
 
 
 @dataclass
+class TrainData:
+    """What a trained model was trained on (``caadbench run --train-data``, or the evaluated split's train part).
+
+    Attributes:
+        dataset: dataset id of the training shards.
+        fingerprint: their source fingerprint.
+        path: where they were read from.
+        split, part: the split and part trained on.
+        samples: images in that part.
+    """
+
+    dataset: str
+    fingerprint: str
+    path: str
+    split: str
+    part: str
+    samples: int
+
+
+@dataclass
 class Results:
     """One run: a model evaluated on one split of one dataset, over one or more seeds.
 
@@ -162,6 +184,8 @@ class Results:
         notes: why a value is missing or excluded.
         training: per seed (as a string), the trainer's log of a trained model (parameter counts and share,
             losses at the start and end of each stage, a thinned loss curve); empty for other models.
+        train_data: the data a trained model was trained on (``None``: not trained here: zero-/few-shot models and
+            runs that loaded a checkpoint). Optional in files: those written before the field existed lack it.
     """
 
     schema_version: int
@@ -181,10 +205,16 @@ class Results:
     provenance: Provenance
     notes: list[str] = field(default_factory=list)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
+    train_data: TrainData | None = field(default=None, metadata={OPTIONAL: True})
 
     @property
     def random_init(self) -> bool:
         return self.provenance.random_init
+
+    @property
+    def cross_dataset(self) -> bool:
+        """True when the model was trained on other data than the evaluated dataset."""
+        return self.train_data is not None and self.train_data.fingerprint != self.provenance.dataset_fingerprint
 
     def validate(self, where: str | Path = "results") -> Results:
         """Check the invariants a reader relies on.
@@ -248,6 +278,7 @@ def build_results(
     provenance: Provenance,
     notes: Sequence[str] = (),
     training: Mapping[int, Mapping[str, Any]] | None = None,
+    train_data: TrainData | None = None,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
 
@@ -308,6 +339,7 @@ def build_results(
         provenance=provenance,
         notes=all_notes,
         training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
+        train_data=train_data,
     )
     return results.validate()
 
@@ -414,6 +446,9 @@ def _parse(tp: Any, value: Any, path: Path, where: str) -> Any:
         for f in fields(tp):
             name = f"{where}.{f.name}" if where else f.name
             if f.name not in value:
+                if f.metadata.get(OPTIONAL):
+                    kwargs[f.name] = f.default
+                    continue
                 raise ResultsError(path, f"missing field {name}")
             kwargs[f.name] = _parse(hints[f.name], value[f.name], path, name)
         return tp(**kwargs)
@@ -641,6 +676,7 @@ __all__ = [
     "SampleEntry",
     "SubjectContextMatrix",
     "SubjectEntry",
+    "TrainData",
     "build_results",
     "collect_provenance",
     "dumps",

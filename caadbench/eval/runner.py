@@ -2,8 +2,9 @@
 
 For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type needs
 (zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the split's *train* part,
-or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one versioned results
-file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the test part.
+another dataset's part with ``--train-data`` (:mod:`caadbench.eval.transfer`), or a ``--checkpoint``), evaluates
+it on the *test* part, and aggregates the seeds into one versioned results file (:mod:`caadbench.eval.results`)
+with its examples sidecar. Nothing is ever fitted on the test part.
 
 Under ``torchrun`` every rank reads its own block of the train and test shards; rank 0 gathers the evaluators,
 merges them (the metrics equal one process's) and writes the outputs.
@@ -35,6 +36,7 @@ from caadbench.eval.results import (
     write_examples,
     write_results,
 )
+from caadbench.eval.transfer import TrainingSet, open_training_set
 from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
 
@@ -63,6 +65,9 @@ class RunConfig:
         out: directory for the results file, its examples sidecar and checkpoints of trained models.
         dataset_id: results' dataset id (default from the source, see :data:`DATASET_IDS`).
         progress: show progress bars.
+        train_data: shard directory a trained model is trained on (``None``: ``data``).
+        train_split: its split to train on (``None``: ``split``).
+        train_part: the part of that split to train on.
     """
 
     model: str
@@ -81,11 +86,16 @@ class RunConfig:
     out: Path = Path("runs")
     dataset_id: str | None = None
     progress: bool = True
+    train_data: Path | None = None
+    train_split: str | None = None
+    train_part: str = "train"
 
 
-def results_name(dataset: str, split: str, model: str, shots: int) -> str:
-    """``<dataset>_<split>_<model>_<shots>shot.json`` (the model name's dots kept: it is a file name, not a key)."""
-    return f"{dataset}_{split}_{model}_{shots}shot.json"
+def results_name(dataset: str, split: str, model: str, shots: int, trained_on: str | None = None) -> str:
+    """``<dataset>_<split>_<model>_<shots>shot[_train-<trained_on>].json`` (the model name's dots kept: it is a file
+    name, not a key); ``trained_on`` names training data other than the evaluated split's train part."""
+    suffix = f"_train-{trained_on}" if trained_on else ""
+    return f"{dataset}_{split}_{model}_{shots}shot{suffix}.json"
 
 
 def dataset_id(ds: CaadDataset) -> str:
@@ -143,6 +153,31 @@ class Runner:
         if self.spec.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
             for seed in cfg.seeds:
                 self.ds.support_keys(cfg.split, cfg.shots, seed)
+        self.training = self._training_set()
+
+    def _training_set(self) -> TrainingSet | None:
+        """The data a trained model is fitted on (checked against the evaluated test part), or ``None``."""
+        cfg = self.cfg
+        asked = cfg.train_data is not None or cfg.train_split is not None or cfg.train_part != "train"
+        if self.spec.learning != Learning.TRAINED or cfg.checkpoint is not None:
+            if asked:
+                why = "loads --checkpoint" if cfg.checkpoint is not None else f"is a {self.spec.learning} model"
+                raise ModelError(cfg.model, f"{why}: --train-data, --train-split and --train-part are for training")
+            return None
+
+        def name(ds) -> str:
+            return self.dataset if cfg.train_data is None else dataset_id(ds)
+
+        return open_training_set(cfg.train_data or cfg.data, cfg.train_split, cfg.train_part, self.ds, cfg.split,
+                                 name)
+
+    @property
+    def trained_on(self) -> str | None:
+        """Suffix naming training data other than the evaluated split's train part (``None`` for that one)."""
+        t = self.training
+        if t is None or (t.ds.fingerprint == self.ds.fingerprint and (t.split, t.part) == (self.cfg.split, "train")):
+            return None
+        return f"{t.dataset}-{t.split}-{t.part}"
 
     # ----------------------------------------------------------------- pieces
     def _backbone(self) -> ClipBackbone:
@@ -150,10 +185,10 @@ class Runner:
                                        image_size=self.cfg.image_size, **self.cfg.options)
         return ClipBackbone(config.backbone, config.pretrained, config.image_size, config.init_seed)
 
-    def _batches(self, part: str, image_size: int, **kw: Any) -> Iterator[Batch]:
-        return self.ds.batches(self.cfg.split, part, image_size=image_size, rank=self.dist.rank,
-                               world_size=self.dist.world_size, workers=self.cfg.workers,
-                               progress=self.cfg.progress and self.dist.is_main, **kw)
+    def _batches(self, part: str, image_size: int, training: TrainingSet | None = None, **kw: Any) -> Iterator[Batch]:
+        ds, split = (self.ds, self.cfg.split) if training is None else (training.ds, training.split)
+        return ds.batches(split, part, image_size=image_size, rank=self.dist.rank, world_size=self.dist.world_size,
+                          workers=self.cfg.workers, progress=self.cfg.progress and self.dist.is_main, **kw)
 
     def _fit(self, model: AnomalyModel, seed: int) -> dict[str, list[str]]:
         """Fit ``model`` for ``seed``; return the support keys used (empty unless few-shot)."""
@@ -171,13 +206,16 @@ class Runner:
                                            batch_size=cfg.batch_size, workers=cfg.workers))
             model.fit(FitData(subjects=self.subjects, support=batches, seed=seed, device=self.device))
             return support
-        def train_pass(epoch: int) -> Iterator[Batch]:
-            return self._batches("train", size, batch_size=getattr(model.config, "batch_size", cfg.batch_size),
-                                 shuffle=True, seed=seed, epoch=epoch)
+        training = self.training
 
-        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}_seed{seed}"
-        model.fit(FitData(subjects=self.subjects, train=train_pass, train_size=self.ds.count(cfg.split, "train"),
-                          seed=seed, device=self.device, output_dir=out_dir if self.dist.is_main else None))
+        def train_pass(epoch: int) -> Iterator[Batch]:
+            return self._batches(training.part, size, training, shuffle=True, seed=seed, epoch=epoch,
+                                 batch_size=getattr(model.config, "batch_size", cfg.batch_size))
+
+        suffix = f"_train-{self.trained_on}" if self.trained_on else ""
+        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}{suffix}_seed{seed}"
+        model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
+                          device=self.device, output_dir=out_dir if self.dist.is_main else None))
         return {}
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
@@ -231,8 +269,9 @@ class Runner:
                                           dataset_path=self.ds.root, device=self.device, meter=meter),
             training=training,
             notes=self._notes(),
+            train_data=self.training.record() if self.training is not None else None,
         )
-        path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots)
+        path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots, self.trained_on)
         write_results(path, results)
         if examples is not None:
             write_examples(examples_path(path), examples)
