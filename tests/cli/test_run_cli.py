@@ -40,6 +40,8 @@ def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
         (("--model", "clip", "--split", "cc", "--option", "nonsense"), "expected KEY=VALUE"),
         (("--model", "clip", "--split", "cc", "--option", "no_such_option=1"), "unknown option(s) no_such_option"),
         (("--model", "clip", "--split", "cc", "--pretrained", "/no/such/weights.pt"), "checkpoint file not found"),
+        (("--model", "aprilgan", "--split", "cc", "--train-part", "test"), "of the evaluated cc/test part"),
+        (("--model", "winclip", "--split", "cc", "--train-split", "ic"), "is a zero-shot model: --train-data"),
     ],
 )
 def test_run_bad_input_is_one_line_and_exit_2(data, tmp_path, args, words):
