@@ -1,9 +1,12 @@
-"""Throughput of the CLIP and WinCLIP baselines, and WinCLIP's speed-up over one-window-at-a-time encoding.
+"""Throughput of the baselines, and WinCLIP's speed-up over one-window-at-a-time encoding.
 
 For each architecture (random init: no weights are downloaded) it measures images/s of ``predict`` for
-``clip``, ``winclip`` and ``winclip.plus`` on one batch, then runs WinCLIP again with the backbone's
-``encode_token_subsets`` replaced by a naive reference that encodes each window separately (a Python loop of
-one-subset calls), checks both give the same maps, and prints the ratio. Everything is measured in this run.
+``clip``, ``winclip``, ``winclip.plus``, ``aprilgan`` and ``anomalyclip`` on one batch (the trained baselines with
+their freshly initialised trainable tensors: training does not change their prediction cost) and the ratio to
+WinCLIP's; then the training throughput of the two trained baselines (one optimiser step on a batch, images/s);
+then runs WinCLIP again with the backbone's ``encode_token_subsets`` replaced by a naive reference that encodes
+each window separately (a Python loop of one-subset calls), checks both give the same maps, and prints the ratio.
+Everything is measured in this run.
 
     OMP_NUM_THREADS=1 python benchmarks/model_throughput.py --archs caad-tiny ViT-B-16-plus-240 --batch 2
 
@@ -23,15 +26,31 @@ from tabulate import tabulate
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.models import ClipBackbone, FitData, create_model
 
-MODELS = ("clip", "winclip", "winclip.plus")
+MODELS = ("clip", "winclip", "winclip.plus", "aprilgan", "anomalyclip")
+TRAINED = ("aprilgan", "anomalyclip")
 
 
 def make_batch(n: int, size: int, seed: int) -> Batch:
-    images = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
-    return Batch(images=images, subject_masks=torch.ones(n, size, size, dtype=torch.bool),
-                 gt_masks=torch.zeros(n, EVAL_RESOLUTION, EVAL_RESOLUTION, dtype=torch.bool),
-                 labels=torch.zeros(n, dtype=torch.long), keys=[f"b{seed}_{i}" for i in range(n)],
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, size, size, generator=g)
+    gt = torch.rand(n, EVAL_RESOLUTION, EVAL_RESOLUTION, generator=g) > 0.9
+    return Batch(images=images, subject_masks=torch.ones(n, size, size, dtype=torch.bool), gt_masks=gt,
+                 labels=torch.arange(n) % 2, keys=[f"b{seed}_{i}" for i in range(n)],
                  subjects=["cow"] * n, contexts=["pasture"] * n)
+
+
+def train_step(model) -> Callable[[object], None]:
+    """One optimiser step of a trained baseline on a batch (Adam, as its trainer)."""
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-3)
+
+    def step(batch) -> None:
+        with torch.enable_grad():
+            total, _ = model.training_loss(batch)
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+
+    return step
 
 
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
@@ -59,13 +78,23 @@ def run(arch: str, batch_size: int, repeats: int) -> tuple[list, list]:
     backbone = ClipBackbone(arch, pretrained=None, init_seed=0)
     size = backbone.image_size
     batch, support = make_batch(batch_size, size, 0), make_batch(1, size, 1)
-    rows, ratio_rows = [], []
+    rows, ratio_rows, train_rows, speeds = [], [], [], {}
     for name in MODELS:
-        model = create_model(name, backbone=backbone)
-        model.fit(FitData(subjects=["cow"], support=[support]))  # prototypes (and memories) outside the timing
+        model = create_model(name, backbone=backbone, progress=False) if name in TRAINED else \
+            create_model(name, backbone=backbone)
+        if name in TRAINED:
+            model.is_fitted = True
+            model.predict(support)  # text prototypes outside the timing
+            train_s, _ = timed(lambda step=train_step(model): step(batch), repeats)
+            train_rows.append([arch, name, batch_size, f"{train_s:.3f}", f"{batch_size / train_s:.2f}"])
+        else:
+            model.fit(FitData(subjects=["cow"], support=[support]))  # prototypes (and memories) outside the timing
         seconds, _ = timed(lambda model=model: model.predict(batch), repeats)
+        speeds[name] = batch_size / seconds
         rows.append([arch, f"{size}px {backbone.grid_size[0]}x{backbone.grid_size[1]}", name, batch_size,
                      f"{seconds:.3f}", f"{batch_size / seconds:.2f}"])
+    for row in rows:
+        row.append(f"{speeds[row[2]] / speeds['winclip']:.2f}x")
     model = create_model("winclip", backbone=backbone)
     model.fit(FitData(subjects=["cow"]))
     fast_s, fast = timed(lambda: model.predict(batch), repeats)
@@ -78,7 +107,7 @@ def run(arch: str, batch_size: int, repeats: int) -> tuple[list, list]:
     diff = (fast.maps - naive.maps).abs().max().item()
     ratio_rows.append([arch, windows, batch_size, f"{fast_s:.3f}", f"{naive_s:.3f}", f"{naive_s / fast_s:.1f}x",
                        f"{diff:.1e}"])
-    return rows, ratio_rows
+    return rows, ratio_rows, train_rows
 
 
 def main() -> None:
@@ -88,14 +117,19 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    rows, ratio_rows = [], []
+    rows, ratio_rows, train_rows = [], [], []
     for arch in args.archs:
-        r, q = run(arch, args.batch, args.repeats)
+        r, q, t = run(arch, args.batch, args.repeats)
         rows += r
         ratio_rows += q
+        train_rows += t
     print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread(s) "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), random-init weights, best of {args.repeats}")
-    print(tabulate(rows, headers=["backbone", "input", "model", "batch", "s/batch", "images/s"], tablefmt="github"))
+    print(tabulate(rows, headers=["backbone", "input", "model", "batch", "s/batch", "images/s", "vs winclip"],
+                   tablefmt="github"))
+    print()
+    print(tabulate(train_rows, headers=["backbone", "model", "batch", "s/training step", "training images/s"],
+                   tablefmt="github"))
     print()
     print(tabulate(ratio_rows, headers=["backbone", "windows/image", "batch", "winclip s/batch (vectorised)",
                                        "s/batch (one window per call)", "speed-up", "max |map diff|"],
