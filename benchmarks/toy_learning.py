@@ -11,17 +11,8 @@ from __future__ import annotations
 
 import argparse
 
-from sklearn.metrics import roc_auc_score
-
-from caadbench.baselines.segmentation import resize_mask
 from caadbench.models import ClipBackbone, FitData, create_model
-from tests.baselines.toy_industrial import toy_industrial_batch, toy_industrial_loader
-
-
-def aurocs(model, batch) -> tuple[float, float]:
-    out = model.predict(batch)
-    gt = resize_mask(batch.gt_masks, out.maps.shape[-1])
-    return roc_auc_score(batch.labels, out.scores), roc_auc_score(gt.flatten(), out.maps.flatten())
+from tests.baselines.toy_industrial import aurocs, toy_industrial_batch, toy_industrial_loader
 
 
 def main() -> None:
@@ -34,9 +25,9 @@ def main() -> None:
     for name in args.models:
         model = create_model(name, backbone=backbone, epochs=2, progress=False)
         model.is_fitted = True
-        before = aurocs(model, seen), aurocs(model, unseen)
+        before = aurocs(model.predict(seen), seen), aurocs(model.predict(unseen), unseen)
         model.fit(FitData(subjects=["plate", "tile"], train=toy_industrial_loader(3, 8), seed=0))
-        (s0, u0), (s1, u1) = before, (aurocs(model, seen), aurocs(model, unseen))
+        (s0, u0), (s1, u1) = before, (aurocs(model.predict(seen), seen), aurocs(model.predict(unseen), unseen))
         print(f"{name}: seen surfaces I/P-AUROC {s0[0]:.3f}/{s0[1]:.3f} -> {s1[0]:.3f}/{s1[1]:.3f}; "
               f"unseen surface {u0[0]:.3f}/{u0[1]:.3f} -> {u1[0]:.3f}/{u1[1]:.3f}")
 

@@ -217,6 +217,20 @@ class TrainerBase:
         if self.dist.is_main:
             print(message, file=sys.stderr, flush=True)
 
+    def summary(self, counts: dict[str, int], share: float, start: float) -> dict[str, Any]:
+        """The training log a model keeps as ``train_log`` (and the results file records per seed)."""
+        return {
+            "trainable_params": counts["trainable"],
+            "total_params": counts["total"],
+            "trainable_share": share,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
+            "amp_bf16": bool(self.cfg.amp and self.device.type == "cuda"),
+            "seed": self.data.seed,
+            **{name: log.summary() for name, log in self.logs.items()},
+            "wall_s": time.perf_counter() - start,
+        }
+
     def _announce(self, counts: dict[str, int]) -> float:
         """Print the trainable parameter count; return the trainable share."""
         share = counts["trainable"] / counts["total"]
@@ -329,17 +343,7 @@ class SingleStageTrainer(TrainerBase):
         self.train_epochs(1, self.LOG, params, opt, sched, total_steps, resumed, model.training_loss,
                           f"{self.where} (train)")
         model.eval()
-        return {
-            "trainable_params": counts["trainable"],
-            "total_params": counts["total"],
-            "trainable_share": share,
-            "world_size": self.dist.world_size,
-            "device": str(self.device),
-            "amp_bf16": bool(c.amp and self.device.type == "cuda"),
-            "seed": self.data.seed,
-            self.LOG: self.logs[self.LOG].summary(),
-            "wall_s": time.perf_counter() - start,
-        }
+        return self.summary(counts, share, start)
 
 
 __all__ = [

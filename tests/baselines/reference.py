@@ -130,3 +130,15 @@ def hand_prototype(bb: ClipBackbone, prompts: list[str]) -> torch.Tensor:
     """``(D,)`` mean of the normalised embeddings of ``prompts``, renormalised."""
     with torch.no_grad():
         return F.normalize(hand_text(bb, bb.tokenize(prompts)).mean(dim=0), dim=-1)
+
+
+def ready_model(name: str, backbone: ClipBackbone, seed: int | None = None, **options):
+    """A trained baseline with freshly drawn trainable tensors (from ``seed`` when given), marked fitted so that it
+    predicts before any training (what the tests compare before and after learning)."""
+    from caadbench.models import create_model
+
+    model = create_model(name, backbone=backbone, progress=False, **options)
+    if seed is not None:
+        model.reset_trainable(seed)
+    model.is_fitted = True
+    return model

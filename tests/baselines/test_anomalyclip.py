@@ -8,7 +8,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from scipy.ndimage import gaussian_filter
-from sklearn.metrics import roc_auc_score
 
 from caadbench.baselines.anomalyclip import VARIANTS, AnomalyClip, dpam_features, plain_features, prompt_texts
 from caadbench.baselines.segmentation import resize_mask
@@ -20,11 +19,10 @@ from tests.baselines.reference import (
     hand_forward,
     hand_text,
     make_batch,
+    ready_model,
     value_value_reference,
 )
-from tests.baselines.toy_industrial import toy_industrial_batch, toy_industrial_loader
-
-QUICK = {"progress": False}
+from tests.baselines.toy_industrial import aurocs, toy_industrial_batch, toy_industrial_loader
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +32,7 @@ def images() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def model(tiny_backbone) -> AnomalyClip:
-    m = create_model("anomalyclip", backbone=tiny_backbone, **QUICK)
-    m.reset_trainable(3)
-    m.is_fitted = True
-    return m
+    return ready_model("anomalyclip", tiny_backbone, seed=3)
 
 
 def test_prompt_texts_and_shapes(model, tiny_backbone):
@@ -198,18 +193,12 @@ def test_training_loss_equals_the_formulas(model, tiny_backbone):
     assert set(p) == {"focal", "dice"} and t.item() == pytest.approx(4.0 * (focal + dice), rel=1e-4)
 
 
-def pixel_auroc(out, batch) -> float:
-    gt = resize_mask(batch.gt_masks, out.maps.shape[-1])
-    return roc_auc_score(gt.flatten().numpy(), out.maps.flatten().numpy())
-
-
 def test_learns_the_toy_industrial_set(tiny_backbone):
     test = toy_industrial_batch(16, 999)
-    model = create_model("anomalyclip", backbone=tiny_backbone, epochs=2, **QUICK)
-    model.is_fitted = True
-    before = pixel_auroc(model.predict(test), test)
+    model = ready_model("anomalyclip", tiny_backbone, epochs=2)
+    before = aurocs(model.predict(test), test)[1]
     model.fit(FitData(subjects=["plate", "tile"], train=toy_industrial_loader(3, 8), seed=0))
-    after = pixel_auroc(model.predict(test), test)
+    after = aurocs(model.predict(test), test)[1]
     assert after >= 0.95 and after > before + 0.3, (before, after)
     log = model.train_log["train"]
     assert log["steps"] == 6

@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from caadbench.baselines.aprilgan import VARIANTS, AprilGan
 from caadbench.baselines.segmentation import resize_mask
@@ -20,11 +19,10 @@ from tests.baselines.reference import (
     hand_forward,
     hand_prototype,
     make_batch,
+    ready_model,
     two_way_probability,
 )
-from tests.baselines.toy_industrial import toy_industrial_batch, toy_industrial_loader
-
-QUICK = {"progress": False}
+from tests.baselines.toy_industrial import aurocs, toy_industrial_batch, toy_industrial_loader
 
 
 @pytest.fixture(scope="module")
@@ -34,10 +32,7 @@ def images() -> torch.Tensor:
 
 @pytest.fixture(scope="module")
 def model(tiny_backbone) -> AprilGan:
-    m = create_model("aprilgan", backbone=tiny_backbone, **QUICK)
-    m.reset_trainable(5)
-    m.is_fitted = True
-    return m
+    return ready_model("aprilgan", tiny_backbone, seed=5)
 
 
 def test_prompt_ensemble_is_april_gans():
@@ -147,18 +142,12 @@ def test_training_loss_equals_focal_plus_dice_of_the_reference_maps(model, tiny_
     assert set(p) == {"focal"} and t.item() == pytest.approx(focal, rel=1e-4)
 
 
-def pixel_auroc(out, batch) -> float:
-    gt = resize_mask(batch.gt_masks, out.maps.shape[-1])
-    return roc_auc_score(gt.flatten().numpy(), out.maps.flatten().numpy())
-
-
 def test_learns_the_toy_industrial_set(tiny_backbone):
     test = toy_industrial_batch(16, 999)
-    model = create_model("aprilgan", backbone=tiny_backbone, epochs=2, **QUICK)
-    model.is_fitted = True
-    before = pixel_auroc(model.predict(test), test)
+    model = ready_model("aprilgan", tiny_backbone, epochs=2)
+    before = aurocs(model.predict(test), test)[1]
     model.fit(FitData(subjects=["plate", "tile"], train=toy_industrial_loader(3, 8), seed=0))
-    after = pixel_auroc(model.predict(test), test)
+    after = aurocs(model.predict(test), test)[1]
     assert after >= 0.95 and after > before + 0.15, (before, after)
     log = model.train_log
     assert log["train"]["steps"] == 6 and 0 < log["trainable_share"] < 0.02

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
 
+from caadbench.baselines.segmentation import resize_mask
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
+from caadbench.models.base import AnomalyOutput
 
 SURFACES = {"plate": (0.55, 0.55, 0.58), "tile": (0.80, 0.72, 0.55), "board": (0.35, 0.45, 0.30)}
 DEFECT = (0.75, 0.05, 0.05)
@@ -43,3 +46,10 @@ def toy_industrial_loader(batches: int, batch_size: int, seed: int = 0):
     """A ``FitData.train`` callable: the same ``batches`` batches every epoch."""
     data = [toy_industrial_batch(batch_size, seed * 1000 + k) for k in range(batches)]
     return lambda epoch: iter(data)
+
+
+def aurocs(out: AnomalyOutput, batch: Batch) -> tuple[float, float]:
+    """``(image AUROC, pixel AUROC)`` of a prediction on a toy batch (ground truth at the maps' size)."""
+    gt = resize_mask(batch.gt_masks, out.maps.shape[-1])
+    return (roc_auc_score(batch.labels.numpy(), out.scores.numpy()),
+            roc_auc_score(gt.flatten().numpy(), out.maps.flatten().numpy()))

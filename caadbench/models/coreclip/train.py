@@ -71,18 +71,7 @@ class Trainer(TrainerBase):
             self.stage1()
         self.stage2(resumed if stage > 1 else None)
         model.eval()
-        return {
-            "trainable_params": counts["trainable"],
-            "total_params": counts["total"],
-            "trainable_share": share,
-            "world_size": self.dist.world_size,
-            "device": str(self.device),
-            "amp_bf16": bool(self.cfg.amp and self.device.type == "cuda"),
-            "seed": self.data.seed,
-            "stage1": self.logs["stage1"].summary(),
-            "stage2": self.logs["stage2"].summary(),
-            "wall_s": time.perf_counter() - start,
-        }
+        return self.summary(counts, share, start)
 
     # ----------------------------------------------------------------- stage 1
     def stage1_needed(self) -> bool:
