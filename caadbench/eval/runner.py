@@ -165,7 +165,7 @@ class Runner:
                 raise ModelError(cfg.model, f"{why}: --train-data, --train-split and --train-part are for training")
             return None
 
-        def name(ds) -> str:
+        def name(ds: CaadDataset) -> str:
             return self.dataset if cfg.train_data is None else dataset_id(ds)
 
         return open_training_set(cfg.train_data or cfg.data, cfg.train_split, cfg.train_part, self.ds, cfg.split,
@@ -214,7 +214,8 @@ class Runner:
 
         suffix = f"_train-{self.trained_on}" if self.trained_on else ""
         out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}{suffix}_seed{seed}"
-        model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
+        subjects = sorted({*self.subjects, *training.subjects})  # every class evaluated or trained on, by name
+        model.fit(FitData(subjects=subjects, train=train_pass, train_size=training.size, seed=seed,
                           device=self.device, output_dir=out_dir if self.dist.is_main else None))
         return {}
 
