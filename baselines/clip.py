@@ -25,9 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from caadbench.baselines.common import PromptedBaseline, PromptedConfig, anomaly_probability, upsample_map, visual_association
-from caadbench.data.batch import Batch
-from caadbench.models.base import AnomalyOutput, Learning
-from caadbench.models.registry import Variant, register_model
+from caadbench.models.api import AnomalyOutput, Batch, Learning, Variant, register_model
 
 
 @dataclass

@@ -26,10 +26,8 @@ import torch
 import torch.nn.functional as F
 from tqdm import tqdm
 
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyModel, FitData, Learning, ModelConfig
-from caadbench.models.prompts import class_prototypes, get_prompt_set
+from caadbench.models.api import (AnomalyModel, ClipBackbone, FitData, Learning, ModelConfig, ModelError,
+                                  class_prototypes, get_prompt_set)
 
 
 def anomaly_probability(embeddings: torch.Tensor, prototypes: torch.Tensor, logit_scale: float) -> torch.Tensor:

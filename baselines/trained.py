@@ -18,11 +18,7 @@ from typing import ClassVar
 
 import torch
 
-from caadbench.data.batch import Batch
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyModel, FitData, Learning, ModelConfig
-from caadbench.models.training import SingleStageTrainer
+from caadbench.models.api import AnomalyModel, Batch, ClipBackbone, FitData, Learning, ModelConfig, ModelError, SingleStageTrainer
 
 PAPER_BACKBONE = "ViT-L-14-336"
 PAPER_PRETRAINED = "openai"

@@ -4,8 +4,10 @@ Build: images/s of ``build_shards`` on the synthetic source with 1 and 2 encodin
 check that both builds are byte-identical.
 Read: images/s of the shard reader (``ds.batches``) over every stored image against reading the same images
 as a folder of PNG files (+ mask PNG + JSON per sample) through the same decode/resize/collate code, both in
-one process; plus the shard reader with 2 DataLoader workers. Reads are timed in interleaved rounds and the
-best of each is kept (all then read from a warm page cache).
+one process; the same shard reader on the same directory served over loopback HTTP (a threaded
+``http.server`` on 127.0.0.1 in this process: ``--data http://…``), with the HTTP/folder ratio (goal ≥ 0.9);
+and the shard reader with 2 DataLoader workers. Reads are timed in interleaved rounds and the best of each is
+kept (all then read from a warm page cache).
 
     OMP_NUM_THREADS=1 python benchmarks/data_throughput.py --size 300
 """
@@ -20,6 +22,7 @@ from pathlib import Path
 from caadbench.data.loader import collate, open_dataset, prepare_sample
 from caadbench.data.shards import MEMBERS, build_shards, decode_record, iter_records, read_shard
 from caadbench.data.sources import get_source_class
+from caadbench.utils.static_server import serve_directory
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -32,10 +35,9 @@ def export_folder(ds, split: str, parts: list[str], folder: Path) -> list[str]:
     """Write the samples of ``split``'s ``parts`` as ``<key>.image.png``, ``<key>.mask.png``, ``<key>.json``."""
     folder.mkdir(parents=True)
     keys = []
-    by_path = {e["path"]: e for e in ds.manifest["shards"]}
     for part in parts:
-        for rel in ds.manifest["splits"][split]["parts"][part]["shards"]:
-            for key, members in iter_records(read_shard(ds.root, by_path[rel]), rel):
+        for entry in ds.manifest.part_shards(split, part):
+            for key, members in iter_records(read_shard(ds.root, entry), entry.path):
                 for ext, data in members.items():
                     (folder / f"{key}.{ext}").write_bytes(data)
                 keys.append(key)
@@ -79,12 +81,12 @@ def main() -> None:
             seconds, manifest = _timed(lambda w=workers: build_shards(source(), tmp / f"w{w}", seed=args.seed,
                                                                       workers=w, progress=False))
             builds[workers] = (seconds, manifest)
-        n = builds[1][1]["num_samples"]
-        identical = builds[1][1] == builds[2][1] and all(
-            (tmp / "w1" / e["path"]).read_bytes() == (tmp / "w2" / e["path"]).read_bytes()
-            for e in builds[1][1]["shards"])
-        print(f"build ({n} images at {args.image_size}px, splits {', '.join(sorted(builds[1][1]['splits']))}, "
-              f"{len(builds[1][1]['shards'])} shards, {sum(e['bytes'] for e in builds[1][1]['shards']) / 1e6:.1f} MB)")
+        built = builds[1][1]
+        n = built.num_samples
+        identical = built == builds[2][1] and all(
+            (tmp / "w1" / e.path).read_bytes() == (tmp / "w2" / e.path).read_bytes() for e in built.shards)
+        print(f"build ({n} images at {args.image_size}px, splits {', '.join(sorted(built.splits))}, "
+              f"{len(built.shards)} shards, {built.total_bytes / 1e6:.1f} MB)")
         for workers, (seconds, _) in builds.items():
             print(f"  {workers} worker{'s' if workers > 1 else ' '}: {seconds:6.2f} s  {n / seconds:7.1f} images/s")
         print(f"  speed-up 2 vs 1 workers: {builds[1][0] / builds[2][0]:.2f}x; byte-identical: {identical}")
@@ -93,22 +95,28 @@ def main() -> None:
         split, parts = "cc", ["train", "test"]  # cc train + test = every image exactly once
         keys = export_folder(ds, split, parts, tmp / "folder")
         m = len(keys)
-        runs = {
-            "folder of PNG+mask+json, 1 process": lambda: read_folder(tmp / "folder", keys, args.read_size,
-                                                                        args.batch_size),
-            "shard reader, workers=0": lambda: read_shards(ds, split, parts, args.read_size, args.batch_size, 0),
-            "shard reader, workers=2": lambda: read_shards(ds, split, parts, args.read_size, args.batch_size, 2),
-        }
-        times = {name: float("inf") for name in runs}
-        for _ in range(args.rounds):  # interleaved, so load from other processes hits every reader alike
-            for name, fn in runs.items():
-                seconds, count = _timed(fn)
-                assert count == m, (name, count, m)
-                times[name] = min(times[name], seconds)
+        with serve_directory(tmp / "w1") as url:
+            remote = open_dataset(url)
+            runs = {
+                "folder of PNG+mask+json, 1 process": lambda: read_folder(tmp / "folder", keys, args.read_size,
+                                                                            args.batch_size),
+                "shard reader, workers=0": lambda: read_shards(ds, split, parts, args.read_size, args.batch_size, 0),
+                "shard reader over HTTP, workers=0": lambda: read_shards(remote, split, parts, args.read_size,
+                                                                         args.batch_size, 0),
+                "shard reader, workers=2": lambda: read_shards(ds, split, parts, args.read_size, args.batch_size, 2),
+            }
+            times = {name: float("inf") for name in runs}
+            for _ in range(args.rounds):  # interleaved, so load from other processes hits every reader alike
+                for name, fn in runs.items():
+                    seconds, count = _timed(fn)
+                    assert count == m, (name, count, m)
+                    times[name] = min(times[name], seconds)
         ref = times["folder of PNG+mask+json, 1 process"]
         print(f"read ({m} images -> {args.read_size}px batches of {args.batch_size}, masks at 256px)")
         for name, seconds in times.items():
             print(f"  {name:38s} {seconds:6.2f} s  {m / seconds:7.1f} images/s  {ref / seconds:5.2f}x folder")
+        http = times["shard reader, workers=0"] / times["shard reader over HTTP, workers=0"]
+        print(f"  loopback HTTP vs local shard directory (both workers=0): {http:.2f}x (goal >= 0.9x)")
 
 
 if __name__ == "__main__":

@@ -35,3 +35,13 @@ def tiny_backbone():
 @pytest.fixture()
 def rng() -> torch.Generator:
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture()
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on (connections to it are refused at once)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -5,8 +5,7 @@ from caadbench.baselines.anomalyclip.dpam import dpam_features, plain_features
 from caadbench.baselines.anomalyclip.model import AnomalyClip, AnomalyClipConfig
 from caadbench.baselines.anomalyclip.prompts import LearnablePrompts, prompt_texts
 from caadbench.baselines.trained import PAPER_BACKBONE, PAPER_IMAGE_SIZE, PAPER_PRETRAINED
-from caadbench.models.base import Learning
-from caadbench.models.registry import Variant, register_model
+from caadbench.models.api import Learning, Variant, register_model
 
 TRAINED = Learning.TRAINED
 

@@ -18,8 +18,7 @@ from collections.abc import Sequence
 
 import torch
 
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
+from caadbench.models.api import ClipBackbone, ModelError
 
 
 def dpam_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence[int],

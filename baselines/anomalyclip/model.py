@@ -35,10 +35,7 @@ from caadbench.baselines.segmentation import (
     two_way_logits,
 )
 from caadbench.baselines.trained import PAPER_IMAGE_SIZE, TrainedBaseline, TrainedConfig
-from caadbench.data.batch import Batch
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyOutput
+from caadbench.models.api import AnomalyOutput, Batch, ClipBackbone, ModelError
 
 
 @dataclass

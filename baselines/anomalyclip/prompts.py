@@ -23,8 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
+from caadbench.models.api import ClipBackbone, ModelError
 
 PLACEHOLDER = "X"
 OBJECT = "object"

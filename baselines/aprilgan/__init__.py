@@ -3,8 +3,7 @@
 
 from caadbench.baselines.aprilgan.model import AprilGan, AprilGanConfig
 from caadbench.baselines.trained import PAPER_BACKBONE, PAPER_IMAGE_SIZE, PAPER_PRETRAINED
-from caadbench.models.base import Learning
-from caadbench.models.registry import Variant, register_model
+from caadbench.models.api import Learning, Variant, register_model
 
 TRAINED = Learning.TRAINED
 

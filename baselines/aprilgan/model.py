@@ -28,11 +28,7 @@ from torch import nn
 from caadbench.baselines.common import TextPrototypes, anomaly_probability
 from caadbench.baselines.segmentation import dice_loss, focal_loss, grid_upsample, resize_mask, two_way_logits
 from caadbench.baselines.trained import TrainedBaseline, TrainedConfig
-from caadbench.data.batch import Batch
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyOutput
-from caadbench.models.prompts import get_prompt_set
+from caadbench.models.api import AnomalyOutput, Batch, ClipBackbone, ModelError, get_prompt_set
 
 IMAGE_SCORES = ("clip", "map")
 

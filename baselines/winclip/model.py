@@ -41,11 +41,7 @@ import torch.nn.functional as F
 from caadbench.baselines.common import PromptedBaseline, PromptedConfig, anomaly_probability, upsample_map, visual_association
 from caadbench.baselines.winclip.aggregation import harmonic_aggregation, harmonic_mean
 from caadbench.baselines.winclip.windows import coverage_matrix, window_indices
-from caadbench.data.batch import Batch
-from caadbench.errors import ModelError
-from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyOutput, Learning
-from caadbench.models.registry import Variant, register_model
+from caadbench.models.api import AnomalyOutput, Batch, ClipBackbone, Learning, ModelError, Variant, register_model
 
 PAPER_PRETRAINED = "laion400m_e31"
 """The OpenCLIP tag to pass as ``pretrained`` for the paper's setting (ViT-B-16-plus-240, LAION-400M)."""

@@ -37,7 +37,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from caadbench.cli import data_commands, eval_commands, model_commands  # noqa: F401  (commands attach to main)
+    from caadbench.cli import data_commands, eval_commands, model_commands, world_commands  # noqa: F401 (attach to main)
 
 
 _register()

@@ -5,13 +5,16 @@ from __future__ import annotations
 import inspect
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 from tabulate import tabulate
 
 from caadbench.cli import main
 from caadbench.errors import CaadError
+
+if TYPE_CHECKING:
+    from caadbench.data.manifest import Manifest
 
 DEFAULT_OUT = {"synthetic": Path("data/caad-synth")}
 
@@ -32,17 +35,16 @@ def _source(name: str, root: Path | None, seed: int, size: int | None, image_siz
     return cls(**kwargs)
 
 
-def _parts_table(manifest: dict[str, Any]) -> str:
+def _parts_table(manifest: Manifest) -> str:
     from caadbench.data.splits import PARTS
 
     rows = []
-    for split in sorted(manifest["splits"]):
-        parts = manifest["splits"][split]["parts"]
+    for split in sorted(manifest.splits):
+        parts = manifest.splits[split].parts
         for part in [p for p in PARTS if p in parts]:
-            info = parts[part]
-            c = manifest["counts"][split][part]
-            rows.append((split, part, c["samples"], c["label"]["normal"], c["label"]["anomalous"],
-                         len(c["subject"]), len(c["context"]), len(info["shards"])))
+            c = manifest.counts[split][part]
+            rows.append((split, part, c.samples, c.label.normal, c.label.anomalous, len(c.subject), len(c.context),
+                         len(parts[part].shards)))
     return tabulate(rows, headers=["split", "part", "samples", "normal", "anomalous", "subjects", "contexts",
                                    "shards"], tablefmt="github")
 
@@ -71,43 +73,43 @@ def build_shards_command(source_name: str, root: Path | None, out: Path | None, 
     manifest = build_shards(source, out, splits=names, seed=seed, workers=workers, overwrite=overwrite)
     elapsed = time.perf_counter() - start
     click.echo(_parts_table(manifest))
-    total = sum(e["bytes"] for e in manifest["shards"])
-    click.echo(f"\n{manifest['num_samples']} images, {len(manifest['shards'])} shards, {total / 1e6:.1f} MB "
-               f"in {elapsed:.1f} s ({manifest['num_samples'] / max(elapsed, 1e-9):.1f} images/s) -> {out}")
-    click.echo(f"fingerprint {manifest['fingerprint']}")
+    n = manifest.num_samples
+    click.echo(f"\n{n} images, {len(manifest.shards)} shards, {manifest.total_bytes / 1e6:.1f} MB "
+               f"in {elapsed:.1f} s ({n / max(elapsed, 1e-9):.1f} images/s) -> {out}")
+    click.echo(f"fingerprint {manifest.fingerprint}")
 
 
 @main.command("info")
-@click.argument("root", type=click.Path(path_type=Path))
-def info_command(root: Path) -> None:
-    """Summarise a shard directory: counts, seen/unseen contexts, support shots."""
+@click.argument("root")
+def info_command(root: str) -> None:
+    """Summarise a shard directory or URL: counts, seen/unseen contexts, support shots."""
     from caadbench.data.loader import open_dataset
 
     ds = open_dataset(root)
     m = ds.manifest
-    click.echo(f"{root}: {m['kind']} source {m['source'].get('name', '?')}, {m['num_samples']} images, "
-               f"image size {'x'.join(map(str, m['image_size'])) if m.get('image_size') else 'mixed'}, "
-               f"seed {m['seed']}")
+    click.echo(f"{root}: {m.kind} source {m.source.get('name', '?')}, {m.num_samples} images, "
+               f"image size {'x'.join(map(str, m.image_size)) if m.image_size else 'mixed'}, seed {m.seed}")
     click.echo(f"fingerprint {ds.fingerprint}\n")
     click.echo(_parts_table(m))
     for split in ds.splits:
-        click.echo(f"\n## split {split} ({m['splits'][split]['definition'].get('protocol', '')})")
-        counts = m["counts"][split]
+        definition = m.splits[split].definition
+        click.echo(f"\n## split {split} ({definition.get('protocol', '')})")
+        counts = m.counts[split]
         rows = []
         for subject in ds.subjects(split):
             row: list[Any] = [subject]
             for part in ds.parts(split):
-                c = counts[part]["subject"].get(subject, {"normal": 0, "anomalous": 0})
-                row.append(f"{c['normal']}/{c['anomalous']}")
+                c = counts[part].subject.get(subject)
+                row.append(f"{c.normal}/{c.anomalous}" if c else "0/0")
             sides = ds.context_sides(split).get(subject, {"seen": [], "unseen": []})
             row += [", ".join(sides["seen"]), ", ".join(sides["unseen"]) or "-"]
             rows.append(row)
         headers = ["subject"] + [f"{p} n/a" for p in ds.parts(split)] + ["seen contexts", "unseen contexts"]
         click.echo(tabulate(rows, headers=headers, tablefmt="github"))
-        held = m["splits"][split]["definition"].get("held_out_subjects")
+        held = definition.get("held_out_subjects")
         if held:
             click.echo(f"held-out subjects: {', '.join(held)}")
-        support = m["splits"][split]["definition"].get("support", {})
+        support = definition.get("support", {})
         if support:
             sizes = support.get("pool_sizes", {})
             click.echo(f"support: shots {', '.join(map(str, support['shots']))}; seeds "
@@ -116,11 +118,11 @@ def info_command(root: Path) -> None:
 
 
 @main.command("verify")
-@click.argument("root", type=click.Path(path_type=Path))
-def verify_command(root: Path) -> None:
-    """Re-hash every shard and check sizes and sample counts; exit non-zero on any mismatch."""
+@click.argument("root")
+def verify_command(root: str) -> None:
+    """Re-hash every shard of a directory or URL and check sizes and sample counts; exit non-zero on any mismatch."""
     from caadbench.data.verify import verify_shards
 
     report = verify_shards(root, progress=True)
     click.echo(f"ok: {report.shards} shards, {report.samples} samples, {report.bytes / 1e6:.1f} MB match "
-               f"{root / 'index.json'}")
+               f"{report.root / 'index.json'}")

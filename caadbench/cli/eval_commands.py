@@ -91,8 +91,8 @@ def _print_results(path: Path) -> None:
 @main.command("run")
 @click.option("--model", "model_name", required=True, help="registered model (see `caadbench models`)")
 @click.option("--split", required=True, help="split stored in the dataset: cc, ic, cs (contextual) or std")
-@click.option("--data", type=click.Path(path_type=Path), default=Path("data/caad-synth"), show_default=True,
-              help="shard directory built by `caadbench build-shards`")
+@click.option("--data", default="data/caad-synth", show_default=True,
+              help="shard directory built by `caadbench build-shards`, or its URL (https://…/, pipe:…, s3://…)")
 @click.option("--shots", type=int, default=0, show_default=True, help="k-shot support (few-shot models)")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds (one fit + evaluation each)")
 @click.option("--backbone", default=None, help="open_clip architecture [default: the model's]")
@@ -107,15 +107,15 @@ def _print_results(path: Path) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="directory for the results file, its examples and checkpoints")
 @click.option("--dataset-id", default=None, help="dataset id in the results [default: from the shards' source]")
-@click.option("--train-data", type=click.Path(path_type=Path), default=None,
-              help="shard directory a trained model is trained on (cross-dataset protocol)  [default: --data]")
+@click.option("--train-data", default=None,
+              help="shard directory (or URL) a trained model is trained on (cross-dataset protocol)  [default: --data]")
 @click.option("--train-split", default=None, help="split of the training data to train on  [default: --split]")
 @click.option("--train-part", default="train", show_default=True,
               help="part of that split to train on (another dataset's 'test' part for the papers' protocol)")
-def run_command(model_name: str, split: str, data: Path, shots: int, seeds: str, backbone: str | None,
+def run_command(model_name: str, split: str, data: str, shots: int, seeds: str, backbone: str | None,
                 pretrained: str | None, image_size: int | None, checkpoint: Path | None, options: tuple[str, ...],
                 device: str, batch_size: int, workers: int, out: Path, dataset_id: str | None,
-                train_data: Path | None, train_split: str | None, train_part: str) -> None:
+                train_data: str | None, train_split: str | None, train_part: str) -> None:
     """Evaluate one model on one split and write one results file (fits/trains as the model needs)."""
     from caadbench.errors import CaadError
     from caadbench.eval.runner import RunConfig, run

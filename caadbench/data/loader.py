@@ -1,44 +1,38 @@
-"""The streaming batch reader over a shard directory: ``open_dataset(root).batches(split, part, ...)``.
+"""The streaming batch reader over a shard directory or URL: ``open_dataset(root).batches(split, part, ...)``.
 
-Shards are plain WebDataset tars read with :mod:`tarfile` (no ``webdataset`` pipeline: the reader needs exact
-control of ordering, rank/worker assignment and integrity checks). Each shard is read into memory once, its
-size and sha256 checked against ``index.json`` before any record is used, then its records are decoded.
+Batches come from a ``webdataset.DataPipeline`` (:mod:`caadbench.data.pipeline`) read by a torch DataLoader.
+Each shard is read into memory once, its size and sha256 checked against ``index.json`` before any record is
+used, then its records are decoded.
 
 Distribution: the part's samples, in manifest order (shard order, then key order), are cut into ``world_size``
 contiguous blocks whose sizes differ by at most one; rank ``r`` reads block ``r`` (only the shards that
 overlap it), and DataLoader workers cut their rank's block the same way. Every sample is read by exactly one
 (rank, worker), deterministically. With ``shuffle`` the shard order is permuted from ``(seed, epoch)`` before
-cutting and each reader shuffles its records through a seeded buffer.
+cutting and each reader shuffles its records through a buffer seeded by ``(seed, epoch, rank, worker)``.
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Collection, Iterator
-from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+import webdataset as wds
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from caadbench import errors
+from caadbench.data import pipeline as P
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
+from caadbench.data.location import Location
+from caadbench.data.manifest import MANIFEST, Manifest, PartInfo, ShardEntry, SplitInfo
 from caadbench.data.sample import Sample
-from caadbench.data.shards import decode_record, iter_records, manifest_path, read_manifest, read_shard
+from caadbench.data.shards import decode_record, read_manifest
 from caadbench.data.splits import PARTS, seeded_rng
-from caadbench.errors import CaadError, SplitError
-
-SHUFFLE_BUFFER = 256
-"""Records held by each reader's shuffle buffer (raw PNG bytes, decoded only when drawn)."""
-
-
-def _block(n: int, index: int, count: int) -> tuple[int, int]:
-    """The ``index``-th of ``count`` contiguous blocks of ``range(n)`` (sizes differ by at most one)."""
-    return n * index // count, n * (index + 1) // count
+from caadbench.errors import SplitError
 
 
 def _resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
@@ -49,6 +43,15 @@ def _resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
     return t
 
 
+def image_tensor(image: np.ndarray, size: int) -> torch.Tensor:
+    """``(H, W, 3)`` uint8 → ``(3, size, size)`` float32 in [0, 1]: bicubic, antialiased (every model input)."""
+    out = torch.from_numpy(np.require(image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
+    if out.shape[1:] != (size, size):
+        out = F.interpolate(out[None], size=(size, size), mode="bicubic", antialias=True,
+                            align_corners=False)[0].clamp_(0.0, 1.0)
+    return out
+
+
 def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLUTION) -> dict[str, Any]:
     """Tensors of one sample as a :class:`Batch` holds them.
 
@@ -57,10 +60,7 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
         all true for defect masks), ``gt_mask`` (R, R) bool (nearest from the full-size ground truth),
         ``label``, ``key``, ``subject``, ``context``, ``metadata``.
     """
-    image = torch.from_numpy(np.require(sample.image, np.uint8, ["C", "W"])).permute(2, 0, 1).float().div_(255.0)
-    if image.shape[1:] != (image_size, image_size):
-        image = F.interpolate(image[None], size=(image_size, image_size), mode="bicubic", antialias=True,
-                              align_corners=False)[0].clamp_(0.0, 1.0)
+    image = image_tensor(sample.image, image_size)
     if sample.mask_kind == "defect":
         subject_mask = torch.ones(image_size, image_size, dtype=torch.bool)
     else:
@@ -70,23 +70,17 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
             "metadata": sample.metadata()}
 
 
-@dataclass(frozen=True)
-class _Failure:
-    """A library error raised inside a DataLoader worker, carried to the main process intact."""
-
-    name: str
-    where: str | None
-    problem: str
-
-    def raise_(self) -> None:
-        cls = getattr(errors, self.name, CaadError)
-        raise cls(self.where, self.problem)
+def decode_prepared(sample: dict[str, Any], image_size: int, eval_size: int) -> dict[str, Any]:
+    """The decode stage: a webdataset sample of raw members → the tensors of :func:`prepare_sample`."""
+    key = sample["__key__"]
+    members = {ext: value for ext, value in sample.items() if not ext.startswith("__")}
+    return prepare_sample(decode_record(key, members, f"{sample['__url__']}:{key}"), image_size, eval_size)
 
 
-def collate(items: list[Any]) -> Batch | _Failure:
+def collate(items: list[Any]) -> Batch | P.Failure:
     """Stack prepared samples into a :class:`Batch`."""
     for item in items:
-        if isinstance(item, _Failure):
+        if isinstance(item, P.Failure):
             return item
     return Batch(
         images=torch.stack([i["image"] for i in items]),
@@ -100,59 +94,12 @@ def collate(items: list[Any]) -> Batch | _Failure:
     )
 
 
-class _ShardStream(IterableDataset):
-    """The samples of one rank: ``items`` is ``[(shard entry, key)]`` in reading order."""
-
-    def __init__(self, root: Path, items: list[tuple[dict[str, Any], str]], image_size: int, eval_size: int,
-                 shuffle: bool, seed: int, epoch: int, rank: int) -> None:
-        self.root, self.items = root, items
-        self.image_size, self.eval_size = image_size, eval_size
-        self.shuffle, self.seed, self.epoch, self.rank = shuffle, seed, epoch, rank
-
-    def _records(self, items: list[tuple[dict[str, Any], str]]) -> Iterator[tuple[str, str, dict[str, bytes]]]:
-        by_shard: dict[str, tuple[dict[str, Any], set[str]]] = {}
-        for entry, key in items:
-            by_shard.setdefault(entry["path"], (entry, set()))[1].add(key)
-        for entry, wanted in by_shard.values():
-            path = self.root / entry["path"]
-            data = read_shard(self.root, entry)
-            for key, members in iter_records(data, path):
-                if key in wanted:
-                    yield f"{path}:{key}", key, members
-
-    def __iter__(self) -> Iterator[dict[str, Any] | _Failure]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        lo, hi = _block(len(self.items), worker, workers)
-        try:
-            records = self._records(self.items[lo:hi])
-            if self.shuffle:
-                records = _buffer_shuffle(records, seeded_rng(self.seed, "epoch", self.epoch, self.rank, worker))
-            for where, key, members in records:
-                yield prepare_sample(decode_record(key, members, where), self.image_size, self.eval_size)
-        except CaadError as exc:
-            if info is None:
-                raise
-            yield _Failure(type(exc).__name__, exc.where, exc.problem)
-
-
-def _buffer_shuffle(records: Iterator[Any], rng: random.Random, size: int = SHUFFLE_BUFFER) -> Iterator[Any]:
-    buffer: list[Any] = []
-    for record in records:
-        buffer.append(record)
-        if len(buffer) >= size:
-            i = rng.randrange(len(buffer))
-            buffer[i], buffer[-1] = buffer[-1], buffer[i]
-            yield buffer.pop()
-    rng.shuffle(buffer)
-    yield from buffer
-
-
 class CaadDataset:
-    """A built shard directory: its manifest, split definitions, support keys and a batch reader.
+    """A built shard directory (local or remote): its manifest, split definitions, support keys and a batch reader.
 
     Attributes:
-        root: the shard directory.
+        root: the shard directory (:class:`~caadbench.data.location.Location`: ``str(root)``, ``root.name``,
+            ``root / "index.json"``).
         manifest: the parsed ``index.json``.
         fingerprint: the source fingerprint recorded at build time.
         kind: ``contextual`` or ``industrial``.
@@ -160,54 +107,53 @@ class CaadDataset:
         image_size: ``(height, width)`` of every stored image when uniform, else ``None``.
     """
 
-    def __init__(self, root: str | Path, manifest: dict[str, Any]) -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path | Location, manifest: Manifest) -> None:
+        self.root = Location.of(root)
         self.manifest = manifest
-        self.fingerprint: str = manifest["fingerprint"]
-        self.kind: str = manifest["kind"]
-        self.splits: list[str] = sorted(manifest["splits"])
-        size = manifest.get("image_size")
-        self.image_size: tuple[int, int] | None = tuple(size) if size else None
+        self.fingerprint = manifest.fingerprint
+        self.kind = manifest.kind
+        self.splits = sorted(manifest.splits)
+        self.image_size = manifest.image_size
 
     def __repr__(self) -> str:
         return f"CaadDataset({str(self.root)!r}, kind={self.kind}, splits={self.splits})"
 
     @property
-    def _index(self) -> Path:
-        return manifest_path(self.root)
+    def _index(self) -> Location:
+        return self.root / MANIFEST
 
-    def _split(self, split: str) -> dict[str, Any]:
-        if split not in self.manifest["splits"]:
+    def _split(self, split: str) -> SplitInfo:
+        if split not in self.manifest.splits:
             raise SplitError(self._index, f"split {split!r} is not stored here (stored: {', '.join(self.splits)})")
-        return self.manifest["splits"][split]
+        return self.manifest.splits[split]
 
-    def _check_part(self, split: str, part: str) -> dict[str, Any]:
-        parts = self._split(split)["parts"]
+    def _check_part(self, split: str, part: str) -> PartInfo:
+        parts = self._split(split).parts
         if part not in parts:
             raise SplitError(self._index, f"split {split} has no part {part!r} (parts: {', '.join(parts)})")
         return parts[part]
 
     def parts(self, split: str) -> list[str]:
         """The parts of ``split`` in protocol order (``train``, ``support``, ``test``)."""
-        parts = self._split(split)["parts"]
+        parts = self._split(split).parts
         return [p for p in PARTS if p in parts] + sorted(set(parts) - set(PARTS))
 
     def count(self, split: str, part: str) -> int:
         """Number of samples in a split's part."""
-        return int(self._check_part(split, part)["samples"])
+        return self._check_part(split, part).samples
 
     def subjects(self, split: str, part: str | None = None) -> list[str]:
         """Subjects present in a part (or in any part of the split), sorted."""
-        counts = self.manifest["counts"][split] if split in self.manifest["counts"] else {}
         self._split(split)
+        counts = self.manifest.counts.get(split, {})
         if part is not None:
             self._check_part(split, part)
-            return sorted(counts.get(part, {}).get("subject", {}))
-        return sorted({s for c in counts.values() for s in c.get("subject", {})})
+            return sorted(counts[part].subject) if part in counts else []
+        return sorted({s for c in counts.values() for s in c.subject})
 
     def context_sides(self, split: str) -> dict[str, dict[str, list[str]]]:
         """Per subject, ``{"seen": [...], "unseen": [...]}`` contexts (only ``cc`` has unseen ones)."""
-        sides = self._split(split)["definition"].get("context_sides", {})
+        sides = self._split(split).definition.get("context_sides", {})
         return {subj: {"seen": list(s["seen"]), "unseen": list(s["unseen"])} for subj, s in sides.items()}
 
     def support_keys(self, split: str, shots: int, seed: int) -> dict[str, list[str]]:
@@ -216,7 +162,7 @@ class CaadDataset:
         Raises:
             SplitError: the shots or seed are not stored, or a subject has fewer support images than ``shots``.
         """
-        support = self._split(split).get("support", {})
+        support = self._split(split).support
         if str(shots) not in support:
             stored = ", ".join(sorted(support, key=int)) or "none"
             raise SplitError(self._index, f"split {split}: {shots}-shot support sets are not stored "
@@ -232,30 +178,55 @@ class CaadDataset:
                                               f"image{'s' if len(keys) != 1 else ''}, asked for {shots}")
         return {subject: list(keys) for subject, keys in sorted(chosen.items())}
 
-    def plan(self, split: str, part: str, *, keys: Collection[str] | None = None, rank: int = 0,
-             world_size: int = 1, shuffle: bool = False, seed: int = 0,
-             epoch: int = 0) -> list[tuple[dict[str, Any], str]]:
-        """The ``(shard entry, key)`` pairs rank ``rank`` reads, in reading order (before buffer shuffling).
+    def shard_urls(self, split: str, part: str) -> list[str]:
+        """The paths or URLs of a part's shards in reading order, for plain webdataset (see ``docs/data.md``)."""
+        self._check_part(split, part)
+        return [str(self.root / e.path) for e in self.manifest.part_shards(split, part)]
+
+    def plan(self, split: str, part: str, *, keys: Collection[str] | None = None, shuffle: bool = False,
+             seed: int = 0, epoch: int = 0) -> list[tuple[ShardEntry, tuple[str, ...]]]:
+        """Every shard of a part with the keys read from it, in reading order (before rank/worker splitting and
+        buffer shuffling): shard order permuted by ``(seed, epoch)`` with ``shuffle``, keys in tar order.
 
         Raises:
-            SplitError: unknown split/part, a bad rank, or requested keys absent from the part.
+            SplitError: unknown split/part, or requested keys absent from the part.
         """
-        info = self._check_part(split, part)
-        if world_size < 1 or not 0 <= rank < world_size:
-            raise SplitError(None, f"rank {rank} is not in a world of size {world_size}")
-        by_path = {e["path"]: e for e in self.manifest["shards"]}
-        entries = [by_path[p] for p in info["shards"]]
+        self._check_part(split, part)
+        entries = self.manifest.part_shards(split, part)
         if shuffle:
             seeded_rng(seed, "shards", split, part, epoch).shuffle(entries)
         wanted = None if keys is None else set(keys)
-        items = [(e, k) for e in entries for k in e["keys"] if wanted is None or k in wanted]
-        if wanted is not None and len(items) != len(wanted):
-            missing = sorted(wanted - {k for _, k in items})
-            shown = ", ".join(repr(k) for k in missing[:3]) + (", ..." if len(missing) > 3 else "")
-            raise SplitError(self._index, f"{len(missing)} requested key(s) not in split {split} part {part}: "
-                                          f"{shown}")
-        lo, hi = _block(len(items), rank, world_size)
-        return items[lo:hi]
+        shards = [(e, tuple(k for k in e.keys if wanted is None or k in wanted)) for e in entries]
+        if wanted is not None:
+            missing = sorted(wanted - {k for _, ks in shards for k in ks})
+            if missing:
+                shown = ", ".join(repr(k) for k in missing[:3]) + (", ..." if len(missing) > 3 else "")
+                raise SplitError(self._index, f"{len(missing)} requested key(s) not in split {split} part {part}: "
+                                              f"{shown}")
+        return [(e, ks) for e, ks in shards if ks]
+
+    def pipeline(self, split: str, part: str, *, image_size: int, eval_size: int = EVAL_RESOLUTION,
+                 keys: Collection[str] | None = None, rank: int = 0, world_size: int = 1, shuffle: bool = False,
+                 seed: int = 0, epoch: int = 0) -> wds.DataPipeline:
+        """The webdataset pipeline of one rank's share of a part: prepared samples (dicts of tensors), one at a
+        time; :meth:`batches` batches it. Arguments as for :meth:`batches`."""
+        plan = self.plan(split, part, keys=keys, shuffle=shuffle, seed=seed, epoch=epoch)
+        return self._pipeline(plan, image_size, eval_size, rank, world_size, shuffle, seed, epoch)
+
+    def _pipeline(self, plan: list[tuple[ShardEntry, tuple[str, ...]]], image_size: int, eval_size: int,
+                  rank: int, world_size: int, shuffle: bool, seed: int, epoch: int) -> wds.DataPipeline:
+        if world_size < 1 or not 0 <= rank < world_size:
+            raise SplitError(None, f"rank {rank} is not in a world of size {world_size}")
+        return wds.DataPipeline(
+            P.ShardTasks(self.root, plan),
+            P.rank_share(rank, world_size),
+            P.worker_share,
+            P.open_checked,
+            P.records,
+            P.seeded_shuffle(seed, epoch, rank) if shuffle else None,
+            wds.map(partial(decode_prepared, image_size=image_size, eval_size=eval_size)),
+            P.carry_errors,
+        )
 
     def batches(self, split: str, part: str, *, image_size: int, eval_size: int = EVAL_RESOLUTION,
                 batch_size: int = 32, keys: Collection[str] | None = None, rank: int = 0, world_size: int = 1,
@@ -280,33 +251,34 @@ class CaadDataset:
             Batches; without ``shuffle`` in a deterministic order (manifest order for ``workers=0``).
 
         Raises:
-            ShardError: a shard is missing, truncated, altered or unreadable (naming it).
+            ShardError: a shard is missing, unreachable, truncated, altered or unreadable (naming it).
         """
         if image_size < 1 or eval_size < 1 or batch_size < 1:
             raise SplitError(None, f"image_size, eval_size and batch_size must be positive "
                                    f"(got {image_size}, {eval_size}, {batch_size})")
-        items = self.plan(split, part, keys=keys, rank=rank, world_size=world_size, shuffle=shuffle, seed=seed,
-                          epoch=epoch)
-        stream = _ShardStream(self.root, items, image_size, eval_size, shuffle, seed, epoch, rank)
+        plan = self.plan(split, part, keys=keys, shuffle=shuffle, seed=seed, epoch=epoch)
+        stream = self._pipeline(plan, image_size, eval_size, rank, world_size, shuffle, seed, epoch)
+        lo, hi = P.block(sum(len(ks) for _, ks in plan), rank, world_size)
         loader = DataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=workers)
-        with tqdm(total=len(items), desc=f"{split}/{part}", unit="img", disable=None if progress else True) as bar:
+        with tqdm(total=hi - lo, desc=f"{split}/{part}", unit="img", disable=None if progress else True) as bar:
             for batch in loader:
-                if isinstance(batch, _Failure):
+                if isinstance(batch, P.Failure):
                     batch.raise_()
                 bar.update(len(batch))
                 yield batch
 
 
-def open_dataset(root: str | Path, verify: bool = False) -> CaadDataset:
+def open_dataset(root: str | Path | Location, verify: bool = False) -> CaadDataset:
     """Open a shard directory built by :func:`~caadbench.data.shards.build_shards`.
 
     Args:
-        root: the directory holding ``index.json``.
+        root: the directory holding ``index.json``, or its URL (``https://…/``, ``pipe:…``, an fsspec URL; see
+            :mod:`caadbench.data.location`).
         verify: re-hash and re-count every shard first (see :func:`~caadbench.data.verify.verify_shards`).
 
     Raises:
-        ShardError: naming ``index.json`` when it is missing, unfinished or of another format, or the first
-            shard that fails verification.
+        ShardError: naming ``index.json`` when it is missing, unreachable, unfinished or of another format, or the
+            first shard that fails verification.
     """
     manifest = read_manifest(root)
     if verify:

@@ -6,8 +6,9 @@ Layout of a shard directory (see ``docs/data.md``)::
     <split>/<part>-000000.tar       WebDataset tars: <key>.image.png, <key>.json, <key>.mask.png per sample
 
 Every sample is materialised once (``source.load`` → ``Sample.validate`` → PNG/JSON bytes) in a process pool
-and staged on disk; the tars are then written in one process in sorted key order with fixed tar headers, so
-the same input and seed give byte-identical shards and manifest whatever the worker count.
+and staged on disk; the tars are then written by ``webdataset.TarWriter`` in one process, in sorted key order
+with fixed tar headers, so the same input and seed give byte-identical shards and manifest whatever the worker
+count. Reading goes through :class:`~caadbench.data.location.Location`, so the directory may be a URL.
 """
 
 from __future__ import annotations
@@ -21,13 +22,17 @@ import shutil
 import tarfile
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import webdataset as wds
 from tqdm import tqdm
 
 from caadbench import __version__, errors
 from caadbench.data.imageio import decode_png, encode_png
+from caadbench.data.location import Location
+from caadbench.data.manifest import FORMAT, FORMAT_VERSION, MANIFEST, Manifest, ShardEntry
 from caadbench.data.rulebook import Rulebook
 from caadbench.data.sample import Sample
 from caadbench.data.sources.base import SampleSpec, Source
@@ -35,17 +40,16 @@ from caadbench.data.splits import (DEFAULT_SHOTS, DEFAULT_SUPPORT_SEEDS, PARTS, 
                                    part_counts)
 from caadbench.errors import CaadError, DataError, ShardError
 from caadbench.utils.atomic import atomic_directory
+from caadbench.utils.hashing import sha256_file
 
-FORMAT = "caadbench-shards"
-FORMAT_VERSION = 1
-MANIFEST = "index.json"
 MAX_SHARD_SAMPLES = 256
 MAX_SHARD_BYTES = 64 * 1024 * 1024
+MAX_MANIFEST_BYTES = 256 * 1024 * 1024
 MEMBERS = ("image.png", "json", "mask.png")
 """Member extensions of one sample, in the order they are written (sorted)."""
 
-_TAR_FORMAT = tarfile.GNU_FORMAT
-_TAR_MODE = 0o444
+TAR_HEADER = {"mtime": 0, "user": "", "group": "", "mode": 0o444}
+"""Fixed tar header fields given to ``webdataset.TarWriter`` (uid and gid are tarfile's default 0)."""
 _STAGING = ".staging"
 
 
@@ -168,32 +172,10 @@ def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path,
 # ------------------------------------------------------------------------------------------------- writing
 
 
-def _tarinfo(name: str, size: int) -> tarfile.TarInfo:
-    info = tarfile.TarInfo(name)
-    info.size = size
-    info.mtime = 0
-    info.mode = _TAR_MODE
-    info.uid = info.gid = 0
-    info.uname = info.gname = ""
-    info.type = tarfile.REGTYPE
-    return info
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _write_tar(path: Path, keys: Sequence[str], staging: Path) -> None:
-    with open(path, "wb") as raw, tarfile.open(fileobj=raw, mode="w", format=_TAR_FORMAT) as tar:
+    with open(path, "wb") as raw, wds.TarWriter(raw, encoder=False, **TAR_HEADER) as tar:
         for key in keys:
-            for ext in MEMBERS:
-                member = staging / f"{key}.{ext}"
-                with open(member, "rb") as fh:
-                    tar.addfile(_tarinfo(f"{key}.{ext}", member.stat().st_size), fh)
+            tar.write({"__key__": key, **{ext: (staging / f"{key}.{ext}").read_bytes() for ext in MEMBERS}})
 
 
 def _shard_groups(keys: Sequence[str], sizes: dict[str, int], max_samples: int, max_bytes: int) -> list[list[str]]:
@@ -211,7 +193,7 @@ def _shard_groups(keys: Sequence[str], sizes: dict[str, int], max_samples: int, 
 
 
 def _write_part(tmp: Path, split: str, part: str, specs: Sequence[SampleSpec], staging: Path,
-                max_shard_samples: int, max_shard_bytes: int, bar: tqdm) -> list[dict[str, Any]]:
+                max_shard_samples: int, max_shard_bytes: int, bar: tqdm) -> list[ShardEntry]:
     entries = []
     (tmp / split).mkdir(exist_ok=True)
     sizes = {s.key: sum((staging / f"{s.key}.{ext}").stat().st_size + 1024 for ext in MEMBERS) for s in specs}
@@ -219,8 +201,8 @@ def _write_part(tmp: Path, split: str, part: str, specs: Sequence[SampleSpec], s
     for index, keys in enumerate(groups):
         rel = f"{split}/{part}-{index:06d}.tar"
         _write_tar(tmp / rel, keys, staging)
-        entries.append({"path": rel, "split": split, "part": part, "samples": len(keys),
-                        "bytes": (tmp / rel).stat().st_size, "sha256": sha256_file(tmp / rel), "keys": keys})
+        entries.append(ShardEntry(path=rel, split=split, part=part, samples=len(keys),
+                                  bytes=(tmp / rel).stat().st_size, sha256=sha256_file(tmp / rel), keys=tuple(keys)))
         bar.update(len(keys))
     return entries
 
@@ -248,7 +230,7 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
                  shots: Sequence[int] = DEFAULT_SHOTS, support_seeds: Sequence[int] = DEFAULT_SUPPORT_SEEDS,
                  workers: int | None = None, max_shard_samples: int = MAX_SHARD_SAMPLES,
                  max_shard_bytes: int = MAX_SHARD_BYTES, overwrite: bool = False,
-                 progress: bool = True) -> dict[str, Any]:
+                 progress: bool = True) -> Manifest:
     """Split ``source`` and write every split/part as WebDataset shards with an ``index.json`` manifest.
 
     Args:
@@ -292,24 +274,25 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
             staging.mkdir()
             sizes = _materialise_all(source, todo, staging, workers or os.cpu_count() or 1, progress)
             total = sum(len(p) for by_part in parts.values() for p in by_part.values())
-            shards: list[dict[str, Any]] = []
+            shards: list[ShardEntry] = []
             with tqdm(total=total, desc="write", unit="img", disable=None if progress else True) as bar:
                 for name in sorted(parts):
                     for part in PARTS:
                         shards += _write_part(tmp, name, part, parts[name][part], staging, max_shard_samples,
                                               max_shard_bytes, bar)
             shutil.rmtree(staging)
-            manifest = _manifest(source, rulebook, specs, built, parts, shards, sizes, seed, max_shard_samples,
-                                 max_shard_bytes)
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1, sort_keys=True, ensure_ascii=False) + "\n",
-                                        encoding="utf-8")
+            written = _manifest(source, rulebook, specs, built, parts, shards, sizes, seed, max_shard_samples,
+                                max_shard_bytes)
+            manifest = Manifest.from_dict(json.loads(json.dumps(written)), str(out / MANIFEST))
+            text = json.dumps(manifest.to_dict(), indent=1, sort_keys=True, ensure_ascii=False)
+            (tmp / MANIFEST).write_text(text + "\n", encoding="utf-8")
         except OSError as exc:
             raise CaadError(out, f"cannot write shards ({exc.strerror or exc})") from exc
     return manifest
 
 
 def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[SampleSpec], built: dict[str, Split],
-              parts: dict[str, dict[str, list[SampleSpec]]], shards: list[dict[str, Any]],
+              parts: dict[str, dict[str, list[SampleSpec]]], shards: list[ShardEntry],
               sizes: dict[str, tuple[int, int]], seed: int, max_shard_samples: int,
               max_shard_bytes: int) -> dict[str, Any]:
     uniform, size_counts = _image_size(sizes)
@@ -319,7 +302,7 @@ def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[Sampl
             "definition": split.definition,
             "support": split.support,
             "parts": {part: {"samples": len(parts[name][part]),
-                             "shards": [e["path"] for e in shards if e["split"] == name and e["part"] == part]}
+                             "shards": [e.path for e in shards if e.split == name and e.part == part]}
                       for part in PARTS},
         }
     return {
@@ -339,7 +322,7 @@ def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[Sampl
         "members": list(MEMBERS),
         "splits": splits,
         "counts": {name: {part: part_counts(p) for part, p in by_part.items()} for name, by_part in parts.items()},
-        "shards": shards,
+        "shards": [asdict(e) for e in shards],
     }
 
 
@@ -347,89 +330,77 @@ def _manifest(source: Source, rulebook: dict[str, Any] | None, specs: list[Sampl
 
 
 def manifest_path(root: str | Path) -> Path:
+    """``index.json`` of a local shard directory."""
     return Path(root) / MANIFEST
 
 
-def read_manifest(root: str | Path) -> dict[str, Any]:
-    """Load and sanity-check ``root/index.json``.
+def read_manifest(root: str | Path | Location) -> Manifest:
+    """Load and check ``root/index.json`` (``root`` a folder or a URL, see :mod:`caadbench.data.location`).
 
     Raises:
-        ShardError: naming ``index.json`` (or ``root``) when it is missing, unparsable or of another format.
+        ShardError: naming ``index.json`` (or ``root``) when it is missing, unreachable, unparsable or of another
+            format.
     """
-    root = Path(root)
-    path = manifest_path(root)
-    if not root.is_dir():
+    root = Location.of(root)
+    if root.is_local and not root.path.is_dir():
         raise ShardError(root, "shard directory not found")
-    if not path.is_file():
-        raise ShardError(path, "missing: not a complete caadbench shard directory (build it with "
-                               "`caadbench build-shards`)")
+    index = root / MANIFEST
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ShardError(path, f"unreadable manifest ({exc})") from exc
-    found = manifest.get("format") if isinstance(manifest, dict) else None
-    if found != FORMAT:
-        raise ShardError(path, f"not a caadbench shard manifest (format {found!r}, expected {FORMAT!r})")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise ShardError(path, f"manifest format version {manifest.get('format_version')!r} is not supported "
-                               f"(this caadbench reads version {FORMAT_VERSION})")
-    for field in ("splits", "shards", "counts", "kind", "fingerprint"):
-        if field not in manifest:
-            raise ShardError(path, f"manifest lacks the field {field!r}")
-    return manifest
+        data = index.read_bytes(limit=MAX_MANIFEST_BYTES)
+    except FileNotFoundError:
+        raise ShardError(index, "missing: not a complete caadbench shard directory (build it with "
+                                "`caadbench build-shards`)") from None
+    except OSError as exc:
+        raise ShardError(index, f"cannot read the manifest ({exc.strerror or exc})") from None
+    try:
+        manifest = json.loads(data.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ShardError(index, f"unreadable manifest ({exc})") from None
+    return Manifest.from_dict(manifest, str(index))
 
 
-def read_shard(root: str | Path, entry: dict[str, Any]) -> bytes:
+def read_shard(root: str | Path | Location, entry: ShardEntry) -> bytes:
     """The bytes of one shard, after checking its size and sha256 against the manifest entry.
 
     Raises:
-        ShardError: naming the shard when it is missing, truncated/extended or altered.
+        ShardError: naming the shard when it is missing, unreachable, truncated/extended or altered.
     """
-    path = Path(root) / entry["path"]
+    where = Location.of(root) / entry.path
     try:
-        data = path.read_bytes()
+        data = where.read_bytes(limit=entry.bytes + 1)
     except FileNotFoundError:
-        raise ShardError(path, "shard listed in index.json is missing") from None
+        raise ShardError(where, "shard listed in index.json is missing") from None
     except OSError as exc:
-        raise ShardError(path, f"unreadable shard ({exc.strerror or exc})") from exc
-    if len(data) != entry["bytes"]:
-        kind = "truncated" if len(data) < entry["bytes"] else "extended"
-        raise ShardError(path, f"shard is {kind}: {len(data)} bytes, index.json says {entry['bytes']}")
+        raise ShardError(where, f"unreadable shard ({exc.strerror or exc})") from None
+    if len(data) != entry.bytes:
+        kind = "truncated" if len(data) < entry.bytes else "extended"
+        shown = f"{len(data)} bytes" if kind == "truncated" else f"more than {entry.bytes} bytes"
+        raise ShardError(where, f"shard is {kind}: {shown}, index.json says {entry.bytes}")
     digest = hashlib.sha256(data).hexdigest()
-    if digest != entry["sha256"]:
-        raise ShardError(path, f"shard content altered: sha256 {digest[:12]}… differs from index.json "
-                               f"{entry['sha256'][:12]}…")
+    if digest != entry.sha256:
+        raise ShardError(where, f"shard content altered: sha256 {digest[:12]}… differs from index.json "
+                                f"{entry.sha256[:12]}…")
     return data
 
 
-def iter_records(data: bytes, where: str | Path) -> Iterator[tuple[str, dict[str, bytes]]]:
+def iter_records(data: bytes, where: str | Location) -> Iterator[tuple[str, dict[str, bytes]]]:
     """Yield ``(key, {ext: bytes})`` per sample of a WebDataset tar held in memory.
+
+    The tar is read by webdataset's own iterator and grouped by its ``group_by_keys`` (the key is the file name
+    up to its first dot); a key that comes back after another key started is refused.
 
     Raises:
         ShardError: naming ``where`` when the tar is unreadable or its members are not grouped by key.
     """
     done: set[str] = set()
-    key: str | None = None
-    members: dict[str, bytes] = {}
+    files = wds.tariterators.tar_file_expander([{"url": str(where), "stream": io.BytesIO(data)}])
     try:
-        with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-            for info in tar:
-                if not info.isfile():
-                    raise ShardError(where, f"unexpected non-file member {info.name!r}")
-                name = info.name.rsplit("/", 1)[-1]
-                if "." not in name:
-                    raise ShardError(where, f"member {info.name!r} has no extension")
-                k, ext = name.split(".", 1)
-                if k != key:
-                    if key is not None:
-                        yield key, members
-                        done.add(key)
-                    if k in done:
-                        raise ShardError(where, f"members of sample {k!r} are not contiguous")
-                    key, members = k, {}
-                fh = tar.extractfile(info)
-                members[ext] = fh.read() if fh is not None else b""
-    except (tarfile.TarError, EOFError, OSError) as exc:
-        raise ShardError(where, f"unreadable tar ({type(exc).__name__}: {exc})") from exc
-    if key is not None:
-        yield key, members
+        for sample in wds.tariterators.group_by_keys(files):
+            key = sample["__key__"]
+            if key in done:
+                raise ShardError(where, f"members of sample {key!r} are not contiguous")
+            done.add(key)
+            yield key, {ext: value for ext, value in sample.items() if not ext.startswith("__")}
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        reason = str(exc.args[0]).split(" @ ")[0] if exc.args else ""  # webdataset appends " @ <stream>"
+        raise ShardError(where, f"unreadable tar ({type(exc).__name__}: {reason})") from None

@@ -26,8 +26,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from caadbench.data.sample import validate_key
-from caadbench.data.sources.base import SampleSpec, SourceKind
+from caadbench.data.sources.base import SampleSpec, SourceKind, check_specs
 from caadbench.errors import DataError, SplitError
 
 PARTS = ("train", "support", "test")
@@ -86,25 +85,6 @@ def seeded_rng(*parts: object) -> random.Random:
 
 def _by_key(specs: Iterable[SampleSpec]) -> list[SampleSpec]:
     return sorted(specs, key=lambda s: s.key)
-
-
-def check_specs(specs: Sequence[SampleSpec], where: str) -> None:
-    """Refuse an empty source, invalid (e.g. dotted) keys and duplicate keys.
-
-    Raises:
-        DataError: naming ``where`` (or the spec's own ``source``) and the problem.
-    """
-    if not specs:
-        raise DataError(where, "source is empty (no samples found)")
-    seen: dict[str, SampleSpec] = {}
-    for spec in specs:
-        validate_key(spec.key, spec.source or where)
-        if spec.key in seen:
-            raise DataError(spec.source or where,
-                            f"duplicate sample key {spec.key!r} (also used by {seen[spec.key].source})")
-        seen[spec.key] = spec
-        if spec.label not in (0, 1):
-            raise DataError(spec.source or where, f"label must be 0 or 1, got {spec.label!r}")
 
 
 def _context_roles(specs: Iterable[SampleSpec]) -> dict[str, dict[str, str]]:

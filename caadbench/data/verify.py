@@ -1,4 +1,5 @@
-"""Verify a shard directory against its manifest: hashes, sizes, per-shard samples, missing and extra shards."""
+"""Verify a shard directory (local or a URL) against its manifest: hashes, sizes, per-shard samples, missing
+shards and, for a local directory, extra ones (a URL cannot be listed)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from caadbench.data.location import Location
+from caadbench.data.manifest import MANIFEST
 from caadbench.data.shards import MEMBERS, iter_records, read_manifest, read_shard
 from caadbench.errors import ShardError
 
@@ -23,7 +26,7 @@ class VerifyReport:
         problems: ``(shard path, what differs)`` for every mismatch found (empty when everything matches).
     """
 
-    root: Path
+    root: Location
     shards: int = 0
     samples: int = 0
     bytes: int = 0
@@ -34,49 +37,50 @@ class VerifyReport:
         return not self.problems
 
 
-def check_shards(root: str | Path, *, progress: bool = False) -> VerifyReport:
+def check_shards(root: str | Path | Location, *, progress: bool = False) -> VerifyReport:
     """Check every shard of ``root`` and collect the problems instead of raising on the first.
 
     Raises:
         ShardError: only for a missing or unreadable ``index.json`` (nothing can be checked without it).
     """
-    root = Path(root)
+    root = Location.of(root)
     manifest = read_manifest(root)
     report = VerifyReport(root)
-    listed = {e["path"] for e in manifest["shards"]}
-    for entry in tqdm(manifest["shards"], desc="verify", unit="shard", disable=None if progress else True):
-        path = root / entry["path"]
+    for entry in tqdm(manifest.shards, desc="verify", unit="shard", disable=None if progress else True):
+        where = root / entry.path
         report.shards += 1
         try:
             data = read_shard(root, entry)
             report.bytes += len(data)
             keys = []
-            for key, members in iter_records(data, path):
+            for key, members in iter_records(data, where):
                 if set(members) != set(MEMBERS):
-                    raise ShardError(path, f"sample {key!r} has members {sorted(members)}, expected "
-                                           f"{list(MEMBERS)}")
+                    raise ShardError(where, f"sample {key!r} has members {sorted(members)}, expected "
+                                            f"{list(MEMBERS)}")
                 keys.append(key)
             report.samples += len(keys)
-            if len(keys) != entry["samples"]:
-                raise ShardError(path, f"holds {len(keys)} samples, index.json says {entry['samples']}")
-            if "keys" in entry and keys != entry["keys"]:
-                raise ShardError(path, "sample keys differ from those listed in index.json")
+            if len(keys) != entry.samples:
+                raise ShardError(where, f"holds {len(keys)} samples, index.json says {entry.samples}")
+            if tuple(keys) != entry.keys:
+                raise ShardError(where, "sample keys differ from those listed in index.json")
         except ShardError as exc:
             report.problems.append((str(exc.where), exc.problem))
-    for path in sorted(root.rglob("*.tar")):
-        rel = path.relative_to(root).as_posix()
-        if rel not in listed:
-            report.problems.append((str(path), "extra shard not listed in index.json"))
-    for name, split in manifest["splits"].items():
-        for part, info in split["parts"].items():
-            counted = sum(e["samples"] for e in manifest["shards"] if e["split"] == name and e["part"] == part)
-            if counted != info["samples"]:
-                report.problems.append((str(root / "index.json"), f"split {name} part {part}: shards hold "
-                                        f"{counted} samples, the manifest says {info['samples']}"))
+    if root.is_local:
+        listed = {e.path for e in manifest.shards}
+        for path in sorted(root.path.rglob("*.tar")):
+            rel = path.relative_to(root.path).as_posix()
+            if rel not in listed:
+                report.problems.append((str(path), "extra shard not listed in index.json"))
+    for name, split in manifest.splits.items():
+        for part, info in split.parts.items():
+            counted = sum(e.samples for e in manifest.shards if e.split == name and e.part == part)
+            if counted != info.samples:
+                report.problems.append((str(root / MANIFEST), f"split {name} part {part}: shards hold "
+                                        f"{counted} samples, the manifest says {info.samples}"))
     return report
 
 
-def verify_shards(root: str | Path, *, progress: bool = False) -> VerifyReport:
+def verify_shards(root: str | Path | Location, *, progress: bool = False) -> VerifyReport:
     """Re-hash every shard and check sizes, per-shard sample counts, missing and extra shards.
 
     Returns:

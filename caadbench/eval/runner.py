@@ -53,7 +53,7 @@ class RunConfig:
     Attributes:
         model: registry name (``coreclip``, ``winclip.plus``, ...).
         split: split stored in the dataset (``cc``, ``ic``, ``cs``, ``std``).
-        data: the shard directory (built by ``caadbench build-shards``).
+        data: the shard directory (built by ``caadbench build-shards``) or its URL.
         shots: k normal references per subject (few-shot models; 0 otherwise).
         seeds: one fit + evaluation per seed (support sets and training are seeded).
         backbone, pretrained, image_size: backbone overrides (``None``: the model's defaults).
@@ -65,14 +65,14 @@ class RunConfig:
         out: directory for the results file, its examples sidecar and checkpoints of trained models.
         dataset_id: results' dataset id (default from the source, see :data:`DATASET_IDS`).
         progress: show progress bars.
-        train_data: shard directory a trained model is trained on (``None``: ``data``).
+        train_data: shard directory (or URL) a trained model is trained on (``None``: ``data``).
         train_split: its split to train on (``None``: ``split``).
         train_part: the part of that split to train on.
     """
 
     model: str
     split: str
-    data: Path
+    data: str | Path
     shots: int = 0
     seeds: tuple[int, ...] = (0,)
     backbone: str | None = None
@@ -86,7 +86,7 @@ class RunConfig:
     out: Path = Path("runs")
     dataset_id: str | None = None
     progress: bool = True
-    train_data: Path | None = None
+    train_data: str | Path | None = None
     train_split: str | None = None
     train_part: str = "train"
 
@@ -100,7 +100,7 @@ def results_name(dataset: str, split: str, model: str, shots: int, trained_on: s
 
 def dataset_id(ds: CaadDataset) -> str:
     """The results' dataset id for a shard directory."""
-    source = ds.manifest.get("source", {})
+    source = ds.manifest.source
     name = source.get("name", "")
     if name in DATASET_IDS:
         return DATASET_IDS[name]
@@ -236,7 +236,7 @@ class Runner:
     def _notes(self) -> list[str]:
         if self.cfg.checkpoint is None:
             return []
-        from caadbench.models.backbone import sha256_file
+        from caadbench.utils.hashing import sha256_file
 
         return [f"fitted state loaded from checkpoint {Path(self.cfg.checkpoint).name} "
                 f"(sha256 {sha256_file(self.cfg.checkpoint)}); its support set or training is not re-run"]

@@ -30,13 +30,13 @@ def same_data(a: CaadDataset, b: CaadDataset) -> bool:
     """Whether two shard directories hold the same samples (equal fingerprints or the same source folder)."""
     if a.fingerprint == b.fingerprint:
         return True
-    root_a, root_b = a.manifest.get("source", {}).get("root"), b.manifest.get("source", {}).get("root")
+    root_a, root_b = a.manifest.source.get("root"), b.manifest.source.get("root")
     return root_a is not None and root_a == root_b
 
 
 def part_keys(ds: CaadDataset, split: str, part: str) -> set[str]:
     """Every sample key of a split's part."""
-    return {key for _, key in ds.plan(split, part)}
+    return {key for _, keys in ds.plan(split, part) for key in keys}
 
 
 @dataclass(frozen=True)
@@ -73,7 +73,7 @@ def open_training_set(path: str | Path, split: str | None, part: str, evaluated:
     """Open and check ``--train-data`` against the evaluated dataset.
 
     Args:
-        path: the training shard directory.
+        path: the training shard directory (or its URL).
         split: its split to train on (``None``: ``eval_split``).
         part: the part of that split.
         evaluated: the evaluated shard directory.

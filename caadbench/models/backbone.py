@@ -15,6 +15,12 @@ open_clip's public API and torch's module hooks, never by copying open_clip's fo
 * DPAM's value-value self-attention of an image block (``value_value_attention``), computed from the block's own
   LayerNorm, value projection and output projection (AnomalyCLIP).
 
+Architectures are open_clip names (``ViT-B-16``), or, as open_clip spells them, ``hf-hub:ORG/NAME`` (a Hugging
+Face repository holding ``open_clip_config.json`` and the weights) and ``local-dir:PATH`` (a folder holding the
+same). Only open_clip's own ViT image tower and text transformer expose the tokens, subsets and blocks above, so
+configurations whose towers are timm or Hugging Face models (SigLIP, EVA, ...) are refused before anything is
+built or downloaded (see ``docs/baselines.md``).
+
 Tiny architectures for tests and the offline demo live in ``configs/`` as open_clip config files
 (``caad-tiny``); they are registered with open_clip on import.
 """
@@ -22,36 +28,38 @@ Tiny architectures for tests and the offline demo live in ``configs/`` as open_c
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import json
 import logging
 import os
-import socket
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import open_clip
 import torch
 import torch.nn.functional as F
+from huggingface_hub import constants as hub_constants
+from huggingface_hub import hf_hub_download, try_to_load_from_cache
+from huggingface_hub.utils import get_session
 from torch import nn
 
 from caadbench.errors import ModelError, WeightsUnavailable
+from caadbench.models.world.weights import WORLD_TAG, is_world_file, world_weights
+from caadbench.utils.hashing import sha256_file
 
 CONFIG_DIR = Path(__file__).with_name("configs")
 open_clip.add_model_config(CONFIG_DIR)
 
 Tower = Literal["image", "text"]
-HUB_PROBE = ("huggingface.co", 443)
-
-
-def sha256_file(path: str | Path, chunk: int = 1 << 22) -> str:
-    """Hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(chunk), b""):
-            digest.update(block)
-    return digest.hexdigest()
+HF_HUB, LOCAL_DIR = "hf-hub:", "local-dir:"
+OPEN_CLIP_CONFIG = "open_clip_config.json"
+WEIGHT_FILES = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin")
+"""Weights file names looked for, in this order, in a hub repository or a ``local-dir:`` folder."""
+RANDOM_INIT = ("random", "random-init", "none", "")
+"""``--pretrained`` values that mean seeded random initialisation."""
+PROBE_TIMEOUT = 5.0
+"""Seconds the one HEAD request through huggingface_hub's session may take before the hub counts as unreachable."""
 
 
 @dataclass(frozen=True)
@@ -59,8 +67,10 @@ class BackboneIdentity:
     """What a backbone is, recorded in every result and checkpoint.
 
     Attributes:
-        arch: open_clip architecture name (``ViT-B-16-plus-240``, ``caad-tiny``).
-        weights: ``"random-init"``, ``"openclip:<tag>"`` or ``"file:<name>"``.
+        arch: open_clip architecture name (``ViT-B-16-plus-240``, ``caad-tiny``, ``hf-hub:ORG/NAME``,
+            ``local-dir:PATH``).
+        weights: ``"random-init"``, ``"openclip:<tag>"``, ``"hf-hub:<repo>"``, ``"file:<name>"``, ``"world"`` (the
+            shipped world weights) or ``"world-file:<name>"`` (a checkpoint written by ``caadbench pretrain``).
         sha256: sha256 of the weights file, ``None`` for random init.
         init_seed: the seed of the random initialisation (meaningful for random init only).
         image_size: input side in pixels.
@@ -117,60 +127,163 @@ def _quiet_root_logger() -> Iterator[None]:
         root.setLevel(level)
 
 
-def _hub_reachable(timeout: float = 3.0) -> bool:
-    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
-        return False
-    try:
-        with socket.create_connection(HUB_PROBE, timeout=timeout):
-            return True
-    except OSError:
-        return False
+# ------------------------------------------------------------------------------------------ weights
 
 
-def _cached_tag_file(pcfg: Mapping) -> str | None:
-    """The local file of an open_clip pretrained config, if it is already downloaded."""
-    if pcfg.get("file"):
-        return pcfg["file"] if os.path.isfile(pcfg["file"]) else None
+def _offline(what: str, reason: str, way_out: str) -> WeightsUnavailable:
+    return WeightsUnavailable(what, f"not cached here and {reason}; {way_out}")
+
+
+def _hub_file(repo: str, names: Sequence[str], what: str, way_out: str) -> str:
+    """The local path of the first of ``names`` in hub repository ``repo``: from the cache, else downloaded.
+
+    "Offline" is decided as huggingface_hub decides it: its ``HF_HUB_OFFLINE`` setting, its endpoint
+    (``HF_ENDPOINT``), its HTTP session (proxies, offline guard) and its errors; one HEAD request of at most
+    :data:`PROBE_TIMEOUT` seconds tells whether the hub answers, so a refusal comes at once (a download's own
+    retries would take half a minute).
+
+    Raises:
+        WeightsUnavailable: at once, naming ``what`` and saying how to do without the hub (``way_out``).
+    """
+    for name in names:
+        hit = try_to_load_from_cache(repo, name)
+        if isinstance(hit, str) and os.path.isfile(hit):
+            return hit
+    if hub_constants.HF_HUB_OFFLINE:
+        raise _offline(what, "the Hugging Face hub is switched off (HF_HUB_OFFLINE)", way_out)
+    endpoint = hub_constants.ENDPOINT.rstrip("/")
+    for name in names:
+        url = f"{endpoint}/{repo}/resolve/main/{name}"
+        try:
+            status = get_session().head(url, timeout=PROBE_TIMEOUT).status_code
+        except Exception as exc:  # the session's own errors: offline guard, connect/timeout/proxy errors
+            reason = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise _offline(what, f"the hub at {endpoint} cannot be reached ({reason})", way_out) from None
+        if status == 404:
+            continue
+        if status >= 400:
+            raise WeightsUnavailable(what, f"the hub answered HTTP {status} for {url}; {way_out}")
+        try:
+            return hf_hub_download(repo, name)
+        except Exception as exc:  # LocalEntryNotFoundError, HTTP and connection errors during the download
+            raise WeightsUnavailable(what, f"download from {endpoint} failed ({type(exc).__name__}: "
+                                           f"{' '.join(str(exc).split())[:160]}); {way_out}") from None
+    raise WeightsUnavailable(what, f"hub repository {repo} has none of {', '.join(names)}")
+
+
+def _tag_file(arch: str, tag: str, pcfg: Mapping[str, Any]) -> str:
+    """The weights file of an open_clip pretrained tag (cached or downloaded)."""
+    way_out = (f"download the weights where you have internet (open_clip.create_model('{arch}', pretrained='{tag}')) "
+               "and pass the checkpoint file instead: --pretrained /path/to/open_clip_pytorch_model.bin")
     hub = pcfg.get("hf_hub", "")
     if hub:
-        try:
-            from huggingface_hub import try_to_load_from_cache
-        except ImportError:  # pragma: no cover - huggingface_hub is an open_clip dependency
-            return None
         repo, filename = os.path.split(hub)
-        names = [filename] if filename else ["open_clip_model.safetensors", "open_clip_pytorch_model.bin"]
-        for name in names:
-            hit = try_to_load_from_cache(repo.rstrip("/"), name)
-            if isinstance(hit, str) and os.path.isfile(hit):
-                return hit
+        names = list(WEIGHT_FILES) if filename in ("", WEIGHT_FILES[1]) else [filename]
+        return _hub_file(repo.rstrip("/"), names, f"{arch}:{tag}", way_out)
+    if pcfg.get("file") and os.path.isfile(pcfg["file"]):
+        return pcfg["file"]
     url = pcfg.get("url", "")
-    if url:
-        local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
-        if local.is_file():
-            return str(local)
-    return None
+    local = Path(os.path.expanduser("~/.cache/clip")) / os.path.basename(url)
+    if url and local.is_file():
+        return str(local)
+    if hub_constants.HF_HUB_OFFLINE:
+        raise _offline(f"{arch}:{tag}", "downloads are switched off (HF_HUB_OFFLINE)", way_out)
+    try:
+        return open_clip.download_pretrained_from_url(url)
+    except OSError as exc:
+        raise _offline(f"{arch}:{tag}", f"{url} cannot be fetched ({exc})", way_out) from None
+
+
+def _schema_config(arch: str, pretrained: str | None) -> tuple[dict[str, Any], str | None, str]:
+    """``(open_clip_config.json content, weights file or None, weights label)`` of an ``hf-hub:``/``local-dir:``
+    architecture; ``pretrained`` may only ask for random initialisation (the weights come with the config)."""
+    random_init = pretrained is not None and pretrained in RANDOM_INIT
+    if pretrained is not None and not random_init:
+        raise WeightsUnavailable(pretrained, f"--pretrained cannot be combined with --backbone {arch}: its weights "
+                                             "come with it (pass --pretrained random for a random init)")
+    if arch.startswith(HF_HUB):
+        repo = arch[len(HF_HUB):]
+        way_out = (f"download it where you have internet (huggingface-cli download {repo} --local-dir DIR) and "
+                   "pass --backbone local-dir:DIR")
+        config = _hub_file(repo, [OPEN_CLIP_CONFIG], arch, way_out)
+        weights = None if random_init else _hub_file(repo, WEIGHT_FILES, arch, way_out)
+        label = f"hf-hub:{repo}"
+    else:
+        folder = Path(os.path.expanduser(arch[len(LOCAL_DIR):]))
+        config = folder / OPEN_CLIP_CONFIG
+        if not config.is_file():
+            raise ModelError(arch, f"{config} not found (a local-dir: backbone is a folder with "
+                                   f"{OPEN_CLIP_CONFIG} and {' or '.join(WEIGHT_FILES)})")
+        found = [folder / n for n in WEIGHT_FILES if (folder / n).is_file()]
+        if not found and not random_init:
+            raise WeightsUnavailable(arch, f"no weights file in {folder} (expected {' or '.join(WEIGHT_FILES)})")
+        weights = None if random_init else str(found[0])
+        label = f"file:{found[0].name}" if weights else "random-init"
+    try:
+        data = json.loads(Path(config).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(str(config), f"unreadable open_clip config ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("model_cfg"), dict):
+        raise ModelError(str(config), "not an open_clip config (no model_cfg object)")
+    return data["model_cfg"], weights, "random-init" if random_init else label
+
+
+def check_towers(arch: str, model_cfg: Mapping[str, Any]) -> None:
+    """Refuse, before anything is built, a configuration whose image or text tower is not open_clip's own.
+
+    Raises:
+        ModelError: one line naming the foreign tower and saying which models can use it (none can).
+    """
+    vision, text = model_cfg.get("vision_cfg", {}), model_cfg.get("text_cfg", {})
+    if vision.get("timm_model_name"):
+        tower = f"its image tower is the timm model {vision['timm_model_name']}"
+    elif isinstance(vision.get("layers"), (list, tuple)):
+        tower = "its image tower is a ResNet (open_clip's ModifiedResNet)"
+    elif text.get("hf_model_name"):
+        tower = f"its text tower is the Hugging Face model {text['hf_model_name']}"
+    else:
+        return
+    from caadbench.models.registry import list_models  # the registry imports this module
+
+    families = ", ".join(sorted({spec.family for spec in list_models()}))
+    raise ModelError(arch, f"{tower}; every caadbench model ({families}) reads class and patch tokens of "
+                           "intermediate blocks, encodes token subsets or hooks blocks, which only open_clip's "
+                           "own ViT image tower and text transformer expose, so none can use it: pick an open_clip "
+                           "ViT architecture (ViT-B-16, ViT-B-16-plus-240, ViT-L-14-336, ...)")
 
 
 def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str, dict]:
-    """Decide where an architecture's weights come from without touching the network unless needed.
+    """Decide where an architecture's weights come from, touching the network only to download them.
 
     Args:
-        arch: open_clip architecture name.
-        pretrained: ``None`` (random init), an open_clip tag, or a local checkpoint path.
+        arch: open_clip architecture name, ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
+        pretrained: ``None`` (random init; for ``hf-hub:``/``local-dir:`` the weights that come with it), a
+            value of :data:`RANDOM_INIT`, ``"world"`` (the shipped world weights), an open_clip tag, or a local
+            checkpoint path.
 
     Returns:
-        ``(file or None, weights label, preprocess overrides)``. For a tag that is not cached and a hub that
-        is reachable, the file is ``None`` and the label ``openclip:<tag>``: open_clip downloads it.
+        ``(weights file or None for random init, weights label, preprocess overrides)``. A tag's file comes from
+        the hub cache or is downloaded here, so its sha256 is known.
 
     Raises:
-        WeightsUnavailable: at once, when a tag cannot be had offline or the value is neither tag nor file.
+        ModelError: an unknown architecture, or one whose towers no model can use (:func:`check_towers`).
+        WeightsUnavailable: at once, when weights cannot be had offline, or the value is neither tag nor file.
     """
+    if arch.startswith((HF_HUB, LOCAL_DIR)):
+        model_cfg, weights, label = _schema_config(arch, pretrained)
+        check_towers(arch, model_cfg)
+        return weights, label, {}
     if arch not in open_clip.list_models():
-        raise ModelError(arch, f"unknown open_clip architecture (known: {', '.join(open_clip.list_models()[:8])}, ...)")
-    if pretrained is None or pretrained in ("", "none", "random", "random-init"):
+        raise ModelError(arch, f"unknown open_clip architecture (known: {', '.join(open_clip.list_models()[:8])}, "
+                               f"...; or hf-hub:ORG/NAME, local-dir:PATH)")
+    check_towers(arch, open_clip.get_model_config(arch) or {})
+    if pretrained is None or pretrained in RANDOM_INIT:
         return None, "random-init", {}
+    if pretrained == WORLD_TAG:
+        return str(world_weights(arch).path), WORLD_TAG, {}
     if os.path.isfile(pretrained):
-        return pretrained, f"file:{Path(pretrained).name}", {}
+        kind = "world-file" if is_world_file(pretrained) else "file"
+        return pretrained, f"{kind}:{Path(pretrained).name}", {}
     pcfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if not pcfg:
         if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
@@ -178,25 +291,31 @@ def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str,
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
         raise WeightsUnavailable(pretrained, f"not a file and not an open_clip pretrained tag of {arch} (tags: {tags})")
     preprocess = {k: pcfg[k] for k in ("mean", "std") if k in pcfg}
-    cached = _cached_tag_file(pcfg)
-    if cached:
-        return cached, f"openclip:{pretrained}", preprocess
-    if not _hub_reachable():
-        raise WeightsUnavailable(
-            f"{arch}:{pretrained}",
-            "pretrained weights are not cached and the hub cannot be reached (offline); download them where you "
-            f"have internet (open_clip.create_model('{arch}', pretrained='{pretrained}')) and pass the checkpoint "
-            "file instead: --pretrained /path/to/open_clip_pytorch_model.bin",
-        )
-    return None, f"openclip:{pretrained}", preprocess
+    return _tag_file(arch, pretrained, pcfg), f"openclip:{pretrained}", preprocess
+
+
+def _build(arch: str, weights_file: str | None, image_size: int | None) -> nn.Module:
+    """The open_clip model with ``weights_file`` loaded (random init when ``None``)."""
+    kwargs: dict[str, Any] = {"force_image_size": image_size} if image_size else {}
+    try:
+        if arch.startswith((HF_HUB, LOCAL_DIR)):
+            model = open_clip.create_model(arch, load_weights=False, **kwargs)
+            if weights_file is not None:
+                open_clip.load_checkpoint(model, weights_file)
+            return model
+        return open_clip.create_model(arch, pretrained=weights_file, **kwargs)
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise WeightsUnavailable(weights_file or arch, f"cannot load weights ({' '.join(str(exc).split())[:300]})") \
+            from exc
 
 
 class ClipBackbone(nn.Module):
     """A frozen open_clip CLIP model with the hooks the methods need.
 
     Args:
-        arch: open_clip architecture name.
-        pretrained: open_clip tag, local checkpoint path, or ``None`` for random initialisation.
+        arch: open_clip architecture name, ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
+        pretrained: open_clip tag, local checkpoint path, or ``None`` for random initialisation (for
+            ``hf-hub:``/``local-dir:``: the weights that come with it; ``"random"`` for random initialisation).
         image_size: input side in pixels; ``None`` keeps the architecture's size (positional embeddings of a
             checkpoint are resized by open_clip when it differs).
         init_seed: seed of the random initialisation, so every random-init backbone of one seed is identical.
@@ -211,16 +330,9 @@ class ClipBackbone(nn.Module):
     ) -> None:
         super().__init__()
         weights_file, label, preprocess = resolve_weights(arch, pretrained)
-        kwargs = {"force_image_size": image_size} if image_size else {}
         with torch.random.fork_rng(devices=[]), _quiet_root_logger():
             torch.manual_seed(init_seed)
-            try:
-                if weights_file is None and label != "random-init":
-                    model = open_clip.create_model(arch, pretrained=pretrained, **kwargs)
-                else:
-                    model = open_clip.create_model(arch, pretrained=weights_file, **kwargs)
-            except (RuntimeError, KeyError) as exc:
-                raise WeightsUnavailable(weights_file or pretrained or arch, f"cannot load weights ({exc})") from exc
+            model = _build(arch, weights_file, image_size)
         if not hasattr(model, "visual") or not hasattr(model.visual, "transformer"):
             raise ModelError(arch, "only open_clip ViT image towers are supported")
         model.eval().requires_grad_(False)

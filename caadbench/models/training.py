@@ -31,7 +31,7 @@ from tqdm import tqdm
 
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
-from caadbench.models.backbone import sha256_file
+from caadbench.utils.hashing import sha256_file
 from caadbench.models.base import AnomalyModel, FitData
 from caadbench.utils import distributed as D
 from caadbench.utils.atomic import atomic_write_bytes

@@ -126,7 +126,7 @@ def test_interrupted_build_via_cli(tmp_path):
                "only (no dots)"),
     ("one-anomalous", "error: source fake-contextual: subject 'red' has no anomalous context on the test side of "
                       "split cc (needs at least 2 anomalous contexts, has 1: 'road')"),
-    ("empty", "error: source fake-contextual: source is empty (no samples found)"),
+    ("empty", "error: source fake-contextual: empty source: no samples found"),
 ])
 def test_bad_sources_via_cli(tmp_path, name, expected):
     assert _error_line(_run("build-shards", "--source", name, "--out", str(tmp_path / "o"))) == expected

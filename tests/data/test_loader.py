@@ -13,16 +13,15 @@ from PIL import Image
 
 from caadbench.data.batch import EVAL_RESOLUTION
 from caadbench.data.loader import open_dataset
+from caadbench.data.location import Location
 from caadbench.data.shards import MANIFEST, build_shards
 from caadbench.errors import ShardError, SplitError
 from tests.data.fake_sources import FakeContextual, FakeIndustrial
 
 
 @pytest.fixture(scope="module")
-def root(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("loader") / "fake"
-    build_shards(FakeContextual(), out, workers=1, max_shard_samples=10, progress=False)
-    return out
+def root(fake_set) -> Path:
+    return fake_set
 
 
 @pytest.fixture(scope="module")
@@ -46,7 +45,8 @@ def _nearest(mask: np.ndarray, size: int) -> np.ndarray:
 def test_dataset_api(root):
     ds = open_dataset(root)
     m = json.loads((root / MANIFEST).read_text())
-    assert ds.root == root and ds.manifest == m and ds.fingerprint == m["fingerprint"]
+    assert ds.root == Location.of(root) and ds.root.path == root and ds.fingerprint == m["fingerprint"]
+    assert ds.manifest.to_dict() == m  # the typed manifest holds every field of index.json
     assert ds.kind == "contextual" and ds.splits == ["cc", "cs", "ic"] and ds.image_size == (32, 32)
     assert ds.parts("cc") == ["train", "support", "test"]
     assert ds.count("cc", "test") == m["splits"]["cc"]["parts"]["test"]["samples"]
@@ -208,3 +208,14 @@ def test_unreadable_tar_with_matching_manifest_names_the_shard(root, tmp_path):
     (copy / MANIFEST).write_text(json.dumps(m))
     with pytest.raises(ShardError, match=rf"{copy / entry['path']}: unreadable tar"):
         list(open_dataset(copy).batches("ic", "test", image_size=8))
+
+
+def test_pipeline_pickles_for_spawned_workers(root):
+    """DataLoader workers started with ``spawn`` (macOS, Windows) receive the pipeline pickled."""
+    import pickle
+
+    ds = open_dataset(root)
+    kw = dict(image_size=8, eval_size=8, shuffle=True, seed=1, epoch=1, rank=1, world_size=2)
+    pipe = ds.pipeline("ic", "test", **kw)
+    again = pickle.loads(pickle.dumps(pipe))
+    assert [s["key"] for s in again] == [s["key"] for s in pipe] == _keys(ds.batches("ic", "test", **kw))

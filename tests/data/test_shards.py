@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from caadbench.data.shards import MANIFEST, build_shards, decode_record, iter_records, read_shard
+from caadbench.data.manifest import MANIFEST, LabelCounts, ShardEntry
+from caadbench.data.shards import build_shards, decode_record, iter_records, read_manifest, read_shard
 from caadbench.data.verify import check_shards, verify_shards
 from caadbench.errors import CaadError, DataError, ShardError, SplitError
 from tests.data.fake_sources import FakeContextual, FakeIndustrial
@@ -34,10 +35,9 @@ def _copy(built: Path, tmp_path: Path) -> Path:
     return dst
 
 
-def _first_shard(root: Path, part: str = "test") -> tuple[Path, dict]:
-    manifest = json.loads((root / MANIFEST).read_text())
-    entry = next(e for e in manifest["shards"] if e["part"] == part)
-    return root / entry["path"], entry
+def _first_shard(root: Path, part: str = "test") -> tuple[Path, ShardEntry]:
+    entry = next(e for e in read_manifest(root).shards if e.part == part)
+    return root / entry.path, entry
 
 
 def test_rebuild_with_other_worker_count_is_byte_identical(built, tmp_path):
@@ -55,7 +55,7 @@ def test_other_seed_changes_the_splits(built, tmp_path):
     other = build_shards(FakeContextual(), tmp_path / "s1", seed=1, workers=1, max_shard_samples=SHARD,
                          progress=False)
     ours = json.loads((built / MANIFEST).read_text())
-    assert other["splits"]["cc"]["definition"] != ours["splits"]["cc"]["definition"]
+    assert other.splits["cc"].definition != ours["splits"]["cc"]["definition"]
 
 
 def test_tar_layout_is_fixed_and_webdataset_readable(built):
@@ -63,7 +63,7 @@ def test_tar_layout_is_fixed_and_webdataset_readable(built):
     with tarfile.open(path) as tar:
         members = tar.getmembers()
     names = [m.name for m in members]
-    keys = entry["keys"]
+    keys = list(entry.keys)
     assert keys == sorted(keys)
     assert names == [f"{k}.{ext}" for k in keys for ext in ("image.png", "json", "mask.png")]
     assert {(m.mtime, m.uid, m.gid, m.uname, m.gname, m.mode) for m in members} == {(0, 0, 0, "", "", 0o444)}
@@ -104,7 +104,7 @@ def test_records_decode_to_the_loaded_samples(built):
     source = FakeContextual()
     specs = {s.key: s for s in source.specs()}
     records = list(iter_records(read_shard(built, entry), path))
-    assert [k for k, _ in records] == entry["keys"]
+    assert tuple(k for k, _ in records) == entry.keys
     for key, members in records[:4]:
         got, want = decode_record(key, members, f"{path}:{key}"), source.load(specs[key])
         assert np.array_equal(got.image, want.image) and np.array_equal(got.mask, want.mask)
@@ -122,7 +122,7 @@ class CountingSource(FakeContextual):
 def test_each_sample_is_loaded_once(tmp_path):
     CountingSource.calls = []
     m = build_shards(CountingSource(), tmp_path / "o", workers=1, progress=False)
-    assert len(CountingSource.calls) == len(set(CountingSource.calls)) == m["num_samples"]
+    assert len(CountingSource.calls) == len(set(CountingSource.calls)) == m.num_samples
 
 
 def test_verify_passes_on_a_fresh_build(built):
@@ -147,7 +147,7 @@ def test_verify_catches_truncated_missing_and_extra_shards(built, tmp_path):
     path, entry = _first_shard(root)
     path.write_bytes(path.read_bytes()[:1000])
     with pytest.raises(ShardError, match=rf"{path}: shard is truncated: 1000 bytes, index.json says "
-                                         rf"{entry['bytes']}"):
+                                         rf"{entry.bytes}"):
         verify_shards(root)
     path.unlink()
     (root / "cc" / "stray-000000.tar").write_bytes(b"")
@@ -192,8 +192,8 @@ def test_existing_output_needs_overwrite(built, tmp_path):
     with pytest.raises(CaadError, match="output already exists"):
         build_shards(FakeContextual(), root, workers=1, progress=False)
     m = build_shards(FakeContextual(per_pair=3), root, overwrite=True, workers=1, progress=False)
-    assert json.loads((root / MANIFEST).read_text()) == m
-    assert m["num_samples"] == len(FakeContextual(per_pair=3).specs())
+    assert json.loads((root / MANIFEST).read_text()) == m.to_dict()
+    assert m.num_samples == len(FakeContextual(per_pair=3).specs())
 
 
 def test_unwritable_output(tmp_path):
@@ -238,7 +238,7 @@ def test_loaded_samples_are_validated_against_schema_and_spec(tmp_path):
 
 
 def test_bad_sources_fail_before_writing(tmp_path):
-    with pytest.raises(DataError, match="source is empty"):
+    with pytest.raises(DataError, match="empty source: no samples found"):
         build_shards(FakeContextual(rules={}), tmp_path / "a", progress=False)
     dup = FakeContextual(extra_specs=FakeContextual().specs()[:1])
     with pytest.raises(DataError, match="fake:blue-water-000: duplicate sample key 'blue-water-000'"):
@@ -251,10 +251,10 @@ def test_bad_sources_fail_before_writing(tmp_path):
 
 def test_industrial_source_builds_std(tmp_path):
     m = build_shards(FakeIndustrial(), tmp_path / "ind", workers=1, progress=False)
-    assert set(m["splits"]) == {"std"} and m["kind"] == "industrial" and m["image_size"] == [24, 32]
-    assert m["counts"]["std"]["train"]["label"] == {"normal": 10, "anomalous": 0}
-    assert m["counts"]["std"]["test"]["label"] == {"normal": 10, "anomalous": 10}
-    assert all(len(v) == 4 for v in m["splits"]["std"]["support"]["4"]["0"].values())
+    assert set(m.splits) == {"std"} and m.kind == "industrial" and m.image_size == (24, 32)
+    assert m.counts["std"]["train"].label == LabelCounts(normal=10, anomalous=0)
+    assert m.counts["std"]["test"].label == LabelCounts(normal=10, anomalous=10)
+    assert all(len(v) == 4 for v in m.splits["std"].support["4"]["0"].values())
     verify_shards(tmp_path / "ind")
 
 
@@ -269,9 +269,9 @@ def test_tiny_synthetic_set_end_to_end(tmp_path):
     a = build_shards(source(), tmp_path / "a", workers=1, progress=False)
     b = build_shards(source(), tmp_path / "b", workers=2, progress=False)
     assert a == b and (tmp_path / "a" / MANIFEST).read_bytes() == (tmp_path / "b" / MANIFEST).read_bytes()
-    assert verify_shards(tmp_path / "b").samples == sum(e["samples"] for e in a["shards"])
-    assert a["fingerprint"] == source().fingerprint() and a["rulebook"] == source().rulebook()
-    assert a["splits"]["cc"]["definition"]["unseen_without_seen_relative"] == {}
+    assert verify_shards(tmp_path / "b").samples == sum(e.samples for e in a.shards)
+    assert a.fingerprint == source().fingerprint() and a.rulebook == source().rulebook()
+    assert a.splits["cc"].definition["unseen_without_seen_relative"] == {}
     ds = open_dataset(tmp_path / "a")
     assert ds.image_size == (48, 48)
     for batch in ds.batches("cc", "test", image_size=32, eval_size=40, batch_size=64):
@@ -284,6 +284,6 @@ def test_tiny_synthetic_set_end_to_end(tmp_path):
 def test_shards_are_capped_in_bytes(tmp_path):
     m = build_shards(FakeContextual(), tmp_path / "o", splits=["cc"], workers=1, max_shard_bytes=12_000,
                      progress=False)
-    multi = [e for e in m["shards"] if e["samples"] > 1]
-    assert multi and all(e["bytes"] <= 12_000 + 10_240 for e in multi)  # + tar end-of-archive padding
-    assert max(e["samples"] for e in m["shards"]) < 16 and verify_shards(tmp_path / "o").ok
+    multi = [e for e in m.shards if e.samples > 1]
+    assert multi and all(e.bytes <= 12_000 + 10_240 for e in multi)  # + tar end-of-archive padding
+    assert max(e.samples for e in m.shards) < 16 and verify_shards(tmp_path / "o").ok

@@ -147,7 +147,7 @@ def test_support_records_what_exists_when_pool_is_small():
 
 
 def test_bad_specs():
-    with pytest.raises(DataError, match="src: source is empty"):
+    with pytest.raises(DataError, match="src: empty source: no samples found"):
         check_specs([], "src")
     dup = SPECS + [SampleSpec(SPECS[0].key, "red", "grass", 0, "other:file.png")]
     with pytest.raises(DataError, match=r"other:file.png: duplicate sample key 'blue-water-000' "

@@ -1,14 +1,19 @@
-"""The open_clip adapter: seeded random init, local checkpoints, offline failure, tokens, subsets, hooks."""
+"""The open_clip adapter: seeded random init, local checkpoints, hf-hub:/local-dir: backbones, offline refusals
+(the hub switched off, its endpoint unreachable), foreign towers refused, tokens, subsets, hooks."""
 
 from __future__ import annotations
 
+import json
 import time
+from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
 
 from caadbench.errors import ModelError, WeightsUnavailable
-from caadbench.models.backbone import ClipBackbone, sha256_file
+from caadbench.models.backbone import ClipBackbone
+from caadbench.utils.hashing import sha256_file
 
 
 def reference_subset_embedding(bb: ClipBackbone, images: torch.Tensor, patch_idx: list[int]) -> torch.Tensor:
@@ -56,22 +61,147 @@ def test_local_checkpoint_file(tmp_path, tiny_backbone):
     assert not loaded.identity.same_weights(tiny_backbone.identity)
 
 
-def test_offline_tag_fails_at_once_with_a_way_out(monkeypatch):
-    """A known tag that is not cached, offline: refused before open_clip is ever asked to build or download."""
+@pytest.fixture()
+def empty_hub(monkeypatch, tmp_path):
+    """An empty hub cache, and open_clip forbidden to build or download anything."""
     import open_clip
-
-    from caadbench.models import backbone
+    from huggingface_hub import constants
 
     def no_build(*args, **kwargs):
         raise AssertionError("open_clip.create_model must not be called for weights that cannot be had")
 
-    monkeypatch.setattr(backbone, "_cached_tag_file", lambda pcfg: None)  # even if this machine has them cached
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))
     monkeypatch.setattr(open_clip, "create_model", no_build)
+    return constants
+
+
+def test_offline_tag_fails_at_once_with_a_way_out(empty_hub, monkeypatch):
+    """The hub switched off (HF_HUB_OFFLINE) and the tag not cached: refused without a single request."""
+    import open_clip
+
+    from caadbench.models import backbone
+
+    monkeypatch.setattr(empty_hub, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(backbone, "get_session", lambda: pytest.fail("no request may be made offline"))
     tag = open_clip.list_pretrained_tags_by_model("ViT-B-16-plus-240")[0]
     start = time.monotonic()
-    with pytest.raises(WeightsUnavailable, match="--pretrained /path/to"):
+    with pytest.raises(WeightsUnavailable, match=r"HF_HUB_OFFLINE.*--pretrained /path/to"):
         ClipBackbone("ViT-B-16-plus-240", pretrained=tag)
-    assert time.monotonic() - start < 30
+    assert time.monotonic() - start < 5
+
+
+def test_unreachable_hub_endpoint_fails_at_once_with_a_way_out(empty_hub, monkeypatch, closed_port):
+    """Hub on, HF_ENDPOINT pointing at a closed port on 127.0.0.1: one HEAD request fails, no download retries."""
+    import open_clip
+
+    from caadbench.models import backbone
+
+    endpoint = f"http://127.0.0.1:{closed_port}"
+    monkeypatch.setattr(empty_hub, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(empty_hub, "ENDPOINT", endpoint)
+    monkeypatch.setattr(backbone, "hf_hub_download", lambda *a, **k: pytest.fail("nothing may be downloaded"))
+    tag = open_clip.list_pretrained_tags_by_model("ViT-B-16-plus-240")[0]
+    start = time.monotonic()
+    with pytest.raises(WeightsUnavailable, match=rf"the hub at {endpoint} cannot be reached .*--pretrained /path/to"):
+        ClipBackbone("ViT-B-16-plus-240", pretrained=tag)
+    with pytest.raises(WeightsUnavailable, match=r"hf-hub:org/none: not cached here and the hub at .* --backbone "
+                                                 r"local-dir:DIR"):
+        ClipBackbone("hf-hub:org/none")
+    assert time.monotonic() - start < 10
+
+
+def open_clip_folder(folder: Path, weights: dict | None, name: str, model_cfg: dict | None = None) -> Path:
+    """Write an ``open_clip_config.json`` (caad-tiny's, unless given) and optionally a weights file."""
+    from caadbench.models.backbone import CONFIG_DIR
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cfg = model_cfg or json.loads((CONFIG_DIR / "caad-tiny.json").read_text())
+    config = {"model_cfg": cfg, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}}
+    (folder / "open_clip_config.json").write_text(json.dumps(config))
+    if weights is not None:
+        if name.endswith(".safetensors"):
+            save_file({k: v.contiguous() for k, v in weights.items()}, str(folder / name))
+        else:
+            torch.save(weights, folder / name)
+    return folder
+
+
+def test_local_dir_backbone(tmp_path, tiny_backbone):
+    source = ClipBackbone("caad-tiny", init_seed=7)
+    folder = open_clip_folder(tmp_path / "tiny", source.model.state_dict(), "open_clip_pytorch_model.bin")
+    loaded = ClipBackbone(f"local-dir:{folder}")
+    assert torch.equal(loaded.model.visual.proj, source.model.visual.proj)
+    assert loaded.identity.weights == "file:open_clip_pytorch_model.bin"
+    assert loaded.identity.sha256 == sha256_file(folder / "open_clip_pytorch_model.bin")
+    assert loaded.mean.flatten().tolist() == [0.5] * 3 and loaded.std.flatten().tolist() == [0.25] * 3
+    random = ClipBackbone(f"local-dir:{folder}", pretrained="random", init_seed=0)
+    assert random.identity.is_random_init and random.identity.sha256 is None
+    assert torch.equal(random.model.visual.proj, tiny_backbone.model.visual.proj)  # same config, same seed
+    with pytest.raises(WeightsUnavailable, match="cannot be combined with --backbone local-dir:"):
+        ClipBackbone(f"local-dir:{folder}", pretrained="laion400m_e31")
+    with pytest.raises(ModelError, match="open_clip_config.json not found"):
+        ClipBackbone(f"local-dir:{tmp_path / 'nothing'}")
+    (folder / "open_clip_pytorch_model.bin").unlink()
+    with pytest.raises(WeightsUnavailable, match="no weights file in"):
+        ClipBackbone(f"local-dir:{folder}")
+
+
+def test_hf_hub_backbone_from_the_cache_offline(tmp_path, monkeypatch):
+    """``hf-hub:ORG/NAME`` as open_clip spells it, served from a hub cache laid out as huggingface_hub lays it out."""
+    from huggingface_hub import constants
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--caad--tiny" / "snapshots" / ("0" * 40)
+    source = ClipBackbone("caad-tiny", init_seed=3)
+    open_clip_folder(snapshot, source.model.state_dict(), "open_clip_model.safetensors")
+    (cache / "models--caad--tiny" / "refs").mkdir()
+    (cache / "models--caad--tiny" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    loaded = ClipBackbone("hf-hub:caad/tiny")
+    assert loaded.identity.arch == "hf-hub:caad/tiny" and loaded.identity.weights == "hf-hub:caad/tiny"
+    assert loaded.identity.sha256 == sha256_file(snapshot / "open_clip_model.safetensors")
+    assert torch.equal(loaded.model.visual.proj, source.model.visual.proj)
+    assert loaded.encode_text(["a photo of a cow"]).shape == (1, loaded.embed_dim)
+
+
+def tiny_tower_configs() -> dict[str, dict]:
+    """Tiny open_clip configs whose towers are timm or Hugging Face models (SigLIP-, EVA- and BERT-like)."""
+    text = {"context_length": 16, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2}
+    vision = {"image_size": 32, "timm_model_pretrained": False, "timm_proj": "linear"}
+    return {
+        "siglip-like": {"embed_dim": 32, "vision_cfg": {**vision, "timm_model_name": "vit_tiny_patch16_siglip_32",
+                                                        "timm_pool": "map"}, "text_cfg": text},
+        "eva-like": {"embed_dim": 32, "vision_cfg": {**vision, "timm_model_name": "eva02_tiny_patch14_32",
+                                                     "timm_pool": "token"}, "text_cfg": text},
+        "hf-text": {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": 2, "width": 64, "patch_size": 16},
+                    "text_cfg": {"hf_model_name": "bert-tiny", "hf_tokenizer_name": "bert-tiny", "hf_pooler_type":
+                                 "mean_pooler"}},
+        "resnet": {"embed_dim": 32, "vision_cfg": {"image_size": 32, "layers": [1, 1, 1, 1], "width": 16},
+                   "text_cfg": text},
+    }
+
+
+@pytest.mark.parametrize("name", sorted(tiny_tower_configs()))
+def test_foreign_towers_are_refused_up_front(name, tmp_path, empty_hub):
+    folder = open_clip_folder(tmp_path / name, None, "", tiny_tower_configs()[name])
+    with pytest.raises(ModelError) as err:
+        ClipBackbone(f"local-dir:{folder}", pretrained="random")
+    line = str(err.value)
+    assert "\n" not in line and "none can use it" in line and "clip, coreclip, winclip" in line
+    assert {"siglip-like": "timm model vit_tiny", "eva-like": "timm model eva02", "hf-text": "Hugging Face model",
+            "resnet": "ResNet"}[name] in line
+
+
+@pytest.mark.parametrize("arch", ["ViT-B-16-SigLIP", "EVA02-B-16", "RN50"])
+def test_builtin_foreign_towers_are_refused_before_any_download(arch, empty_hub):
+    import open_clip
+
+    tag = (open_clip.list_pretrained_tags_by_model(arch) or [None])[0]
+    start = time.monotonic()
+    with pytest.raises(ModelError, match="none can use it"):
+        ClipBackbone(arch, pretrained=tag)
+    assert time.monotonic() - start < 5
 
 
 @pytest.mark.parametrize("value", ["no-such-tag", "/no/such/file.pt"])

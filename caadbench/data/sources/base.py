@@ -11,11 +11,12 @@ from __future__ import annotations
 import hashlib
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Any, ClassVar, Literal
 
-from caadbench.data.sample import Sample
+from caadbench.data.sample import Sample, validate_key
 from caadbench.errors import DataError
 
 SourceKind = Literal["contextual", "industrial"]
@@ -49,6 +50,27 @@ class SampleSpec:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def check_specs(specs: Sequence[SampleSpec], where: str | Path) -> list[SampleSpec]:
+    """Return ``specs`` as a list after refusing an empty source, invalid (e.g. dotted) keys, duplicate keys and
+    labels other than 0/1 — the one check every source listing and every split goes through.
+
+    Raises:
+        DataError: naming ``where`` (empty source) or the spec's own ``source`` (its file) and the problem.
+    """
+    if not specs:
+        raise DataError(where, "empty source: no samples found")
+    seen: dict[str, SampleSpec] = {}
+    for spec in specs:
+        validate_key(spec.key, spec.source or str(where))
+        if spec.key in seen:
+            raise DataError(spec.source or where, f"duplicate sample key {spec.key!r} (also used by "
+                                                  f"{seen[spec.key].source}); rename one of them")
+        seen[spec.key] = spec
+        if spec.label not in (0, 1):
+            raise DataError(spec.source or where, f"label must be 0 or 1, got {spec.label!r}")
+    return list(specs)
 
 
 class Source(ABC):

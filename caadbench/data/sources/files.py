@@ -16,7 +16,7 @@ import numpy as np
 
 from caadbench.data.imageio import read_mask, read_rgb
 from caadbench.data.sample import Sample, validate_key
-from caadbench.data.sources.base import SampleSpec, Source
+from caadbench.data.sources.base import SampleSpec, Source, check_specs  # noqa: F401 - sources import it here
 from caadbench.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"})
@@ -96,23 +96,6 @@ def match_mask(masks: dict[str, Path], image: Path, suffixes: tuple[str, ...] = 
 def relative(path: Path, root: Path) -> str:
     """``path`` relative to ``root`` in POSIX form (how payloads and ``source`` strings store paths)."""
     return path.relative_to(root).as_posix()
-
-
-def check_specs(specs: list[SampleSpec], root: Path) -> list[SampleSpec]:
-    """Return ``specs`` after refusing an empty list and duplicate keys.
-
-    Raises:
-        DataError: naming ``root`` when there is no sample, or the second file whose key repeats the first's.
-    """
-    if not specs:
-        raise DataError(root, "empty source: no images found")
-    seen: dict[str, SampleSpec] = {}
-    for spec in specs:
-        if spec.key in seen:
-            raise DataError(spec.source, f"duplicate sample key {spec.key!r} (also {seen[spec.key].source}); "
-                                         "rename one of the files")
-        seen[spec.key] = spec
-    return specs
 
 
 def build_sample(spec: SampleSpec, image: np.ndarray, mask: np.ndarray, where: str | Path,

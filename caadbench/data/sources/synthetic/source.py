@@ -8,10 +8,11 @@ plays no part in drawing.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from caadbench.data.compose import render_scene, sample_rng
+from caadbench.data.compose import Scene, render_scene, sample_rng
 from caadbench.data.rulebook import Rulebook, spread_over_pairs
 from caadbench.data.sample import Sample, validate_key
 from caadbench.data.sources.base import SampleSpec, Source, register_source
@@ -39,6 +40,22 @@ def numbered_pairs(rulebook: Rulebook, size: int, seed: int, prefix: str) -> lis
         key = validate_key(f"{prefix}-{sanitize(subject)}-{sanitize(context)}-{i:0{width}d}")
         out.append((key, i, subject, context, label))
     return out
+
+
+def draw_scene(seed: int, key: str, subject: str, context: str, image_size: int, *, shadow: float = 0.6,
+               occlusion: float = 0.3) -> Scene:
+    """Draw one scene: ``context`` as background, ``subject`` composited into it, from ``(seed, key)`` only.
+
+    The context, the subject and the placement each draw from their own stream
+    (:func:`~caadbench.data.compose.sample_rng` of ``(seed, key, "context" | "subject" | "place")``), so a scene
+    is a pure function of its arguments. ``params`` holds the placement record and the context's ground band. This is the one drawing path of the benchmark images and of the
+    captioned world that the world weights are pretrained on (``caadbench.data.world``).
+    """
+    background, ground = draw_context(context, sample_rng(seed, key, "context"), image_size)
+    subject_rng = sample_rng(seed, key, "subject")
+    scene = render_scene(background, ground, lambda h: draw_subject(subject, subject_rng, h),
+                         sample_rng(seed, key, "place"), shadow=shadow, occlusion=occlusion, occluder_at=draw_prop)
+    return replace(scene, params={**scene.params, "ground": ground.to_json()})
 
 
 def check_positive(value: int, what: str, minimum: int = 1) -> int:
@@ -115,12 +132,9 @@ class SyntheticSource(Source):
     def load(self, spec: SampleSpec) -> Sample:
         if spec.subject not in SUBJECTS or spec.context not in CONTEXTS:
             raise DataError(spec.source, f"cannot draw subject {spec.subject!r} in context {spec.context!r}")
-        background, ground = draw_context(spec.context, sample_rng(self.seed, spec.key, "context"), self.image_size)
-        subject_rng = sample_rng(self.seed, spec.key, "subject")
-        scene = render_scene(background, ground, lambda h: draw_subject(spec.subject, subject_rng, h),
-                             sample_rng(self.seed, spec.key, "place"), shadow=self.shadow,
-                             occlusion=self.occlusion, occluder_at=draw_prop)
+        scene = draw_scene(self.seed, spec.key, spec.subject, spec.context, self.image_size,
+                           shadow=self.shadow, occlusion=self.occlusion)
         family = self._rules.family(spec.context) if spec.context in self._rules.context_names else None
-        extra = {"family": family, "generator": {**scene.params, "ground": ground.to_json()}}
+        extra = {"family": family, "generator": scene.params}
         return Sample(key=spec.key, image=scene.image, mask=scene.mask, subject=spec.subject, context=spec.context,
                       label=spec.label, source=spec.source, extra=extra).validate()
