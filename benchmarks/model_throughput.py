@@ -1,10 +1,12 @@
-"""Throughput of the CLIP and WinCLIP baselines, WinCLIP's speed-up over one-window-at-a-time encoding, and
-``caadbench predict`` on image files against the model alone.
+"""Throughput of the baselines, WinCLIP's speed-up over one-window-at-a-time encoding, and ``caadbench predict``
+on image files against the model alone.
 
 For each architecture (random init: no weights are downloaded) it measures images/s of ``predict`` for
-``clip``, ``winclip`` and ``winclip.plus`` on one batch, then runs WinCLIP again with the backbone's
-``encode_token_subsets`` replaced by a naive reference that encodes each window separately (a Python loop of
-one-subset calls), checks both give the same maps, and prints the ratio.
+``clip``, ``winclip``, ``winclip.plus``, ``aprilgan`` and ``anomalyclip`` on one batch (the trained baselines with
+their freshly initialised trainable tensors: training does not change their prediction cost) and the ratio to
+WinCLIP's; then the training throughput of the two trained baselines (one optimiser step on a batch, images/s);
+then runs WinCLIP again with the backbone's ``encode_token_subsets`` replaced by a naive reference that encodes
+each window separately (a Python loop of one-subset calls), checks both give the same maps, and prints the ratio.
 
 ``caadbench predict`` rows: the same ``clip`` model scores ``--predict-images`` PNG files of mixed sizes
 (decoding, RGB conversion, resizing, prediction) with :func:`caadbench.predict`, and again through
@@ -38,12 +40,17 @@ from caadbench.data.batch import Batch
 from caadbench.models import ClipBackbone, FitData, create_model
 from caadbench.utils.devices import cpu_kind, resolve_device
 
-MODELS = ("clip", "winclip", "winclip.plus")
+MODELS = ("clip", "winclip", "winclip.plus", "aprilgan", "anomalyclip")
+TRAINED = ("aprilgan", "anomalyclip")
 
 
 def make_batch(n: int, size: int, seed: int) -> Batch:
-    images = torch.rand(n, 3, size, size, generator=torch.Generator().manual_seed(seed))
-    return Batch.from_images(images, ["cow"] * n, keys=[f"b{seed}_{i}" for i in range(n)])
+    g = torch.Generator().manual_seed(seed)
+    images = torch.rand(n, 3, size, size, generator=g)
+    gt = torch.rand(n, EVAL_RESOLUTION, EVAL_RESOLUTION, generator=g) > 0.9
+    return Batch(images=images, subject_masks=torch.ones(n, size, size, dtype=torch.bool), gt_masks=gt,
+                 labels=torch.arange(n) % 2, keys=[f"b{seed}_{i}" for i in range(n)],
+                 subjects=["cow"] * n, contexts=["pasture"] * n)
 
 
 PHOTO_SIZES = ((480, 640), (300, 200), (768, 1024), (90, 600), (256, 256))
@@ -118,6 +125,20 @@ def precision_rows(arch: str, batch_size: int, repeats: int, device: str) -> lis
     return rows
 
 
+def train_step(model) -> Callable[[object], None]:
+    """One optimiser step of a trained baseline on a batch (Adam, as its trainer)."""
+    opt = torch.optim.Adam(model.trainable_parameters(), lr=1e-3)
+
+    def step(batch) -> None:
+        with torch.enable_grad():
+            total, _ = model.training_loss(batch)
+            opt.zero_grad()
+            total.backward()
+            opt.step()
+
+    return step
+
+
 def timed(fn: Callable[[], object], repeats: int) -> tuple[float, object]:
     """Seconds per call (best of ``repeats`` after one warm-up call) and the last result."""
     out = fn()
@@ -143,13 +164,23 @@ def run(arch: str, batch_size: int, repeats: int) -> tuple[list, list]:
     backbone = ClipBackbone(arch, pretrained=None, init_seed=0)
     size = backbone.image_size
     batch, support = make_batch(batch_size, size, 0), make_batch(1, size, 1)
-    rows, ratio_rows = [], []
+    rows, ratio_rows, train_rows, speeds = [], [], [], {}
     for name in MODELS:
-        model = create_model(name, backbone=backbone)
-        model.fit(FitData(subjects=["cow"], support=[support]))  # prototypes (and memories) outside the timing
+        model = create_model(name, backbone=backbone, progress=False) if name in TRAINED else \
+            create_model(name, backbone=backbone)
+        if name in TRAINED:
+            model.is_fitted = True
+            model.predict(support)  # text prototypes outside the timing
+            train_s, _ = timed(lambda step=train_step(model): step(batch), repeats)
+            train_rows.append([arch, name, batch_size, f"{train_s:.3f}", f"{batch_size / train_s:.2f}"])
+        else:
+            model.fit(FitData(subjects=["cow"], support=[support]))  # prototypes (and memories) outside the timing
         seconds, _ = timed(lambda model=model: model.predict(batch), repeats)
+        speeds[name] = batch_size / seconds
         rows.append([arch, f"{size}px {backbone.grid_size[0]}x{backbone.grid_size[1]}", name, batch_size,
                      f"{seconds:.3f}", f"{batch_size / seconds:.2f}"])
+    for row in rows:
+        row.append(f"{speeds[row[2]] / speeds['winclip']:.2f}x")
     model = create_model("winclip", backbone=backbone)
     model.fit(FitData(subjects=["cow"]))
     fast_s, fast = timed(lambda: model.predict(batch), repeats)
@@ -162,7 +193,7 @@ def run(arch: str, batch_size: int, repeats: int) -> tuple[list, list]:
     diff = (fast.maps - naive.maps).abs().max().item()
     ratio_rows.append([arch, windows, batch_size, f"{fast_s:.3f}", f"{naive_s:.3f}", f"{naive_s / fast_s:.1f}x",
                        f"{diff:.1e}"])
-    return rows, ratio_rows
+    return rows, ratio_rows, train_rows
 
 
 def main() -> None:
@@ -175,18 +206,23 @@ def main() -> None:
     parser.add_argument("--device", default="auto", help="device of the precision rows (auto | cpu | cuda)")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
-    rows, ratio_rows, predict, precision = [], [], [], []
+    rows, ratio_rows, train_rows, predict, precision = [], [], [], [], []
     for arch in args.archs:
-        r, q = run(arch, args.batch, args.repeats)
+        r, q, t = run(arch, args.batch, args.repeats)
         rows += r
         ratio_rows += q
+        train_rows += t
         if args.predict_images:
             predict += predict_rows(arch, args.predict_images, args.batch, args.repeats)
         if args.precision:
             precision += precision_rows(arch, args.batch, args.repeats, resolve_device(args.device))
     print(f"torch {torch.__version__}, CPU, {torch.get_num_threads()} thread(s) "
           f"(OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}), random-init weights, best of {args.repeats}")
-    print(tabulate(rows, headers=["backbone", "input", "model", "batch", "s/batch", "images/s"], tablefmt="github"))
+    print(tabulate(rows, headers=["backbone", "input", "model", "batch", "s/batch", "images/s", "vs winclip"],
+                   tablefmt="github"))
+    print()
+    print(tabulate(train_rows, headers=["backbone", "model", "batch", "s/training step", "training images/s"],
+                   tablefmt="github"))
     print()
     print(tabulate(ratio_rows, headers=["backbone", "windows/image", "batch", "winclip s/batch (vectorised)",
                                        "s/batch (one window per call)", "speed-up", "max |map diff|"],

@@ -3,7 +3,8 @@
 Tables per (dataset, split, shots). Each reported row (from the references file, with its citation) is followed
 by the measured rows of the models it names and, for every metric both give, a gap row (measured − reported, in
 points). Measured rows say their backbone, weights (real; world ◇; random-init †: the last two never get a gap to
-a paper row), seeds (one seed of a seed-dependent result marked §) and commit; cross-context tables add the seen-context I-AUROC and the gap
+a paper row), seeds (one seed of a seed-dependent result marked §) and commit (and, for a model trained on another dataset, what it was trained on);
+cross-context tables add the seen-context I-AUROC and the gap
 seen − unseen; every table has a chance row and the count of subjects below chance, and is sorted by the headline
 I-AUROC. The text is a pure function of the inputs (sorted, fixed float format, no timestamps), so CI regenerates
 it and fails when the committed file is stale (``caadbench leaderboard --check``).
@@ -237,7 +238,7 @@ class _Renderer:
             *(mean_std(results.metrics[m]) for m in METRIC_NAMES),
             *extra,
             f"{below}/{defined}",
-            f"{results.learning}; {images}" + _categories_note(results),
+            f"{results.learning}; {images}" + _categories_note(results) + _trained_on(results),
         ]
 
     def reported_row(self, ref: Reference, cross: bool) -> list[str]:
@@ -307,6 +308,14 @@ def _categories_note(results: Results) -> str:
         return ""
     cats = results.categories
     return f"; {len(cats)} categories: {', '.join(cats)}" if len(cats) <= 5 else f"; {len(cats)} categories"
+
+
+def _trained_on(results: Results) -> str:
+    """``; trained on <dataset> <split>/<part> (...)`` for a model trained on other data than it is evaluated on."""
+    t = results.train_data
+    if not results.cross_dataset or t is None:
+        return ""
+    return f"; trained on {t.dataset} {t.split}/{t.part} ({t.samples} images, fingerprint {t.fingerprint[:12]})"
 
 
 def render_leaderboard(

@@ -32,6 +32,7 @@ from caadbench.eval.schema import (
     ScopeEntry,
     SubjectContextMatrix,
     SubjectEntry,
+    TrainData,
 )
 from caadbench.eval.typed_json import parse_typed, to_plain
 from caadbench.utils.atomic import atomic_write_text
@@ -56,6 +57,7 @@ def build_results(
     notes: Sequence[str] = (),
     training: Mapping[int, Mapping[str, Any]] | None = None,
     run_config: Mapping[str, Any] | None = None,
+    train_data: TrainData | None = None,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
 
@@ -116,6 +118,7 @@ def build_results(
         notes=all_notes,
         training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
         run_config=dict(run_config or {}),
+        train_data=train_data,
         headline=headline,
         seen=seen,
         gap=gap,

@@ -2,10 +2,10 @@
 
 For every seed the runner builds the model on one shared frozen backbone, fits it as its learning type (from
 its config) needs (zero-shot: nothing; few-shot: the stored k-shot support keys of that seed; trained: the
-split's *train* part and the train part's subjects only — on ``cs`` the held-out subjects' names appear at
-inference only — or a ``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one
-versioned results file (:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the
-test part.
+split's *train* part, or another dataset's part with ``--train-data`` (:mod:`caadbench.eval.transfer`), and
+that part's subjects only — on ``cs`` the held-out subjects' names appear at inference only — or a
+``--checkpoint``), evaluates it on the *test* part, and aggregates the seeds into one versioned results file
+(:mod:`caadbench.eval.results`) with its examples sidecar. Nothing is ever fitted on the test part.
 
 Under ``torchrun`` every rank reads its own block of the train and test shards; rank 0 gathers the evaluators,
 merges them (the metrics equal one process's) and writes the outputs.
@@ -32,6 +32,7 @@ from caadbench.eval.meter import ResourceMeter
 from caadbench.eval.provenance import collect_provenance
 from caadbench.eval.results import build_results, write_results
 from caadbench.eval.schema import Results
+from caadbench.eval.transfer import TrainingSet, open_training_set
 from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
 from caadbench.utils.devices import resolve_device
@@ -60,6 +61,9 @@ class RunConfig:
         dataset_id: results' dataset id (default from the source and its categories, see
             :mod:`caadbench.eval.datasets`; a paper id is refused for an incomplete category set).
         progress: show progress bars.
+        train_data: shard directory (or URL) a trained model is trained on (``None``: ``data``).
+        train_split: its split to train on (``None``: ``split``).
+        train_part: the part of that split to train on.
     """
 
     model: str
@@ -79,11 +83,16 @@ class RunConfig:
     out: Path = Path("runs")
     dataset_id: str | None = None
     progress: bool = True
+    train_data: str | Path | None = None
+    train_split: str | None = None
+    train_part: str = "train"
 
 
-def results_name(dataset: str, split: str, model: str, shots: int) -> str:
-    """``<dataset>_<split>_<model>_<shots>shot.json`` (the model name's dots kept: it is a file name, not a key)."""
-    return f"{dataset}_{split}_{model}_{shots}shot.json"
+def results_name(dataset: str, split: str, model: str, shots: int, trained_on: str | None = None) -> str:
+    """``<dataset>_<split>_<model>_<shots>shot[_train-<trained_on>].json`` (the model name's dots kept: it is a file
+    name, not a key); ``trained_on`` names training data other than the evaluated split's train part."""
+    suffix = f"_train-{trained_on}" if trained_on else ""
+    return f"{dataset}_{split}_{model}_{shots}shot{suffix}.json"
 
 
 def dataset_id(ds: CaadDataset, split: str) -> str:
@@ -139,6 +148,31 @@ class Runner:
         if self.learning == Learning.FEW_SHOT:  # fail before any work on a support set that is too small
             for seed in cfg.seeds:
                 self.ds.support_keys(cfg.split, cfg.shots, seed)
+        self.training = self._training_set()
+
+    def _training_set(self) -> TrainingSet | None:
+        """The data a trained model is fitted on (checked against the evaluated test part), or ``None``."""
+        cfg = self.cfg
+        asked = cfg.train_data is not None or cfg.train_split is not None or cfg.train_part != "train"
+        if self.learning != Learning.TRAINED or cfg.checkpoint is not None:
+            if asked:
+                why = "loads --checkpoint" if cfg.checkpoint is not None else f"is a {self.learning} model"
+                raise ModelError(cfg.model, f"{why}: --train-data, --train-split and --train-part are for training")
+            return None
+
+        def name(ds: CaadDataset) -> str:
+            return self.dataset if cfg.train_data is None else dataset_id(ds, cfg.train_split or cfg.split)
+
+        return open_training_set(cfg.train_data or cfg.data, cfg.train_split, cfg.train_part, self.ds, cfg.split,
+                                 name)
+
+    @property
+    def trained_on(self) -> str | None:
+        """Suffix naming training data other than the evaluated split's train part (``None`` for that one)."""
+        t = self.training
+        if t is None or (t.ds.fingerprint == self.ds.fingerprint and (t.split, t.part) == (self.cfg.split, "train")):
+            return None
+        return f"{t.dataset}-{t.split}-{t.part}"
 
     # ----------------------------------------------------------------- pieces
     def _backbone(self) -> ClipBackbone:
@@ -151,10 +185,10 @@ class Runner:
                  "precision": self.cfg.precision}
         return {**self.cfg.options, **{k: v for k, v in given.items() if v is not None}}
 
-    def _batches(self, part: str, image_size: int, **kw: Any) -> Iterator[Batch]:
-        return self.ds.batches(self.cfg.split, part, image_size=image_size, rank=self.dist.rank,
-                               world_size=self.dist.world_size, workers=self.cfg.workers,
-                               progress=self.cfg.progress and self.dist.is_main, **kw)
+    def _batches(self, part: str, image_size: int, training: TrainingSet | None = None, **kw: Any) -> Iterator[Batch]:
+        ds, split = (self.ds, self.cfg.split) if training is None else (training.ds, training.split)
+        return ds.batches(split, part, image_size=image_size, rank=self.dist.rank, world_size=self.dist.world_size,
+                          workers=self.cfg.workers, progress=self.cfg.progress and self.dist.is_main, **kw)
 
     def _fit(self, model: AnomalyModel, seed: int) -> dict[str, list[str]]:
         """Fit ``model`` for ``seed``; return the support keys used (empty unless few-shot)."""
@@ -172,15 +206,18 @@ class Runner:
                                            batch_size=cfg.batch_size, workers=cfg.workers))
             model.fit(FitData(subjects=self.subjects, support=batches, seed=seed, device=self.device))
             return support
-        def train_pass(epoch: int) -> Iterator[Batch]:
-            return self._batches("train", size, batch_size=getattr(model.config, "batch_size", cfg.batch_size),
-                                 shuffle=True, seed=seed, epoch=epoch)
+        training = self.training
 
-        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}_seed{seed}"
-        # the train part's subjects only: held-out (cs) names must not get training losses or be negatives
-        model.fit(FitData(subjects=self.ds.subjects(cfg.split, "train"), train=train_pass,
-                          train_size=self.ds.count(cfg.split, "train"), seed=seed, device=self.device,
-                          output_dir=out_dir if self.dist.is_main else None))
+        def train_pass(epoch: int) -> Iterator[Batch]:
+            return self._batches(training.part, size, training, shuffle=True, seed=seed, epoch=epoch,
+                                 batch_size=getattr(model.config, "batch_size", cfg.batch_size))
+
+        suffix = f"_train-{self.trained_on}" if self.trained_on else ""
+        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}{suffix}_seed{seed}"
+        # the trained part's subjects only: held-out (cs) or other datasets' names must not get training losses
+        # or be negatives; they appear at inference only
+        model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
+                          device=self.device, output_dir=out_dir if self.dist.is_main else None))
         return {}
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
@@ -239,8 +276,9 @@ class Runner:
             training=training,
             notes=self._notes(),
             run_config=run_config_to_dict(cfg),
+            train_data=self.training.record() if self.training is not None else None,
         )
-        path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots)
+        path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots, self.trained_on)
         write_results(path, results)
         if examples is not None:
             write_examples(examples_path(path), examples)

@@ -111,6 +111,26 @@ class SampleEntry:
 
 
 @dataclass
+class TrainData:
+    """What a trained model was trained on (``caadbench run --train-data``, or the evaluated split's train part).
+
+    Attributes:
+        dataset: dataset id of the training shards.
+        fingerprint: their source fingerprint.
+        path: where they were read from.
+        split, part: the split and part trained on.
+        samples: images in that part.
+    """
+
+    dataset: str
+    fingerprint: str
+    path: str
+    split: str
+    part: str
+    samples: int
+
+
+@dataclass
 class Results:
     """One run: a model evaluated on one split of one dataset, over one or more seeds.
 
@@ -136,6 +156,8 @@ class Results:
         run_config: the run's configuration as ``caadbench run --config`` reads it (every ``run`` setting after
             defaults, config file and flags were merged); ``caadbench run --config <this file>`` reruns it.
             Empty in files written before run configs existed.
+        train_data: the data a trained model was trained on (``None``: not trained here: zero-/few-shot models and
+            runs that loaded a checkpoint; also in files written before the field existed).
         headline: ``unseen`` (the test set has unseen contexts: ``metrics`` are on those images only) or ``all``.
         seen: the six metrics on the test images of seen contexts (``cc``'s held-out share); ``None`` when the run
             has none (another split, shards or a results file from before the seen hold-out).
@@ -162,6 +184,7 @@ class Results:
     notes: list[str] = field(default_factory=list)
     training: dict[str, dict[str, Any]] = field(default_factory=dict)
     run_config: dict[str, Any] = field(default_factory=dict, metadata={ADDED_LATER: True})
+    train_data: TrainData | None = field(default=None, metadata={ADDED_LATER: True})
     headline: str = ALL
     seen: ScopeEntry | None = None
     gap: dict[str, MetricStat] | None = None
@@ -170,6 +193,11 @@ class Results:
     @property
     def random_init(self) -> bool:
         return self.provenance.random_init
+
+    @property
+    def cross_dataset(self) -> bool:
+        """True when the model was trained on other data than the evaluated dataset."""
+        return self.train_data is not None and self.train_data.fingerprint != self.provenance.dataset_fingerprint
 
     @property
     def has_gap(self) -> bool:

@@ -2,8 +2,8 @@
 may import from caadbench, and nothing else.
 
 A method subclasses :class:`AnomalyModel` with a :class:`ModelConfig`, reads images through :class:`ClipBackbone`,
-learns from :class:`FitData`, returns :class:`AnomalyOutput` for a :class:`Batch` and registers its variants with
-:func:`register_model`. The rest of caadbench (data layout, evaluation, CLI) may change without notice to methods;
+learns from :class:`FitData` (a single-stage trained method through :class:`SingleStageTrainer`), returns
+:class:`AnomalyOutput` for a :class:`Batch` and registers its variants with :func:`register_model`. The rest of caadbench (data layout, evaluation, CLI) may change without notice to methods;
 ``tests/test_api.py`` checks that ``baselines/`` imports only this module (and its own package).
 """
 
@@ -13,6 +13,7 @@ from caadbench.models.backbone import BackboneIdentity, ClipBackbone, ImageToken
 from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData, Learning, ModelConfig
 from caadbench.models.prompts import class_prototypes, get_prompt_set
 from caadbench.models.registry import Variant, register_model
+from caadbench.models.training import SingleStageTrainer
 
 __all__ = [
     "AnomalyModel",
@@ -25,6 +26,7 @@ __all__ = [
     "Learning",
     "ModelConfig",
     "ModelError",
+    "SingleStageTrainer",
     "Variant",
     "class_prototypes",
     "get_prompt_set",

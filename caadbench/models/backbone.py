@@ -9,7 +9,11 @@ open_clip's public API and torch's module hooks, never by copying open_clip's fo
 * the full image encoder run on subsets of patch tokens, e.g. WinCLIP windows (``encode_token_subsets``):
   a forward pre-hook on the vision transformer keeps the class token and the chosen patch tokens (with
   their positional embeddings already added) and drops the rest;
-* residual adapters inserted into blocks (``block_hooks``): forward hooks that replace a block's output.
+* residual adapters inserted into blocks (``block_hooks``): forward hooks that replace a block's output;
+* learnable prompts: text encoded from given token embeddings (``encode_text(..., embeddings=...)``, a forward
+  hook on the token embedding), and learnable tokens swapped in between text blocks (``block_hooks``);
+* DPAM's value-value self-attention of an image block (``value_value_attention``), computed from the block's own
+  LayerNorm, value projection and output projection (AnomalyCLIP).
 
 Architectures are open_clip names (``ViT-B-16``), or, as open_clip spells them, ``hf-hub:ORG/NAME`` (a Hugging
 Face repository holding ``open_clip_config.json`` and the weights) and ``local-dir:PATH`` (a folder holding the
@@ -368,9 +372,17 @@ class ClipBackbone(nn.Module):
 
     @property
     def text_blocks(self) -> nn.ModuleList:
+        return self._transformer("text").resblocks
+
+    def width(self, tower: Tower) -> int:
+        """Token width ``C`` of a tower's transformer."""
+        return int(self._transformer(tower).width)
+
+    def _transformer(self, tower: Tower) -> nn.Module:
+        if tower == "image":
+            return self.model.visual.transformer
         text = getattr(self.model, "text", None)
-        transformer = text.transformer if text is not None else self.model.transformer
-        return transformer.resblocks
+        return text.transformer if text is not None else self.model.transformer
 
     @property
     def logit_scale(self) -> float:
@@ -386,10 +398,44 @@ class ClipBackbone(nn.Module):
         """``(N, context_length)`` int64 token ids on the backbone's device."""
         return self.tokenizer(list(texts)).to(self.mean.device)
 
-    def encode_text(self, texts: Sequence[str] | torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """``(N, D)`` text embeddings (through any active text-block hooks)."""
+    @property
+    def _token_embedding(self) -> nn.Embedding:
+        text = getattr(self.model, "text", None)
+        module = getattr(text if text is not None else self.model, "token_embedding", None)
+        if not isinstance(module, nn.Embedding):
+            raise ModelError(self.identity.arch, "the text tower has no token embedding table (learnable prompts "
+                                                 "need an open_clip text transformer)")
+        return module
+
+    @property
+    def context_length(self) -> int:
+        """Tokens per text sequence (start and end tokens included)."""
+        return int(self.tokenize([""]).shape[1])
+
+    def token_embeddings(self, tokens: torch.Tensor) -> torch.Tensor:
+        """``(N, L, C)`` embeddings of ``(N, L)`` token ids (the text tower's input, before positions are added)."""
+        return self._token_embedding(tokens)
+
+    def encode_text(self, texts: Sequence[str] | torch.Tensor, normalize: bool = True,
+                    embeddings: torch.Tensor | None = None) -> torch.Tensor:
+        """``(N, D)`` text embeddings (through any active text-block hooks).
+
+        Args:
+            texts: strings, or ``(N, L)`` token ids.
+            normalize: L2-normalise the outputs.
+            embeddings: ``(N, L, C)`` token embeddings to encode instead of those of the tokens (learnable prompts);
+                the tokens still say where each sequence ends (the end-of-text token is pooled).
+        """
         tokens = self.tokenize(texts) if not isinstance(texts, torch.Tensor) else texts
-        return self.model.encode_text(tokens, normalize=normalize)
+        if embeddings is None:
+            return self.model.encode_text(tokens, normalize=normalize)
+        if tuple(embeddings.shape[:2]) != tuple(tokens.shape):
+            raise ModelError(None, f"embeddings {tuple(embeddings.shape)} do not match tokens {tuple(tokens.shape)}")
+        handle = self._token_embedding.register_forward_hook(lambda _m, _a, y: embeddings.to(y.dtype))
+        try:
+            return self.model.encode_text(tokens, normalize=normalize)
+        finally:
+            handle.remove()
 
     # ----------------------------------------------------------------- image
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
@@ -436,6 +482,35 @@ class ClipBackbone(nn.Module):
                 c, p = self.project_tokens(c), self.project_tokens(p)
             cls[i], patches[i] = c, p
         return ImageTokens(embedding=out["image_features"], cls=cls, patches=patches)
+
+    def value_value_attention(self, block: int, tokens: torch.Tensor) -> torch.Tensor:
+        """DPAM's attention branch of image block ``block``: ``ls_1(out_proj(softmax(v vᵀ / √d_h) v))`` per head,
+        with ``v`` the block's value projection of ``ln_1(tokens)`` (queries and keys replaced by the values).
+
+        This is the branch the block would add to its residual stream in place of its query-key attention; the
+        block's MLP is not applied (AnomalyCLIP's V-V path skips it).
+
+        Args:
+            block: image block index (negative counts from the end).
+            tokens: ``(B, L, C)`` the block's input tokens (class token first).
+
+        Returns:
+            ``(B, L, C)``.
+        """
+        blk = self.image_blocks[block]
+        attn = getattr(blk, "attn", None)
+        if not isinstance(attn, nn.MultiheadAttention):
+            raise ModelError(self.identity.arch, "value-value attention needs nn.MultiheadAttention image blocks")
+        C, heads = attn.embed_dim, attn.num_heads
+        if attn.in_proj_weight is not None:
+            weight = attn.in_proj_weight[2 * C:]
+        else:
+            weight = attn.v_proj_weight
+        bias = attn.in_proj_bias[2 * C:] if attn.in_proj_bias is not None else None
+        B, L, _ = tokens.shape
+        v = F.linear(blk.ln_1(tokens), weight, bias).view(B, L, heads, C // heads).transpose(1, 2)  # (B, h, L, d)
+        out = F.scaled_dot_product_attention(v, v, v).transpose(1, 2).reshape(B, L, C)
+        return blk.ls_1(attn.out_proj(out))
 
     def encode_token_subsets(
         self,
@@ -491,15 +566,20 @@ class ClipBackbone(nn.Module):
     def block_hooks(self, tower: Tower, fns: Mapping[int, Callable[[torch.Tensor], torch.Tensor]]) -> Iterator[None]:
         """Replace the output ``y`` of block ``i`` of a tower by ``fns[i](y)`` while the context is open.
 
-        Residual adapters are written as ``lambda y: y + adapter(y)``. Gradients flow through the hooks,
-        so adapters train while the backbone's own parameters stay frozen.
+        ``y`` is ``(B, L, C)`` (batch first) whatever layout the tower runs in. Residual adapters are written as
+        ``lambda y: y + adapter(y)``; learnable prompt tokens for the next block as a function that swaps some
+        positions of ``y``. Gradients flow through the hooks, so adapters train while the backbone's own
+        parameters stay frozen.
         """
         blocks = self.image_blocks if tower == "image" else self.text_blocks
+        batch_first = getattr(self._transformer(tower), "batch_first", True)
         handles = []
         try:
             for i, fn in fns.items():
                 if not -len(blocks) <= i < len(blocks):
                     raise ModelError(None, f"{tower} tower has {len(blocks)} blocks, cannot hook block {i}")
+                if not batch_first:
+                    fn = lambda y, fn=fn: fn(y.transpose(0, 1)).transpose(0, 1)  # noqa: E731
                 handles.append(blocks[i].register_forward_hook(lambda _m, _a, y, fn=fn: fn(y)))
             yield
         finally:

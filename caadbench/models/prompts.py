@@ -5,6 +5,10 @@ state words, each put into 22 templates, averaged into one normal and one anomal
 (anomalib's copy has 21 templates with "a jpeg corrupted photo of the {}." twice and "a cropped photo of a
 {}." missing; we follow the paper's list.)
 
+APRIL-GAN's ensemble (Chen et al., VAND 2023; the official repository's ``prompt_ensemble.py``) keeps WinCLIP's 7
+normal states, adds "broken {}" to the anomalous ones (5 in all) and uses 35 templates (CLIP's ImageNet templates
+and five "there is / this is ... in the scene" ones): 245 normal and 175 anomalous prompts per class.
+
 The contextual prompt set is our option for contextual anomalies: states that speak of the subject's
 surroundings rather than of damage.
 """
@@ -57,6 +61,52 @@ TEMPLATES: tuple[str, ...] = (
     "a photo of a {} for visual inspection.",
     "a photo of the {} for anomaly detection.",
     "a photo of a {} for anomaly detection.",
+)
+
+APRIL_GAN_ANOMALOUS_STATES: tuple[str, ...] = (
+    "damaged {}",
+    "broken {}",
+    "{} with flaw",
+    "{} with defect",
+    "{} with damage",
+)
+
+APRIL_GAN_TEMPLATES: tuple[str, ...] = (
+    "a bad photo of a {}.",
+    "a low resolution photo of the {}.",
+    "a bad photo of the {}.",
+    "a cropped photo of the {}.",
+    "a bright photo of a {}.",
+    "a dark photo of the {}.",
+    "a photo of my {}.",
+    "a photo of the cool {}.",
+    "a close-up photo of a {}.",
+    "a black and white photo of the {}.",
+    "a bright photo of the {}.",
+    "a cropped photo of a {}.",
+    "a jpeg corrupted photo of a {}.",
+    "a blurry photo of the {}.",
+    "a photo of the {}.",
+    "a good photo of the {}.",
+    "a photo of one {}.",
+    "a close-up photo of the {}.",
+    "a photo of a {}.",
+    "a low resolution photo of a {}.",
+    "a photo of a large {}.",
+    "a blurry photo of a {}.",
+    "a jpeg corrupted photo of the {}.",
+    "a good photo of a {}.",
+    "a photo of the small {}.",
+    "a photo of the large {}.",
+    "a black and white photo of a {}.",
+    "a dark photo of a {}.",
+    "a photo of a cool {}.",
+    "a photo of a small {}.",
+    "there is a {} in the scene.",
+    "there is the {} in the scene.",
+    "this is a {} in the scene.",
+    "this is the {} in the scene.",
+    "this is one {} in the scene.",
 )
 
 CONTEXT_NORMAL_STATES: tuple[str, ...] = (
@@ -112,6 +162,7 @@ class PromptEnsemble:
 
 WINCLIP_PROMPTS = PromptSet(NORMAL_STATES, ANOMALOUS_STATES, TEMPLATES)
 CONTEXT_PROMPTS = PromptSet(CONTEXT_NORMAL_STATES, CONTEXT_ANOMALOUS_STATES, CONTEXT_TEMPLATES)
+APRIL_GAN_PROMPTS = PromptSet(NORMAL_STATES, APRIL_GAN_ANOMALOUS_STATES, APRIL_GAN_TEMPLATES)
 TWO_PROMPTS = PromptSet(("a normal {}",), ("an anomalous {}",), ("a photo of {}.",))  # "a photo of an anomalous cow."
 
 PROMPT_SETS: dict[str, PromptSet | PromptEnsemble] = {
@@ -119,11 +170,12 @@ PROMPT_SETS: dict[str, PromptSet | PromptEnsemble] = {
     "winclip": WINCLIP_PROMPTS,
     "context": CONTEXT_PROMPTS,
     "winclip+context": PromptEnsemble((WINCLIP_PROMPTS, CONTEXT_PROMPTS)),
+    "aprilgan": APRIL_GAN_PROMPTS,
 }
 
 
 def get_prompt_set(name: str) -> PromptSet | PromptEnsemble:
-    """A prompt set by name (``two``, ``winclip``, ``context``, ``winclip+context``)."""
+    """A prompt set by name (``two``, ``winclip``, ``context``, ``winclip+context``, ``aprilgan``)."""
     from caadbench.errors import ModelError
 
     if name not in PROMPT_SETS:

@@ -19,6 +19,8 @@ from caadbench.models.base import AnomalyModel, Learning
 BUILTIN_MODULES = {
     "clip": "caadbench.baselines.clip",
     "winclip": "caadbench.baselines.winclip",
+    "aprilgan": "caadbench.baselines.aprilgan",
+    "anomalyclip": "caadbench.baselines.anomalyclip",
     "coreclip": "caadbench.models.coreclip",
 }
 ENTRY_POINT_GROUP = "caadbench.models"

@@ -276,3 +276,56 @@ def test_block_hooks_change_outputs_carry_gradients_and_are_removed(tiny_backbon
     with pytest.raises(ModelError, match="cannot hook block 99"):
         with tiny_backbone.block_hooks("image", {99: lambda y: y}):
             pass
+
+
+# ----------------------------------------------------------------------------- learnable prompts and DPAM
+def test_widths_and_context_length(tiny_backbone):
+    assert tiny_backbone.width("image") == 192 and tiny_backbone.width("text") == 128
+    assert tiny_backbone.context_length == 32
+
+
+def test_encode_text_from_embeddings(tiny_backbone):
+    from tests.baselines.reference import hand_text
+
+    tokens = tiny_backbone.tokenize(["a photo of a cow.", "x x x object."])
+    with torch.no_grad():
+        plain = tiny_backbone.encode_text(tokens)
+        emb = tiny_backbone.token_embeddings(tokens)
+        torch.testing.assert_close(tiny_backbone.encode_text(tokens, embeddings=emb), plain)
+        changed = emb.clone()
+        changed[:, 1:3] = torch.randn(2, 2, emb.shape[-1], generator=torch.Generator().manual_seed(0))
+        got = tiny_backbone.encode_text(tokens, embeddings=changed)
+        torch.testing.assert_close(got, hand_text(tiny_backbone, tokens, changed), rtol=1e-4, atol=1e-5)
+        assert not torch.allclose(got, plain, atol=1e-3)
+        torch.testing.assert_close(tiny_backbone.encode_text(tokens), plain)  # the hook is gone
+    with pytest.raises(ModelError, match="do not match tokens"):
+        tiny_backbone.encode_text(tokens, embeddings=emb[:, :5])
+
+
+def test_text_block_hooks_see_batch_first_tokens(tiny_backbone):
+    from tests.baselines.reference import hand_text
+
+    tokens = tiny_backbone.tokenize(["x x object.", "x x damaged object."])
+    new = torch.randn(2, tiny_backbone.width("text"), generator=torch.Generator().manual_seed(1))
+
+    def swap(y):
+        assert y.shape[:2] == tokens.shape  # (B, L, C)
+        return torch.cat([y[:, :1], new.expand(y.shape[0], -1, -1), y[:, 3:]], dim=1)
+
+    with torch.no_grad(), tiny_backbone.block_hooks("text", {0: swap}):
+        got = tiny_backbone.encode_text(tokens)
+    ref = hand_text(tiny_backbone, tokens, before_block={1: swap})
+    torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+
+
+def test_value_value_attention_equals_the_loop_reference(tiny_backbone, images):
+    from tests.baselines.reference import hand_forward, value_value_reference
+
+    with torch.no_grad():
+        x = hand_forward(tiny_backbone, images[:2])[2]  # input of block 3
+        for block in (3, -1):
+            got = tiny_backbone.value_value_attention(block, x)
+            ref = value_value_reference(tiny_backbone.image_blocks[block], x)
+            torch.testing.assert_close(got, ref, rtol=1e-4, atol=1e-5)
+        qk = tiny_backbone.image_blocks[3].attention(tiny_backbone.image_blocks[3].ln_1(x))
+        assert not torch.allclose(qk, tiny_backbone.value_value_attention(3, x), atol=1e-3)

@@ -1,0 +1,369 @@
+"""What every trained method shares: schedules, parameter groups, loss logs and a trainer base that owns the
+epoch loop, distributed steps, checkpoints and exact resume.
+
+A trainer reads ``FitData.train(epoch)`` (this rank's batches of one epoch; the same epoch always gives the same
+batches), so it can stop anywhere and resume at the same batch of the same epoch. Under ``torchrun`` gradients
+are averaged over ranks after every backward (the result equals one process on the global batch), an epoch ends
+when any rank runs out of batches, and only rank 0 writes checkpoints and shows progress.
+
+Checkpoints: ``<output_dir>/<checkpoint_name>`` (the fitted state, written by :meth:`AnomalyModel.save` with the
+backbone identity and config) and a sidecar ``…safetensors.trainer.pt`` with the stage to resume in, step,
+optimizer, scheduler, position in the epoch, the loss logs so far and the sha256 of the safetensors file it
+belongs to. A model's config must have ``progress``, ``resume`` (``None``, ``"auto"`` or a path) and
+``checkpoint_every``.
+
+:class:`TrainerBase` is CoRe-CLIP's two-stage trainer's base; :class:`SingleStageTrainer` trains the baselines
+(APRIL-GAN, AnomalyCLIP) whose models implement :class:`SingleStageModel`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+from tqdm import tqdm
+
+from caadbench.data.batch import Batch
+from caadbench.errors import ModelError
+from caadbench.utils.hashing import sha256_file
+from caadbench.models.base import AnomalyModel, FitData
+from caadbench.utils import distributed as D
+from caadbench.utils.atomic import atomic_write_bytes
+
+STATE_SUFFIX = ".trainer.pt"
+CURVE_POINTS = 100
+
+LossFn = Callable[[Batch], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+"""``batch (on the device) -> (total loss, {part name: unweighted part})``."""
+
+
+def warmup_cosine(total: int, warmup: float) -> Callable[[int], float]:
+    """Learning-rate multiplier: linear warm-up over ``warmup·total`` steps, then cosine decay to 0 at ``total``."""
+    warm = int(round(warmup * total))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        span = max(1, total - warm)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / span)))
+
+    return factor
+
+
+def constant(step: int) -> float:
+    """Learning-rate multiplier 1 at every step (the baselines' official schedule)."""
+    return 1.0
+
+
+def param_groups(params: list[torch.nn.Parameter], weight_decay: float) -> list[dict[str, Any]]:
+    """Weight decay on matrices only (not on biases, gates or temperatures)."""
+    decay = [p for p in params if p.ndim >= 2]
+    rest = [p for p in params if p.ndim < 2]
+    return [g for g in ({"params": decay, "weight_decay": weight_decay}, {"params": rest, "weight_decay": 0.0})
+            if g["params"]]
+
+
+class LossLog:
+    """Per-step losses of one stage: first/last means, a thinned curve, running means for the progress bar."""
+
+    def __init__(self, entries: list[dict[str, float]] | None = None) -> None:
+        self.entries: list[dict[str, float]] = list(entries or [])
+
+    def add(self, step: int, values: dict[str, float]) -> None:
+        self.entries.append({"step": step, **values})
+
+    def running(self, window: int = 20) -> dict[str, float]:
+        return self._mean(self.entries[-window:])
+
+    @staticmethod
+    def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
+        keys = [k for k in (rows[0] if rows else {}) if k != "step"]
+        return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+
+    def summary(self) -> dict[str, Any]:
+        """``steps``, mean losses over the first and last 10 % of steps, and at most ``CURVE_POINTS`` rows."""
+        n = len(self.entries)
+        if n == 0:
+            return {"steps": 0}
+        k = max(1, n // 10)
+        stride = max(1, math.ceil(n / CURVE_POINTS))
+        return {"steps": n, "losses_first": self._mean(self.entries[:k]), "losses_last": self._mean(self.entries[-k:]),
+                "curve": self.entries[::stride]}
+
+
+class TrainerBase:
+    """Epoch loop, distributed steps, checkpoints and resume for one model on one :class:`FitData`.
+
+    Args:
+        model: the model (moved to ``data.device`` by :meth:`run` of the subclass).
+        data: ``train`` must be set.
+        checkpoint_name: file name of the checkpoint in ``data.output_dir``.
+        stages: names of the loss logs (one per stage).
+        grad_clip: clip the gradient norm at this value (``None``: no clipping).
+    """
+
+    def __init__(self, model: AnomalyModel, data: FitData, checkpoint_name: str, stages: Sequence[str],
+                 grad_clip: float | None) -> None:
+        if data.train is None:
+            raise ModelError(model.name or type(model).__name__,
+                             "training needs FitData.train (the split's train part)")
+        self.model, self.data, self.cfg = model, data, model.config
+        self.checkpoint_name, self.grad_clip = checkpoint_name, grad_clip
+        self.dist = D.context()
+        self.device = torch.device(D.local_device(data.device))
+        self.output_dir = Path(data.output_dir) if data.output_dir else None
+        self.logs = {name: LossLog() for name in stages}
+
+    @property
+    def where(self) -> str:
+        return self.model.name or type(self.model).__name__
+
+    # ----------------------------------------------------------------- the loop
+    def train_epochs(self, stage: int, log: str, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
+                     sched: Any, total_steps: int, resumed: dict[str, Any] | None, loss_fn: LossFn,
+                     desc: str) -> None:
+        """Run ``total_steps`` optimiser steps over epochs of ``data.train``, checkpointing as configured.
+
+        Args:
+            stage: the stage number written to checkpoints taken during the loop; ``stage + 1`` when it ends.
+            log: the loss log to record into.
+            params, opt, sched: what is optimised, by what, on which learning-rate schedule.
+            total_steps: steps in all (over as many epochs as needed).
+            resumed: the trainer state of a checkpoint of this stage (continue from its step, epoch and
+                position), or ``None``.
+            loss_fn: the loss of one batch.
+            desc: progress bar label.
+        """
+        step, epoch, skip = 0, 0, 0
+        if resumed and resumed["optimizer"] is not None:
+            opt.load_state_dict(resumed["optimizer"])
+            sched.load_state_dict(resumed["scheduler"])
+            step, epoch, skip = resumed["step"], resumed["epoch"], resumed["batch_in_epoch"]
+        every = int(getattr(self.cfg, "checkpoint_every", 0) or 0)
+        bar = self._bar(total_steps, step, desc)
+        while step < total_steps:
+            position, seen = skip, 0
+            for batch in self._rank_batches(epoch, skip):
+                seen += 1
+                total, parts = loss_fn(batch.to(self.device))
+                self._step(opt, sched, params, total)
+                step, position = step + 1, position + 1
+                self._record(log, step, total, parts, bar)
+                if every and step % every == 0 and step < total_steps:
+                    self._checkpoint(stage, step, opt, sched, epoch, position)
+                if step >= total_steps:
+                    break
+            if seen == 0 and skip == 0:
+                raise ModelError(self.where, "the train part yielded no batches")
+            epoch, skip = epoch + 1, 0
+        bar.close()
+        self._checkpoint(stage + 1, step, opt, sched, epoch, 0)
+
+    def _rank_batches(self, epoch: int, skip: int) -> Iterator[Batch]:
+        """This rank's batches of ``epoch``, after ``skip`` already-trained ones; stops when any rank runs out."""
+        it = iter(self.data.train(epoch))
+        for _ in range(skip):
+            if next(it, None) is None:
+                break
+        while True:
+            batch = next(it, None)
+            if not D.all_ranks(batch is not None, self.device):
+                return
+            yield batch
+
+    def steps_per_epoch(self) -> int:
+        """From ``train_size`` and the first batch's size; counted by one pass when the size is unknown."""
+        first = next(iter(self.data.train(0)), None)
+        if first is None:
+            raise ModelError(self.where, "the train part yielded no batches")
+        if self.data.train_size:
+            return max(1, math.ceil(self.data.train_size / (len(first) * self.dist.world_size)))
+        local = sum(1 for _ in self.data.train(0))
+        t = torch.tensor([local], device=self.device)
+        if D.is_distributed():
+            torch.distributed.all_reduce(t, op=torch.distributed.ReduceOp.MIN)
+        return max(1, int(t.item()))
+
+    # ----------------------------------------------------------------- helpers
+    def _step(self, opt: torch.optim.Optimizer, sched: Any, params: list[torch.nn.Parameter],
+              loss: torch.Tensor) -> None:
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        D.average_gradients(params)
+        if self.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, self.grad_clip)
+        opt.step()
+        sched.step()
+
+    def _record(self, log: str, step: int, total: torch.Tensor, parts: dict[str, torch.Tensor], bar: tqdm) -> None:
+        values = {"total": float(total.detach())} | {k: float(v.detach()) for k, v in parts.items()}
+        self.logs[log].add(step, values)
+        bar.update(1)
+        if not bar.disable:
+            bar.set_postfix({k: f"{v:.4f}" for k, v in self.logs[log].running().items()}, refresh=False)
+
+    def _bar(self, total: int, initial: int, desc: str) -> tqdm:
+        show = getattr(self.cfg, "progress", True) and self.dist.is_main
+        return tqdm(total=total, initial=initial, desc=desc, unit="step", file=sys.stderr,
+                    disable=None if show else True, dynamic_ncols=True)
+
+    def _print(self, message: str) -> None:
+        if self.dist.is_main:
+            print(message, file=sys.stderr, flush=True)
+
+    def summary(self, counts: dict[str, int], share: float, start: float) -> dict[str, Any]:
+        """The training log a model keeps as ``train_log`` (and the results file records per seed)."""
+        return {
+            "trainable_params": counts["trainable"],
+            "total_params": counts["total"],
+            "trainable_share": share,
+            "world_size": self.dist.world_size,
+            "device": str(self.device),
+            "precision": self.model.precision_for("train"),
+            "seed": self.data.seed,
+            **{name: log.summary() for name, log in self.logs.items()},
+            "wall_s": time.perf_counter() - start,
+        }
+
+    def _announce(self, counts: dict[str, int]) -> float:
+        """Print the trainable parameter count; return the trainable share."""
+        share = counts["trainable"] / counts["total"]
+        self._print(f"{self.where}: {counts['trainable']:,} trainable parameters of {counts['total']:,} "
+                    f"({100 * share:.2f} %) on {self.device}, {self.dist.world_size} process(es)")
+        return share
+
+    # ----------------------------------------------------------------- checkpoints
+    def checkpoint_path(self) -> Path | None:
+        return self.output_dir / self.checkpoint_name if self.output_dir else None
+
+    def _checkpoint(self, stage: int, step: int, opt: torch.optim.Optimizer | None, sched: Any | None,
+                    epoch: int, batch_in_epoch: int) -> None:
+        """Write the fitted state and the trainer state (rank 0 only, no collective: other ranks may have no
+        ``output_dir``). ``stage`` is the stage to resume in."""
+        path = self.checkpoint_path()
+        if path is not None and self.dist.is_main:
+            self.model.save(path)
+            state = {
+                "stage": stage, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
+                "optimizer": opt.state_dict() if opt is not None else None,
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "logs": {k: v.entries for k, v in self.logs.items()},
+                "checkpoint_sha256": sha256_file(path),
+                "world_size": self.dist.world_size,
+                **self.extra_state(),
+            }
+            buffer = io.BytesIO()
+            torch.save(state, buffer)
+            atomic_write_bytes(path.with_name(path.name + STATE_SUFFIX), buffer.getvalue())
+
+    def _resume_path(self) -> Path | None:
+        """The checkpoint ``config.resume`` names, or ``None`` for a fresh start."""
+        resume = getattr(self.cfg, "resume", None)
+        if not resume:
+            return None
+        if resume == "auto":
+            path = self.checkpoint_path()
+            return path if path is not None and path.is_file() else None
+        return Path(resume)
+
+    def _resume(self) -> dict[str, Any] | None:
+        """Load the checkpoint named by ``config.resume``; the trainer state to continue from, or ``None``.
+
+        Rank 0 decides (only it may have an ``output_dir``); every rank then loads the same file.
+        """
+        path = D.broadcast_object(self._resume_path() if self.dist.is_main else None)
+        if path is None:
+            return None
+        side = path.with_name(path.name + STATE_SUFFIX)
+        if not side.is_file():
+            raise ModelError(side, "trainer state of the checkpoint to resume from not found")
+        self.model.load(path)
+        try:
+            state = torch.load(side, map_location=self.device, weights_only=True)
+        except Exception as exc:  # torch raises several types for a bad pickle
+            raise ModelError(side, f"unreadable trainer state ({exc})") from exc
+        if state.get("checkpoint_sha256") != sha256_file(path):
+            raise ModelError(side, f"trainer state does not belong to {path.name} (written by another save)")
+        self.logs = {k: LossLog(v) for k, v in state["logs"].items()}
+        self.restore_extra(state)
+        return state
+
+    def extra_state(self) -> dict[str, Any]:
+        """What a subclass adds to the trainer state (plain values); :meth:`restore_extra` reads it back."""
+        return {}
+
+    def restore_extra(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`extra_state` saved (``state`` is the whole trainer state)."""
+
+
+class SingleStageModel(Protocol):
+    """What :class:`SingleStageTrainer` needs from a model (besides :class:`AnomalyModel`).
+
+    Its config has ``epochs``, ``max_steps``, ``lr``, ``precision`` and the checkpoint fields named in the module
+    docstring.
+    """
+
+    def reset_trainable(self, seed: int) -> None:
+        """(Re-)initialise every trainable parameter from ``seed``, independently of the global RNG."""
+
+    def trainable_parameters(self) -> list[torch.nn.Parameter]:
+        """What the optimiser updates."""
+
+    def training_loss(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``(total, {part: unweighted value})`` of one batch already on the device."""
+
+
+ADAM_BETAS = (0.5, 0.999)
+"""Adam's betas in both APRIL-GAN's and AnomalyCLIP's official training scripts."""
+
+
+class SingleStageTrainer(TrainerBase):
+    """Adam (betas ``ADAM_BETAS``) at a constant learning rate, no weight decay and no gradient clipping: the
+    official recipe of APRIL-GAN and AnomalyCLIP. ``max_steps > 0`` overrides ``epochs``."""
+
+    LOG = "train"
+
+    def __init__(self, model: AnomalyModel, data: FitData, checkpoint_name: str) -> None:
+        super().__init__(model, data, checkpoint_name, stages=(self.LOG,), grad_clip=None)
+
+    def run(self) -> dict[str, Any]:
+        """Train (or resume); return the training log."""
+        start = time.perf_counter()
+        model: Any = self.model.to(self.device)
+        model.train()
+        resumed = self._resume()
+        if resumed is None:
+            model.reset_trainable(self.data.seed)
+        params = model.trainable_parameters()
+        D.broadcast_parameters(params)
+        torch.manual_seed(self.data.seed)
+        counts = model.parameter_counts()
+        share = self._announce(counts)
+        c = self.cfg
+        total_steps = c.max_steps or c.epochs * self.steps_per_epoch()
+        opt = torch.optim.Adam(params, lr=c.lr, betas=ADAM_BETAS)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, constant)
+        self.train_epochs(1, self.LOG, params, opt, sched, total_steps, resumed, model.training_loss,
+                          f"{self.where} (train)")
+        model.eval()
+        return self.summary(counts, share, start)
+
+
+__all__ = [
+    "ADAM_BETAS",
+    "CURVE_POINTS",
+    "STATE_SUFFIX",
+    "LossLog",
+    "SingleStageModel",
+    "SingleStageTrainer",
+    "TrainerBase",
+    "constant",
+    "param_groups",
+    "warmup_cosine",
+]
