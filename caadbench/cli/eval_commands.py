@@ -81,8 +81,10 @@ def _print_results(path: Path) -> None:
     results = read_results(path)
     p = results.provenance
     kind = p.weights_kind
+    t = results.train_data
+    trained = f", trained on {t.dataset} {t.split}/{t.part}" if results.cross_dataset else ""
     click.echo(f"\n{results.model} on {results.dataset}/{results.split} ({results.shots}-shot, seeds "
-               f"{', '.join(map(str, results.seeds))}), backbone {p.backbone_arch} {p.weights_label()}"
+               f"{', '.join(map(str, results.seeds))}{trained}), backbone {p.backbone_arch} {p.weights_label()}"
                + (f"\n{kind.mark} {kind.legend}" if kind.legend else ""))
     headers, rows = summarize(results)
     click.echo(tabulate(rows, headers=headers, tablefmt="github"))
@@ -92,7 +94,8 @@ def _print_results(path: Path) -> None:
 RUN_FLAGS = {"model_name": "model", "split": "split", "data": "data", "shots": "shots", "seeds": "seeds",
              "backbone": "backbone", "pretrained": "pretrained", "image_size": "image_size", "precision": "precision",
              "checkpoint": "checkpoint", "options": "options", "device": "device", "batch_size": "batch_size",
-             "workers": "workers", "out": "out", "dataset_id": "dataset_id"}
+             "workers": "workers", "out": "out", "dataset_id": "dataset_id", "train_data": "train_data",
+             "train_split": "train_split", "train_part": "train_part"}
 """click parameter → run setting (a :class:`~caadbench.eval.runner.RunConfig` field)."""
 
 
@@ -144,6 +147,11 @@ def _run_settings(ctx: click.Context, flags: dict) -> tuple[dict, dict]:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="directory for the results file, its examples and checkpoints")
 @click.option("--dataset-id", default=None, help="dataset id in the results [default: from the shards' source]")
+@click.option("--train-data", default=None,
+              help="shard directory (or URL) a trained model is trained on (cross-dataset protocol)  [default: --data]")
+@click.option("--train-split", default=None, help="split of the training data to train on  [default: --split]")
+@click.option("--train-part", default="train", show_default=True,
+              help="part of that split to train on (another dataset's 'test' part for the papers' protocol)")
 @click.pass_context
 def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
     """Evaluate one model on one split and write one results file (fits/trains as the model needs).
@@ -169,18 +177,31 @@ def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
 @click.option("--split", default="cc", show_default=True)
 @click.option("--backbone", default="caad-tiny", show_default=True)
+@click.option("--pretrained", default="world", show_default=True,
+              help="backbone weights: world (the shipped synthetic-world weights), an open_clip tag, a checkpoint "
+                   "file, or random-init")
+@click.option("--seeds", default="0", show_default=True,
+              help="comma-separated seeds of the seed-dependent (few-shot and trained) models; zero-shot ones run once")
 @click.option("--shots", type=int, default=4, show_default=True, help="k for the few-shot models")
-@click.option("--ablations", is_flag=True, help="also run every CoRe-CLIP ablation variant")
-@click.option("--models", "model_names", default=None, help="comma-separated models [default: every baseline "
-                                                            "variant and coreclip]")
+@click.option("--ablations", is_flag=True, help="also run every ablation variant of the trained methods")
+@click.option("--models", "model_names", default=None, help="comma-separated models [default: every zero-/few-shot "
+                                                            "variant and each trained method's default]")
 @click.option("--workers", type=int, default=None, help="shard building processes [default: all cores]")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help=PRECISION_HELP)
-def quickstart_command(data: Path, out: Path, split: str, backbone: str, shots: int, ablations: bool,
-                       model_names: str | None, workers: int | None, device: str, precision: str) -> None:
+def quickstart_command(data: Path, out: Path, split: str, backbone: str, pretrained: str, seeds: str, shots: int,
+                       ablations: bool, model_names: str | None, workers: int | None, device: str,
+                       precision: str) -> None:
     """The main job end to end: default shards → every model on a split → reports → leaderboard."""
     from caadbench.eval.quickstart import quickstart
 
     names = None if model_names is None else [m.strip() for m in model_names.split(",") if m.strip()]
-    quickstart(data=data, out=out, split=split, backbone=backbone, shots=shots, ablations=ablations, models=names,
-               workers=workers, device=device, precision=precision, echo=click.echo)
+    from caadbench.errors import CaadError
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",") if s.strip()]
+    except ValueError:
+        raise CaadError(f"--seeds {seeds}", "expected comma-separated integers") from None
+    quickstart(data=data, out=out, split=split, backbone=backbone, pretrained=pretrained, seeds=seed_list,
+               shots=shots, ablations=ablations, models=names, workers=workers, device=device, precision=precision,
+               echo=click.echo)

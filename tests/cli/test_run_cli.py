@@ -46,6 +46,8 @@ def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
         (("--split", "cc"), "missing model: pass --model or set it in a --config file"),
         (("--model", "clip", "--split", "cc", "--device", "tpu"), "--device tpu: unknown device"),
         (("--model", "clip", "--split", "cc", "--pretrained", "/no/such/weights.pt"), "checkpoint file not found"),
+        (("--model", "aprilgan", "--split", "cc", "--train-part", "test"), "of the evaluated cc/test part"),
+        (("--model", "winclip", "--split", "cc", "--train-split", "ic"), "is a zero-shot model: --train-data"),
     ],
 )
 def test_run_bad_input_is_one_line_and_exit_2(data, tmp_path, args, words):
@@ -59,10 +61,16 @@ def test_run_bad_input_is_one_line_and_exit_2(data, tmp_path, args, words):
 def test_quickstart_runs_models_reports_and_leaderboard(data, tmp_path):
     out = tmp_path / "qs"
     result = invoke("quickstart", "--data", str(data), "--out", str(out), "--models", "clip,clip.few_shot",
-                    "--shots", "1")
+                    "--shots", "1", "--seeds", "0,1")
     assert result.exit_code == 0, result.output
     board = (out / "LEADERBOARD.md").read_text()
-    assert "clip.few_shot" in board and "†" in board
+    assert "clip.few_shot" in board and "◇" in board and "†" not in board  # the shipped world weights by default
+    from caadbench.eval.results import read_results
+
+    zero = read_results(out / "results" / "caad-synth_cc_clip_0shot.json")
+    few = read_results(out / "results" / "caad-synth_cc_clip.few_shot_1shot.json")
+    assert zero.seeds == [0] and few.seeds == [0, 1]  # seeds only where the result depends on one
+    assert zero.provenance.weights == few.provenance.weights == "world"
     assert "| clip.few_shot" in result.output and "LEADERBOARD.md" in result.output
     for stem in ("caad-synth_cc_clip_0shot", "caad-synth_cc_clip.few_shot_1shot"):
         assert (out / "results" / f"{stem}.json").is_file()
