@@ -24,6 +24,8 @@ from caadbench.eval.typed_json import ADDED_LATER
 
 RANDOM_INIT = "random-init"
 WORLD = "world"
+WORLD_FILE_PREFIX = "world-file:"
+"""Label prefix of a checkpoint written by ``caadbench pretrain`` (world weights trained by the user)."""
 
 
 class WeightsKind(str, enum.Enum):
@@ -59,10 +61,11 @@ class WeightsKind(str, enum.Enum):
 
 
 def weights_kind(label: str) -> WeightsKind:
-    """Classify a weights label: ``"random-init"``, ``"world"``, anything else (a tag or a file) is real."""
+    """Classify a weights label: ``"random-init"``; ``"world"`` or ``"world-file:<name>"`` (the shipped world weights
+    or one's own ``caadbench pretrain`` output); anything else (a tag or a file) is real."""
     if label == RANDOM_INIT:
         return WeightsKind.RANDOM_INIT
-    if label == WORLD:
+    if label == WORLD or label.startswith(WORLD_FILE_PREFIX):
         return WeightsKind.WORLD
     return WeightsKind.REAL
 

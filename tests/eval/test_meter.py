@@ -36,6 +36,7 @@ def test_peak_memory_falls_back_when_no_source_applies(monkeypatch):
 def test_weights_labels_have_one_classification():
     assert weights_kind("random-init") is WeightsKind.RANDOM_INIT
     assert weights_kind("world") is WeightsKind.WORLD
+    assert weights_kind("world-file:mine.safetensors") is WeightsKind.WORLD  # own `caadbench pretrain` output
     for real in ("openclip:laion400m_e31", "file:open_clip_pytorch_model.bin", "worldly-tag"):
         assert weights_kind(real) is WeightsKind.REAL
     assert [k.paper_comparable for k in WeightsKind] == [True, False, False]
