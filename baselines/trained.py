@@ -17,7 +17,15 @@ from typing import ClassVar
 
 import torch
 
-from caadbench.models.api import AnomalyModel, Batch, ClipBackbone, FitData, Learning, ModelConfig, ModelError, SingleStageTrainer
+from caadbench.models.api import (
+    AnomalyModel,
+    Batch,
+    ClipBackbone,
+    FitData,
+    ModelError,
+    SingleStageTrainer,
+    TrainedModelConfig,
+)
 
 PAPER_BACKBONE = "ViT-L-14-336"
 PAPER_PRETRAINED = "openai"
@@ -46,7 +54,7 @@ def resolve_layers(layers: Sequence[int] | None, n_blocks: int, where: str) -> t
 
 
 @dataclass
-class TrainedConfig(ModelConfig):
+class TrainedConfig(TrainedModelConfig):
     """Options of every trained baseline.
 
     Attributes:
@@ -54,9 +62,6 @@ class TrainedConfig(ModelConfig):
         epochs, max_steps: passes over the train part (``max_steps > 0`` overrides ``epochs``).
         lr: Adam's learning rate (constant; betas 0.5, 0.999 as in both official scripts).
         batch_size: training batch size.
-        checkpoint_every: also checkpoint every N steps (0: only at the end).
-        resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir``) or a checkpoint path.
-        progress: tqdm bar on rank 0 (hidden when stderr is not a terminal).
     """
 
     backbone: str = PAPER_BACKBONE
@@ -65,15 +70,6 @@ class TrainedConfig(ModelConfig):
     max_steps: int = 0
     lr: float = 1e-3
     batch_size: int = 8
-    checkpoint_every: int = 0
-    resume: str | None = None
-    progress: bool = True
-
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "checkpoint_every", "resume", "progress")
-
-    @property
-    def learning(self) -> Learning:
-        return Learning.TRAINED
 
     def __post_init__(self) -> None:
         where = type(self).__name__

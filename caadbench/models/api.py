@@ -10,7 +10,7 @@ learns from :class:`FitData` (a single-stage trained method through :class:`Sing
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.models.backbone import BackboneIdentity, ClipBackbone, ImageTokens
-from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData, Learning, ModelConfig
+from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData, Learning, ModelConfig, TrainedModelConfig
 from caadbench.models.prompts import class_prototypes, get_prompt_set
 from caadbench.models.registry import Variant, register_model
 from caadbench.models.training import SingleStageTrainer
@@ -25,6 +25,7 @@ __all__ = [
     "ImageTokens",
     "Learning",
     "ModelConfig",
+    "TrainedModelConfig",
     "ModelError",
     "SingleStageTrainer",
     "Variant",

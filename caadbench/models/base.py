@@ -100,6 +100,27 @@ class ModelConfig:
         return cls(**values)
 
 
+@dataclass
+class TrainedModelConfig(ModelConfig):
+    """The config of a method that trains (learning type ``trained``), with the runtime options every trainer has.
+
+    Attributes:
+        checkpoint_every: also checkpoint every N optimisation steps (0: only at the end of each stage).
+        resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
+        progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
+    """
+
+    checkpoint_every: int = 0
+    resume: str | None = None
+    progress: bool = True
+
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "checkpoint_every", "resume", "progress")
+
+    @property
+    def learning(self) -> Learning:
+        return Learning.TRAINED
+
+
 def method_options(values: dict[str, Any], skip: Iterable[str]) -> dict[str, Any]:
     """``values`` without the ``skip`` keys, as JSON values (tuples become lists), so two configs compare."""
     skip = set(skip)

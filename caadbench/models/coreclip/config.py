@@ -7,10 +7,10 @@ table is a list of runs. ``docs/coreclip.md`` explains each choice and which par
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any
 
 from caadbench.errors import ModelError
-from caadbench.models.base import Learning, ModelConfig
+from caadbench.models.base import TrainedModelConfig
 from caadbench.models.coreclip.masks import MaskSpec, parse_masks
 
 BRANCHES: tuple[str, ...] = ("subject", "context", "global")
@@ -42,7 +42,7 @@ def parse_branches(value: str) -> tuple[str, ...]:
 
 
 @dataclass
-class CoreClipConfig(ModelConfig):
+class CoreClipConfig(TrainedModelConfig):
     """CoRe-CLIP options (see ``docs/coreclip.md``).
 
     Attributes:
@@ -79,9 +79,6 @@ class CoreClipConfig(ModelConfig):
         lr: stage-2 peak learning rate.
         weight_decay: AdamW weight decay on matrices (not on biases, gates and the temperature).
         warmup: fraction of each stage's steps with a linear warm-up before the cosine decay.
-        checkpoint_every: also checkpoint every N stage-2 steps (0: only at the end of each stage).
-        resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
-        progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
     """
 
     branches: str = "tri"
@@ -114,15 +111,6 @@ class CoreClipConfig(ModelConfig):
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
-    checkpoint_every: int = 0
-    resume: str | None = None
-    progress: bool = True
-
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "checkpoint_every", "resume", "progress")
-
-    @property
-    def learning(self) -> Learning:
-        return Learning.TRAINED
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CoreClipConfig:
