@@ -1,7 +1,8 @@
 """What the CLIP and WinCLIP baselines share: text prototypes per subject, scores, and per-subject memories.
 
 * :class:`TextPrototypes` computes the (normal, anomalous) prototypes of a subject the first time a batch
-  names it and caches them (the backbone is frozen, so they never change); unseen subjects at test time
+  names it and caches them (the backbone is frozen, so they never change; the process-wide cache of
+  ``caadbench.models.text_cache`` shares them across models and seeds); unseen subjects at test time
   (cross-subject split) simply get computed then.
 * :func:`anomaly_probability` is WinCLIP's ``ascore_0``: the softmax over (normal, anomalous) of the
   temperature-scaled cosine similarities, probability of the anomalous side.
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from caadbench.models.api import (AnomalyModel, ClipBackbone, FitData, Learning, ModelConfig, ModelError,
-                                  class_prototypes, get_prompt_set)
+                                  frozen_prototypes, get_prompt_set)
 
 
 def anomaly_probability(embeddings: torch.Tensor, prototypes: torch.Tensor, logit_scale: float) -> torch.Tensor:
@@ -82,10 +83,9 @@ class TextPrototypes:
 
     def __call__(self, backbone: ClipBackbone, subjects: Sequence[str]) -> torch.Tensor:
         """``(len(subjects), 2, D)`` prototypes, index 0 normal, 1 anomalous, on the backbone's device."""
-        with torch.inference_mode():
-            for subject in dict.fromkeys(subjects):  # one subject at a time bounds the text batch
-                if subject not in self._cache:
-                    self._cache[subject] = class_prototypes(backbone.encode_text, self.prompts, [subject])[0]
+        missing = [s for s in dict.fromkeys(subjects) if s not in self._cache]
+        if missing:  # encoded once per process across models and seeds (caadbench.models.text_cache)
+            self._cache.update(zip(missing, frozen_prototypes(backbone, self.prompts, missing)))
         device = backbone.mean.device
         return torch.stack([self._cache[s].to(device) for s in subjects])
 

@@ -12,6 +12,7 @@ from caadbench.errors import ModelError
 from caadbench.models.backbone import BackboneIdentity, ClipBackbone, ImageTokens
 from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData, Learning, ModelConfig, TrainedModelConfig
 from caadbench.models.prompts import class_prototypes, get_prompt_set
+from caadbench.models.text_cache import frozen_prototypes
 from caadbench.models.registry import Variant, register_model
 from caadbench.models.training import SingleStageTrainer
 
@@ -30,6 +31,7 @@ __all__ = [
     "SingleStageTrainer",
     "Variant",
     "class_prototypes",
+    "frozen_prototypes",
     "get_prompt_set",
     "register_model",
 ]

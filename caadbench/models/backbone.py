@@ -416,6 +416,13 @@ class ClipBackbone(nn.Module):
         """``(N, L, C)`` embeddings of ``(N, L)`` token ids (the text tower's input, before positions are added)."""
         return self._token_embedding(tokens)
 
+    def text_tower_hooked(self) -> bool:
+        """True while any forward hook is registered on the text tower (adapters, learnable prompts)."""
+        text = getattr(self.model, "text", None) or self.model
+        modules = [self._token_embedding, *self._transformer("text").modules(), getattr(text, "ln_final", None)]
+        modules = [m for m in modules if isinstance(m, nn.Module)]
+        return any(m._forward_hooks or m._forward_pre_hooks for m in modules)
+
     def encode_text(self, texts: Sequence[str] | torch.Tensor, normalize: bool = True,
                     embeddings: torch.Tensor | None = None) -> torch.Tensor:
         """``(N, D)`` text embeddings (through any active text-block hooks).

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from caadbench.baselines.winclip import WinClip, coverage_matrix, harmonic_aggregation, harmonic_mean, window_indices
 from caadbench.errors import ModelError
-from caadbench.models import FitData, create_model
+from caadbench.models import FitData, create_model, text_cache
 from caadbench.models.prompts import WINCLIP_PROMPTS, get_prompt_set
 from tests.baselines.reference import hand_embedding, hand_forward, hand_patches, make_batch, two_way_probability
 
@@ -89,6 +89,7 @@ def test_prompt_counts_and_prototypes_per_subject(tiny_backbone, monkeypatch):
     assert len(WINCLIP_PROMPTS.prompts("cow", anomalous=False)) == 7 * 22
     assert len(WINCLIP_PROMPTS.prompts("cow", anomalous=True)) == 4 * 22
     model = create_model("winclip", backbone=tiny_backbone)
+    text_cache.clear()  # other tests may have encoded these subjects in this process
     seen: list[int] = []
     encode = tiny_backbone.encode_text
     monkeypatch.setattr(tiny_backbone, "encode_text", lambda texts, **kw: (seen.append(len(texts)), encode(texts, **kw))[1])

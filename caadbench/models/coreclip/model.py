@@ -23,7 +23,8 @@ from caadbench.models.coreclip.config import BRANCHES, CoreClipConfig
 from caadbench.models.coreclip.crm import make_fusion
 from caadbench.models.coreclip.csr import CSR, BranchFeatures, branch_views
 from caadbench.models.coreclip.text import TextRefiner
-from caadbench.models.prompts import class_prototypes, get_prompt_set
+from caadbench.models.prompts import get_prompt_set
+from caadbench.models.text_cache import frozen_prototypes
 
 MAX_LOGIT_SCALE = 100.0
 
@@ -110,8 +111,8 @@ class CoreClip(AnomalyModel):
         self._prototypes = {}
 
     def frozen_prototypes(self, subjects: Sequence[str]) -> torch.Tensor:
-        """``(S, 2, D)`` prototypes of the frozen text encoder (no adapters)."""
-        return class_prototypes(self.backbone.encode_text, self.prompts, subjects).float()
+        """``(S, 2, D)`` prototypes of the frozen text encoder (no adapters), encoded once per process."""
+        return frozen_prototypes(self.backbone, self.prompts, subjects).float()
 
     def refined_prototypes(self, subjects: Sequence[str]) -> torch.Tensor:
         """``(S, 2, D)`` prototypes through the text adapters, with gradients to them."""
