@@ -5,7 +5,11 @@ makes a threshold from normal ones (see :mod:`caadbench.infer`); both are import
 ``import caadbench`` stays light.
 """
 
+import logging
+
 __version__ = "0.1.0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())  # the CLI (or the application) attaches handlers
 
 _LAZY = {"predict": "caadbench.infer", "calibrate": "caadbench.infer"}
 
