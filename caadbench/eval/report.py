@@ -16,15 +16,15 @@ from caadbench.errors import CaadError
 from caadbench.eval import report_plots as plots
 from caadbench.eval.evaluator import SEEN, UNSEEN
 from caadbench.eval.examples import examples_path, read_examples
+from caadbench.eval.flatten import flatten
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, auroc, macro_mean
 from caadbench.eval.provenance import WeightsKind
 from caadbench.eval.results import read_results
 from caadbench.eval.schema import Results
 from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, gap_status, inverted_subjects
-from caadbench.eval.tables import markdown_table, mean_std, pct
+from caadbench.eval.tables import markdown_table, mean_std, pct, row_stat
 from caadbench.utils.atomic import atomic_directory
 
-_PAIR_LABELS = {0: "normal", 1: "anomalous"}
 REPORT_FILE = "report.md"
 MARKER_FILE = ".caadbench-report"
 WORST_CONTEXTS = 8
@@ -195,14 +195,15 @@ def render_report(
     if all(c.seen is True for c in results.per_context):
         lines += ["", "Every test context is seen for its subject (an in-context split)."]
 
-    worst = sorted((c for c in results.per_context if not math.isnan(c.auroc.mean)),
-                   key=lambda c: (c.auroc.mean, c.subject, c.context))[:WORST_CONTEXTS]
+    contexts = flatten(results, by="context")
+    worst = sorted((r for r in contexts if not math.isnan(r["auroc"])),
+                   key=lambda r: (r["auroc"], r["subject"], r["context"]))[:WORST_CONTEXTS]
     lines += ["", "## Where it fails", "",
               f"The {len(worst)} (subject, context) pairs with the lowest context AUROC — the pair's images against "
               "the subject's images of the other label (0.5 = chance, below = systematically inverted).", ""]
     lines += markdown_table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
-                            [[c.subject, c.context, _role(c.seen), _PAIR_LABELS.get(c.label, "mixed"), str(c.n),
-                              mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in worst])
+                            [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]),
+                              row_stat(r, "auroc"), f"{r['mean_score']:.4f}"] for r in worst])
 
     lines += ["", "## Figures", ""]
     captions = {
@@ -227,23 +228,21 @@ def render_report(
     lines += ["## Per subject", "", f"Headline images ({results.headline} contexts)"
               + (", with each subject's I-AUROC on its seen test images and the gap" if results.has_gap else "")
               + ".", ""]
-    seen = results.seen.per_subject if results.has_gap else None
-    extra = ["Seen I-AUROC", "Gap I-AUROC"] if seen is not None else []
+    extra = ["Seen I-AUROC", "Gap I-AUROC"] if results.has_gap else []
     rows = []
-    for s, e in sorted(results.per_subject.items()):
-        row = [s, str(e.n), str(e.n_anomalous), *(mean_std(e.metrics[m]) for m in METRIC_NAMES)]
-        if seen is not None:
-            theirs = seen.get(s)
-            unseen_auroc = e.metrics["i_auroc"].mean
-            row += [mean_std(theirs.metrics["i_auroc"]) if theirs else "—",
-                    pct(theirs.metrics["i_auroc"].mean - unseen_auroc, signed=True) if theirs else "—"]
+    for r in flatten(results, by="subject"):
+        row = [r["subject"], str(r["n"]), str(r["n_anomalous"]), *(row_stat(r, m) for m in METRIC_NAMES)]
+        if results.has_gap:
+            have = r["seen_i_auroc"] is not None
+            row += [row_stat(r, "seen_i_auroc") if have else "—",
+                    pct(r["gap_i_auroc"], signed=True) if have else "—"]
         rows.append(row)
     lines += markdown_table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra], rows)
     lines += ["", "## Per context", ""]
     lines += markdown_table(
         ["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
-        [[c.subject, c.context, _role(c.seen), _PAIR_LABELS.get(c.label, "mixed"), str(c.n), str(c.n_anomalous),
-          mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in results.per_context])
+        [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]), str(r["n_anomalous"]),
+          row_stat(r, "auroc"), f"{r['mean_score']:.4f}"] for r in contexts])
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
     lines += ["", "## Provenance", ""]
