@@ -12,6 +12,9 @@ metric values are fractions in [0, 1], each ``<metric>`` (mean over seeds) follo
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -21,6 +24,7 @@ from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.results import read_results
 from caadbench.eval.schema import MetricStat, Results
 from caadbench.eval.summaries import inverted_subjects
+from caadbench.eval.tables import cell_text, markdown_table
 
 BY = ("subject", "context")
 """The breakdowns of :func:`flatten` besides one row per run (``None``)."""
@@ -190,5 +194,31 @@ def is_missing(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
 
 
-__all__ = ["BY", "HEADLINE_METRIC", "RUN_COLUMNS", "columns", "flatten", "is_missing", "result_files",
+FORMATS = ("md", "csv", "json")
+
+
+def format_rows(rows: list[dict[str, Any]], fmt: str = "md") -> str:
+    """``rows`` as text: ``md`` (a markdown table, fractions in percent, see
+    :func:`~caadbench.eval.tables.cell_text`), ``csv`` (raw values; missing ones empty) or ``json`` (a list of
+    objects, raw values; missing ones ``null``).
+
+    Raises:
+        CaadError: an unknown format.
+    """
+    header = columns(rows)
+    if fmt == "md":
+        return "\n".join(markdown_table(header, [[cell_text(k, r.get(k)) for k in header] for r in rows])) + "\n"
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=header, restval="", lineterminator="\n")
+        writer.writeheader()
+        writer.writerows({k: "" if is_missing(v) else v for k, v in r.items()} for r in rows)
+        return out.getvalue()
+    if fmt == "json":
+        return json.dumps([{k: None if is_missing(v) else v for k, v in r.items()} for r in rows], indent=1,
+                          ensure_ascii=False) + "\n"
+    raise CaadError(f"format {fmt!r}", f"expected one of {', '.join(FORMATS)}")
+
+
+__all__ = ["BY", "FORMATS", "format_rows", "HEADLINE_METRIC", "RUN_COLUMNS", "columns", "flatten", "is_missing", "result_files",
            "results_frame", "results_rows", "run_identity"]

@@ -2,7 +2,8 @@
 
 ``write_report(results.json)`` builds ``<stem>-report/`` beside the results file (or ``out_dir``) atomically:
 ``report.md`` linking ``roc.png``, ``roc_subjects.png``, ``per_subject.png``, ``per_context.png``,
-``subject_context.png``, ``scores.png`` and, when ``<stem>.examples.npz`` exists, ``examples.png``.
+``subject_context.png``, ``scores.png``, ``training.png`` for a trained run (its loss curves from the results'
+``training`` logs) and, when ``<stem>.examples.npz`` exists, ``examples.png``.
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, *,
             "subject_context": plots.plot_subject_context(results, tmp),
             "scores": plots.plot_scores(results, tmp, seed_index),
         }
+        if plots.training_curves(results):
+            figures["training"] = plots.plot_training(results, tmp)
         if examples is not None and len(examples):
             figures["examples"] = plots.plot_examples(examples, tmp)
         text = render_report(results, figures, results_name=results_path.name,
@@ -214,6 +217,8 @@ def render_report(
         "subject_context": "Subject × context heat map (blank: pair not in the test set)",
         "scores": "Score distributions, normal vs anomalous, per seen/unseen contexts",
         "examples": "Example images with their anomaly maps and ground truth",
+        "training": "Training curves: the loss terms per step of every stage and seed (thinned; the per-step CSV "
+                    "is in the run's checkpoint folder)",
     }
     for name, file in figures.items():
         lines += [f"### {captions[name]}", "", f"![{captions[name]}]({file})", ""]
