@@ -1,17 +1,20 @@
 """The ``caadbench`` command line: a thin click layer that parses, calls the library and prints.
 
-Every bad-input failure is a :class:`~caadbench.errors.CaadError`; it is printed as one line
+Library status lines are ``logging`` records of the ``caadbench`` loggers; the group attaches a stderr handler
+(``-v`` debug, ``-q`` warnings only). Every bad-input failure is a :class:`~caadbench.errors.CaadError`; it is printed as one line
 ``error: <file>: <problem>`` on stderr with exit status 2. Commands live in one module per area.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
 
 from caadbench import __version__
 from caadbench.errors import CaadError
+from caadbench.utils.logs import configure_cli_logging
 
 EXIT_BAD_INPUT = 2
 
@@ -32,8 +35,11 @@ class CaadGroup(click.Group):
 
 @click.group(cls=CaadGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="caadbench")
-def main() -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Also show debug messages on stderr.")
+@click.option("-q", "--quiet", is_flag=True, help="Show only warnings and errors on stderr (no status lines).")
+def main(verbose: bool, quiet: bool) -> None:
     """caadbench: contextual anomaly detection benchmark (CAAD shards, CoRe-CLIP, CLIP, WinCLIP)."""
+    configure_cli_logging(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
 
 
 def _register() -> None:

@@ -123,6 +123,29 @@ def _run_settings(ctx: click.Context, flags: dict) -> tuple[dict, dict]:
     return defaults, given
 
 
+@main.command("results")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["md", "csv", "json"]), default="md", show_default=True,
+              help="md: markdown table (values in percent); csv / json: raw values (fractions in [0, 1])")
+@click.option("--by", type=click.Choice(["subject", "context"]), default=None,
+              help="one row per run × subject or per run × (subject, context) pair  [default: one row per run]")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="write here instead of stdout")
+def results_command(path: Path, fmt: str, by: str | None, out: Path | None) -> None:
+    """Flatten a results file, or every results file of a directory, into one table.
+
+    The same rows as the Python function ``caadbench.results_frame(PATH, by=...)`` (a pandas DataFrame).
+    """
+    from caadbench.eval.flatten import format_rows, results_rows
+    from caadbench.utils.atomic import atomic_write_text
+
+    text = format_rows(results_rows(path, by=by), fmt)
+    if out is None:
+        click.echo(text, nl=False)
+    else:
+        atomic_write_text(out, text)
+        click.echo(f"wrote {out}", err=True)
+
+
 @main.command("run")
 @click.option("--config", "config_file", type=click.Path(path_type=Path), default=None,
               help="run config (YAML or JSON: run settings + options), or a results file to rerun; flags given on "

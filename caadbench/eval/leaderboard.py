@@ -22,12 +22,13 @@ from pathlib import Path
 from caadbench.data.splits import INDUSTRIAL_SPLITS
 from caadbench.errors import ResultsError
 from caadbench.eval.evaluator import SEEN, UNSEEN
+from caadbench.eval.flatten import HEADLINE_METRIC, flatten
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
 from caadbench.eval.provenance import WeightsKind
 from caadbench.eval.results import read_results
 from caadbench.eval.schema import Results
-from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, inverted_subjects
-from caadbench.eval.tables import markdown_table, mean_std, pct
+from caadbench.eval.summaries import CHANCE_METRICS, chance_levels
+from caadbench.eval.tables import markdown_table, pct, row_stat
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
 DEFAULT_OUT = Path("leaderboards/README.md")
@@ -37,8 +38,6 @@ ASSUMED_MARK = "‡"
 SINGLE_SEED_MARK = "§"
 GAP_UNAVAILABLE = "gap unavailable"
 CHANCE = "chance"
-HEADLINE_METRIC = "i_auroc"
-"""Rows are sorted by it within each table."""
 
 Value = float | tuple[float, float]
 
@@ -207,38 +206,37 @@ class _Renderer:
                 *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra, "I-AUROC < 50", "Notes"]
 
     def measured_row(self, path: Path, results: Results, cross: bool) -> list[str]:
-        p = results.provenance
-        kind = p.weights_kind
+        row = flatten(results, path=path)[0]
+        kind = results.provenance.weights_kind
         if kind.mark:
             self.used.add(kind.mark)
         link = Path(os.path.relpath(path, self.out_dir)).as_posix()
-        commit = p.git_commit[:7] + ("+dirty" if p.git_dirty else "")
-        seeds = ", ".join(str(s) for s in results.seeds)
-        if len(results.seeds) == 1 and results.learning != "zero-shot":  # zero-shot results depend on no seed
+        commit = row["commit"][:7] + ("+dirty" if row["dirty"] else "")
+        seeds = row["seeds"].replace(",", ", ")
+        if row["n_seeds"] == 1 and row["learning"] != "zero-shot":  # zero-shot results depend on no seed
             seeds += f" {SINGLE_SEED_MARK}"
             self.used.add(SINGLE_SEED_MARK)
         extra = []
         if cross:
             if results.has_gap:
-                extra = [mean_std(results.seen.metrics[HEADLINE_METRIC]),
-                         mean_std(results.gap[HEADLINE_METRIC], signed=True)]
+                extra = [row_stat(row, f"seen_{HEADLINE_METRIC}"),
+                         row_stat(row, f"gap_{HEADLINE_METRIC}", signed=True)]
             else:
                 extra = ["—", "unavailable"]
                 self.used.add(GAP_UNAVAILABLE)
-        below, defined = inverted_subjects(results.per_subject)
-        images = (f"{sum(e.n for e in results.per_subject.values())} unseen + {results.seen.n} seen test images"
-                  if results.has_gap else f"{len(results.samples)} test images")
+        images = (f"{row['headline_images']} unseen + {row['seen_images']} seen test images"
+                  if results.has_gap else f"{row['test_images']} test images")
         return [
-            self.refs.method_name(results.model) + (f" {kind.mark}" if kind.mark else ""),
-            results.model,
+            self.refs.method_name(row["model"]) + (f" {kind.mark}" if kind.mark else ""),
+            row["model"],
             f"measured: [{path.name}]({link}) @ {commit}",
-            f"{p.backbone_arch} @ {p.image_size}px",
-            p.weights_label(),
+            f"{row['backbone']} @ {row['image_size']}px",
+            row["weights_label"],
             seeds,
-            *(mean_std(results.metrics[m]) for m in METRIC_NAMES),
+            *(row_stat(row, m) for m in METRIC_NAMES),
             *extra,
-            f"{below}/{defined}",
-            f"{results.learning}; {images}" + _categories_note(results) + _trained_on(results),
+            f"{row['subjects_below_chance']}/{row['subjects_defined']}",
+            f"{row['learning']}; {images}" + _categories_note(results) + _trained_on(results),
         ]
 
     def reported_row(self, ref: Reference, cross: bool) -> list[str]:
@@ -396,13 +394,13 @@ def measured_table(measured: list[tuple[Path, Results]]) -> str:
     from tabulate import tabulate
 
     rows = []
-    for _, res in sorted(measured, key=lambda item: (*_headline_key(item[1].metrics[HEADLINE_METRIC].mean),
-                                                     item[1].model)):
-        p = res.provenance
-        gap = mean_std(res.gap[HEADLINE_METRIC], signed=True) if res.has_gap else "unavailable"
-        rows.append([res.model, res.learning, res.shots, f"{res.dataset}/{res.split}",
-                     f"{p.backbone_arch} ({p.weights_label()})", ", ".join(map(str, res.seeds)),
-                     *(mean_std(res.metrics[m]) for m in METRIC_NAMES), gap])
+    for path, res in sorted(measured, key=lambda item: (*_headline_key(item[1].metrics[HEADLINE_METRIC].mean),
+                                                        item[1].model)):
+        row = flatten(res, path=path)[0]
+        gap = row_stat(row, f"gap_{HEADLINE_METRIC}", signed=True) if res.has_gap else "unavailable"
+        rows.append([row["model"], row["learning"], row["shots"], f"{row['dataset']}/{row['split']}",
+                     f"{row['backbone']} ({row['weights_label']})", row["seeds"].replace(",", ", "),
+                     *(row_stat(row, m) for m in METRIC_NAMES), gap])
     return tabulate(rows, headers=["model", "learning", "shots", "data", "backbone", "seeds",
                                    *(METRIC_LABELS[m] for m in METRIC_NAMES), "gap I-AUROC"], tablefmt="github")
 

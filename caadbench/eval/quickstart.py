@@ -9,6 +9,7 @@ random features instead (what the tests do).
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -25,6 +26,8 @@ from caadbench.eval.runner import RunConfig, run
 from caadbench.models import Learning, get_model_spec, list_models
 from caadbench.utils.atomic import atomic_write_text
 from caadbench.utils.devices import resolve_device
+
+logger = logging.getLogger(__name__)
 
 
 def default_models(ablations: bool = False) -> list[str]:
@@ -47,7 +50,7 @@ def quickstart(
     workers: int | None = None,
     device: str = "auto",
     precision: str = "auto",
-    echo: Callable[[str], None] = print,
+    echo: Callable[[str], None] | None = None,
 ) -> Path:
     """Run the main job; return the path of the generated leaderboard markdown.
 
@@ -66,8 +69,9 @@ def quickstart(
         workers: shard-building processes.
         device: where every model runs (``auto``: CUDA when available, else CPU).
         precision: every model's precision (``auto``, ``fp32``, ``bf16``).
-        echo: where progress lines go.
+        echo: where progress lines go (default: this module's logger at ``INFO``).
     """
+    echo = echo or logger.info
     start = time.perf_counter()
     device = resolve_device(device)  # once, so a bad --device fails before any shard is built
     if not manifest_path(data).is_file():

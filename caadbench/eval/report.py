@@ -2,7 +2,8 @@
 
 ``write_report(results.json)`` builds ``<stem>-report/`` beside the results file (or ``out_dir``) atomically:
 ``report.md`` linking ``roc.png``, ``roc_subjects.png``, ``per_subject.png``, ``per_context.png``,
-``subject_context.png``, ``scores.png`` and, when ``<stem>.examples.npz`` exists, ``examples.png``.
+``subject_context.png``, ``scores.png``, ``training.png`` for a trained run (its loss curves from the results'
+``training`` logs) and, when ``<stem>.examples.npz`` exists, ``examples.png``.
 """
 
 from __future__ import annotations
@@ -16,15 +17,15 @@ from caadbench.errors import CaadError
 from caadbench.eval import report_plots as plots
 from caadbench.eval.evaluator import SEEN, UNSEEN
 from caadbench.eval.examples import examples_path, read_examples
+from caadbench.eval.flatten import flatten
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, auroc, macro_mean
 from caadbench.eval.provenance import WeightsKind
 from caadbench.eval.results import read_results
 from caadbench.eval.schema import Results
 from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, gap_status, inverted_subjects
-from caadbench.eval.tables import markdown_table, mean_std, pct
+from caadbench.eval.tables import markdown_table, mean_std, pct, row_stat
 from caadbench.utils.atomic import atomic_directory
 
-_PAIR_LABELS = {0: "normal", 1: "anomalous"}
 REPORT_FILE = "report.md"
 MARKER_FILE = ".caadbench-report"
 WORST_CONTEXTS = 8
@@ -70,6 +71,8 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, *,
             "subject_context": plots.plot_subject_context(results, tmp),
             "scores": plots.plot_scores(results, tmp, seed_index),
         }
+        if plots.training_curves(results):
+            figures["training"] = plots.plot_training(results, tmp)
         if examples is not None and len(examples):
             figures["examples"] = plots.plot_examples(examples, tmp)
         text = render_report(results, figures, results_name=results_path.name,
@@ -195,14 +198,15 @@ def render_report(
     if all(c.seen is True for c in results.per_context):
         lines += ["", "Every test context is seen for its subject (an in-context split)."]
 
-    worst = sorted((c for c in results.per_context if not math.isnan(c.auroc.mean)),
-                   key=lambda c: (c.auroc.mean, c.subject, c.context))[:WORST_CONTEXTS]
+    contexts = flatten(results, by="context")
+    worst = sorted((r for r in contexts if not math.isnan(r["auroc"])),
+                   key=lambda r: (r["auroc"], r["subject"], r["context"]))[:WORST_CONTEXTS]
     lines += ["", "## Where it fails", "",
               f"The {len(worst)} (subject, context) pairs with the lowest context AUROC — the pair's images against "
               "the subject's images of the other label (0.5 = chance, below = systematically inverted).", ""]
     lines += markdown_table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
-                            [[c.subject, c.context, _role(c.seen), _PAIR_LABELS.get(c.label, "mixed"), str(c.n),
-                              mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in worst])
+                            [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]),
+                              row_stat(r, "auroc"), f"{r['mean_score']:.4f}"] for r in worst])
 
     lines += ["", "## Figures", ""]
     captions = {
@@ -213,6 +217,8 @@ def render_report(
         "subject_context": "Subject × context heat map (blank: pair not in the test set)",
         "scores": "Score distributions, normal vs anomalous, per seen/unseen contexts",
         "examples": "Example images with their anomaly maps and ground truth",
+        "training": "Training curves: the loss terms per step of every stage and seed (thinned; the per-step CSV "
+                    "is in the run's checkpoint folder)",
     }
     for name, file in figures.items():
         lines += [f"### {captions[name]}", "", f"![{captions[name]}]({file})", ""]
@@ -227,23 +233,21 @@ def render_report(
     lines += ["## Per subject", "", f"Headline images ({results.headline} contexts)"
               + (", with each subject's I-AUROC on its seen test images and the gap" if results.has_gap else "")
               + ".", ""]
-    seen = results.seen.per_subject if results.has_gap else None
-    extra = ["Seen I-AUROC", "Gap I-AUROC"] if seen is not None else []
+    extra = ["Seen I-AUROC", "Gap I-AUROC"] if results.has_gap else []
     rows = []
-    for s, e in sorted(results.per_subject.items()):
-        row = [s, str(e.n), str(e.n_anomalous), *(mean_std(e.metrics[m]) for m in METRIC_NAMES)]
-        if seen is not None:
-            theirs = seen.get(s)
-            unseen_auroc = e.metrics["i_auroc"].mean
-            row += [mean_std(theirs.metrics["i_auroc"]) if theirs else "—",
-                    pct(theirs.metrics["i_auroc"].mean - unseen_auroc, signed=True) if theirs else "—"]
+    for r in flatten(results, by="subject"):
+        row = [r["subject"], str(r["n"]), str(r["n_anomalous"]), *(row_stat(r, m) for m in METRIC_NAMES)]
+        if results.has_gap:
+            have = r["seen_i_auroc"] is not None
+            row += [row_stat(r, "seen_i_auroc") if have else "—",
+                    pct(r["gap_i_auroc"], signed=True) if have else "—"]
         rows.append(row)
     lines += markdown_table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra], rows)
     lines += ["", "## Per context", ""]
     lines += markdown_table(
         ["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
-        [[c.subject, c.context, _role(c.seen), _PAIR_LABELS.get(c.label, "mixed"), str(c.n), str(c.n_anomalous),
-          mean_std(c.auroc), f"{c.mean_score.mean:.4f}"] for c in results.per_context])
+        [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]), str(r["n_anomalous"]),
+          row_stat(r, "auroc"), f"{r['mean_score']:.4f}"] for r in contexts])
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
     lines += ["", "## Provenance", ""]

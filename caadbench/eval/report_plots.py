@@ -305,3 +305,36 @@ __all__ = [
     "plot_scores",
     "plot_subject_context",
 ]
+
+
+def training_curves(results: Results) -> dict[str, dict[str, list[dict[str, float]]]]:
+    """``{stage: {seed: curve rows}}`` of a trained run (each row ``step`` and one value per loss term, thinned to
+    at most 100 rows by the trainer); empty for a run that trained nothing."""
+    curves: dict[str, dict[str, list[dict[str, float]]]] = {}
+    for seed, log in sorted(results.training.items()):
+        for stage, entry in sorted(log.items()):
+            if isinstance(entry, dict) and entry.get("curve"):
+                curves.setdefault(stage, {})[seed] = entry["curve"]
+    return curves
+
+
+def plot_training(results: Results, out_dir: Path) -> str:
+    """One panel per training stage: every loss term against the step (the total bold), one line style per seed."""
+    curves = training_curves(results)
+    fig = Figure(figsize=(5.5 * len(curves), 4.0), layout="constrained")
+    styles = ["-", "--", ":", "-."]
+    for i, (stage, by_seed) in enumerate(curves.items()):
+        ax = fig.add_subplot(1, len(curves), i + 1)
+        terms = sorted({k for rows in by_seed.values() for r in rows for k in r if k not in ("step", "total")})
+        colors = {t: f"C{j}" for j, t in enumerate(["total", *terms])}
+        for s, (seed, rows) in enumerate(by_seed.items()):
+            steps = [r["step"] for r in rows]
+            for term in ["total", *terms]:
+                values = [r.get(term, math.nan) for r in rows]
+                ax.plot(steps, values, color=colors[term], ls=styles[s % len(styles)],
+                        lw=2.2 if term == "total" else 1.2, label=term if s == 0 else None)
+        ax.set_title(f"{stage} (seeds {', '.join(by_seed)}; line style per seed)", fontsize=9)
+        ax.set_xlabel("step")
+        ax.set_ylabel("loss (unweighted terms; total weighted)")
+        ax.legend(fontsize=7)
+    return _save(fig, out_dir, "training.png")

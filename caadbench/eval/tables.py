@@ -33,10 +33,34 @@ def pct(value: float, *, signed: bool = False) -> str:
 
 def mean_std(stat: Any, *, signed: bool = False) -> str:
     """``"87.3 ± 1.2"`` over several seeds, ``"87.3"`` for one, ``"n/a"`` when undefined."""
-    text = pct(stat.mean, signed=signed)
-    if text != NA and len(stat.per_seed) > 1 and not math.isnan(stat.std):
-        text += f" ± {100 * stat.std:.1f}"
+    return mean_std_of(stat.mean, stat.std, len(stat.per_seed), signed=signed)
+
+
+def mean_std_of(mean: float | None, std: float | None, n_seeds: int, *, signed: bool = False) -> str:
+    """:func:`mean_std` from plain values (a flat row's ``<metric>``, ``<metric>_std`` and ``n_seeds``)."""
+    text = pct(mean, signed=signed)
+    if text != NA and n_seeds > 1 and std is not None and not math.isnan(std):
+        text += f" ± {100 * std:.1f}"
     return text
 
 
-__all__ = ["NA", "markdown_table", "mean_std", "pct"]
+def row_stat(row: dict[str, Any], key: str, *, signed: bool = False) -> str:
+    """``mean ± std`` of column ``key`` of a flat results row (:mod:`caadbench.eval.flatten`)."""
+    return mean_std_of(row[key], row.get(f"{key}_std"), row["n_seeds"], signed=signed)
+
+
+FRACTION_PREFIXES = ("i_", "p_", "seen_", "gap_", "auroc")
+"""Flat columns holding fractions in [0, 1] (shown in percent by :func:`cell_text`)."""
+
+
+def cell_text(key: str, value: Any) -> str:
+    """One flat-row value for a markdown table: fractions in percent (one decimal), other floats with 4
+    significant digits, missing values ``n/a``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return NA
+    if isinstance(value, float):
+        return pct(value, signed=key.startswith("gap_")) if key.startswith(FRACTION_PREFIXES) else f"{value:.4g}"
+    return str(value)
+
+
+__all__ = ["FRACTION_PREFIXES", "NA", "cell_text", "markdown_table", "mean_std", "mean_std_of", "pct", "row_stat"]

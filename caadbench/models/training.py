@@ -9,7 +9,8 @@ when any rank runs out of batches, and only rank 0 writes checkpoints and shows 
 Checkpoints: ``<output_dir>/<checkpoint_name>`` (the fitted state, written by :meth:`AnomalyModel.save` with the
 backbone identity and config) and a sidecar ``…safetensors.trainer.pt`` with the stage to resume in, step,
 optimizer, scheduler, position in the epoch, the loss logs so far and the sha256 of the safetensors file it
-belongs to. A model's config must have ``progress``, ``resume`` (``None``, ``"auto"`` or a path) and
+belongs to. Beside them, ``training_<stage>.csv`` (and TensorBoard events when installed) log every step: see
+:mod:`caadbench.models.step_log`. A model's config must have ``progress``, ``resume`` (``None``, ``"auto"`` or a path) and
 ``checkpoint_every``.
 
 :class:`TrainerBase` is CoRe-CLIP's two-stage trainer's base; :class:`SingleStageTrainer` trains the baselines
@@ -19,6 +20,7 @@ belongs to. A model's config must have ``progress``, ``resume`` (``None``, ``"au
 from __future__ import annotations
 
 import io
+import logging
 import math
 import sys
 import time
@@ -33,8 +35,11 @@ from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.utils.hashing import sha256_file
 from caadbench.models.base import AnomalyModel, FitData
+from caadbench.models.step_log import StepLog
 from caadbench.utils import distributed as D
 from caadbench.utils.atomic import atomic_write_bytes
+
+logger = logging.getLogger(__name__)
 
 STATE_SUFFIX = ".trainer.pt"
 CURVE_POINTS = 100
@@ -147,14 +152,16 @@ class TrainerBase:
             step, epoch, skip = resumed["step"], resumed["epoch"], resumed["batch_in_epoch"]
         every = int(getattr(self.cfg, "checkpoint_every", 0) or 0)
         bar = self._bar(total_steps, step, desc)
+        steps = self.step_log(log, step)
         while step < total_steps:
             position, seen = skip, 0
             for batch in self._rank_batches(epoch, skip):
                 seen += 1
+                lr = float(opt.param_groups[0]["lr"])
                 total, parts = loss_fn(batch.to(self.device))
                 self._step(opt, sched, params, total)
                 step, position = step + 1, position + 1
-                self._record(log, step, total, parts, bar)
+                steps.step(step, epoch, lr, self._record(log, step, total, parts, bar), images=len(batch))
                 if every and step % every == 0 and step < total_steps:
                     self._checkpoint(stage, step, opt, sched, epoch, position)
                 if step >= total_steps:
@@ -163,6 +170,7 @@ class TrainerBase:
                 raise ModelError(self.where, "the train part yielded no batches")
             epoch, skip = epoch + 1, 0
         bar.close()
+        steps.close()
         self._checkpoint(stage + 1, step, opt, sched, epoch, 0)
 
     def _rank_batches(self, epoch: int, skip: int) -> Iterator[Batch]:
@@ -201,21 +209,29 @@ class TrainerBase:
         opt.step()
         sched.step()
 
-    def _record(self, log: str, step: int, total: torch.Tensor, parts: dict[str, torch.Tensor], bar: tqdm) -> None:
+    def _record(self, log: str, step: int, total: torch.Tensor, parts: dict[str, torch.Tensor],
+                bar: tqdm) -> dict[str, float]:
+        """Add the step's losses to the log and the bar; return them (``total`` and one value per part)."""
         values = {"total": float(total.detach())} | {k: float(v.detach()) for k, v in parts.items()}
         self.logs[log].add(step, values)
         bar.update(1)
         if not bar.disable:
             bar.set_postfix({k: f"{v:.4f}" for k, v in self.logs[log].running().items()}, refresh=False)
+        return values
 
     def _bar(self, total: int, initial: int, desc: str) -> tqdm:
         show = getattr(self.cfg, "progress", True) and self.dist.is_main
         return tqdm(total=total, initial=initial, desc=desc, unit="step", file=sys.stderr,
                     disable=None if show else True, dynamic_ncols=True)
 
-    def _print(self, message: str) -> None:
+    def step_log(self, log: str, resume_step: int = 0) -> StepLog:
+        """The per-step CSV (and TensorBoard) writer of one stage (a no-op off rank 0 or without output_dir)."""
+        return StepLog(self.output_dir if self.dist.is_main else None, log, resume_step=resume_step,
+                       world_size=self.dist.world_size)
+
+    def _info(self, message: str) -> None:
         if self.dist.is_main:
-            print(message, file=sys.stderr, flush=True)
+            logger.info(message)
 
     def summary(self, counts: dict[str, int], share: float, start: float) -> dict[str, Any]:
         """The training log a model keeps as ``train_log`` (and the results file records per seed)."""
@@ -232,9 +248,9 @@ class TrainerBase:
         }
 
     def _announce(self, counts: dict[str, int]) -> float:
-        """Print the trainable parameter count; return the trainable share."""
+        """Log the trainable parameter count; return the trainable share."""
         share = counts["trainable"] / counts["total"]
-        self._print(f"{self.where}: {counts['trainable']:,} trainable parameters of {counts['total']:,} "
+        self._info(f"{self.where}: {counts['trainable']:,} trainable parameters of {counts['total']:,} "
                     f"({100 * share:.2f} %) on {self.device}, {self.dist.world_size} process(es)")
         return share
 

@@ -87,3 +87,19 @@ def test_world_weights_are_announced(tmp_path):
     path = write_fake_run(tmp_path / "w.json", seeds=(0,), n_per_pair=1, examples=False, weights="world")
     text = render_report(read_results(path), {}, results_name=path.name, examples_name=None)
     assert "> ◇ Synthetic-world weights" in text and "| world ◇ (sha256 " in text
+
+
+def test_trained_run_gets_its_training_curves(tmp_path):
+    from caadbench.eval.results import read_results, write_results
+
+    path = write_fake_run(tmp_path / "trained.json", examples=False, seeds=(0, 1))
+    results = read_results(path)
+    curve = [{"step": s, "total": 1.0 / s, "bce": 0.5 / s} for s in range(1, 11)]
+    results.training = {str(seed): {"trainable_params": 10, "stage1": {"steps": 10, "curve": curve},
+                                    "stage2": {"steps": 10, "curve": curve}} for seed in results.seeds}
+    write_results(path, results)
+    report = write_report(path)
+    assert "training.png" in linked(report.read_text())
+    assert (report.parent / "training.png").read_bytes().startswith(PNG_MAGIC)
+    untrained = write_report(write_fake_run(tmp_path / "zero.json", examples=False, seeds=(0,)))
+    assert "training.png" not in linked(untrained.read_text())

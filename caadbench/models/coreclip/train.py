@@ -110,7 +110,9 @@ class Trainer(TrainerBase):
         sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_cosine(c.text_steps, c.warmup))
         step = 0
         bar = self._bar(c.text_steps, step, "coreclip stage 1 (text)")
+        steps = self.step_log("stage1")
         while step < c.text_steps:
+            lr = float(opt.param_groups[0]["lr"])
             protos = model.refined_prototypes(self.subjects)
             t0, t1 = protos[:, 0], protos[:, 1]
             parts: dict[str, torch.Tensor] = {}
@@ -125,8 +127,9 @@ class Trainer(TrainerBase):
             total = sum(weights[k] * v for k, v in parts.items())
             self._step(opt, sched, params, total)
             step += 1
-            self._record("stage1", step, total, parts, bar)
+            steps.step(step, 0, lr, self._record("stage1", step, total, parts, bar))
         bar.close()
+        steps.close()
         model.invalidate_prototypes()
         self._checkpoint(2, 0, opt=None, sched=None, epoch=0, batch_in_epoch=0)
 
