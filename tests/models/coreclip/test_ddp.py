@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 from dataclasses import replace
 from pathlib import Path
 
@@ -13,6 +12,7 @@ from safetensors.torch import load_file, save_file
 
 from caadbench.data.batch import Batch
 from tests.models.coreclip.toy import toy_batch
+from tests.models.ddp_helpers import free_port, max_difference
 
 SUBJECTS = ["cow", "car"]
 CONFIG = {"text_steps": 2, "max_steps": 2, "grounding_images": 64, "progress": False, "prompts": "two",
@@ -55,15 +55,6 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
     finally:
         D.shutdown()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    return max(float((a[k] - b[k]).abs().max()) for k in a)
 
 
 def test_two_processes_match_one(tmp_path):

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import torch
 import torch.multiprocessing as mp
 from safetensors.torch import load_file
 
 from caadbench.models.world.train import Pretrainer
+from tests.models.ddp_helpers import free_port, max_difference
 from tests.models.world.test_pretrain import tiny
 
 STEPS = 3
@@ -27,15 +27,6 @@ def worker(rank: int, world: int, port: int, out: str) -> None:
     finally:
         D.shutdown()
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def max_difference(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
-    return max(float((a[k].float() - b[k].float()).abs().max()) for k in a)
 
 
 def test_two_processes_pretrain_what_one_does(tmp_path):
