@@ -45,3 +45,16 @@ def closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches():
+    """Every test starts and ends with empty sample and image-feature caches (process-wide, they would grow)."""
+    from caadbench.data.sample_cache import SAMPLES
+    from caadbench.models.feature_cache import IMAGE_FEATURES
+
+    for cache in (SAMPLES, IMAGE_FEATURES):
+        cache.clear()
+    yield
+    for cache in (SAMPLES, IMAGE_FEATURES):
+        cache.clear()

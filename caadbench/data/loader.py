@@ -30,6 +30,7 @@ from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.data.location import Location
 from caadbench.data.manifest import MANIFEST, Manifest, PartInfo, ShardEntry, SplitInfo
 from caadbench.data.sample import Sample
+from caadbench.data.sample_cache import SAMPLES, sample_key
 from caadbench.data.shards import decode_record, read_manifest
 from caadbench.data.splits import PARTS, seeded_rng
 from caadbench.errors import SplitError
@@ -72,10 +73,16 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
 
 
 def decode_prepared(sample: dict[str, Any], image_size: int, eval_size: int) -> dict[str, Any]:
-    """The decode stage: a webdataset sample of raw members → the tensors of :func:`prepare_sample`."""
+    """The decode stage: a webdataset sample of raw members → the tensors of :func:`prepare_sample` (kept in
+    :data:`~caadbench.data.sample_cache.SAMPLES`), or the prepared sample the cache held."""
+    if "__prepared__" in sample:
+        return sample["__prepared__"]
     key = sample["__key__"]
     members = {ext: value for ext, value in sample.items() if not ext.startswith("__")}
-    return prepare_sample(decode_record(key, members, f"{sample['__url__']}:{key}"), image_size, eval_size)
+    prepared = prepare_sample(decode_record(key, members, f"{sample['__url__']}:{key}"), image_size, eval_size)
+    if SAMPLES.active and "__shard__" in sample:
+        SAMPLES.put(sample_key(sample["__shard__"], key, image_size, eval_size), prepared)
+    return prepared
 
 
 def collate(items: list[Any]) -> Batch | P.Failure:
@@ -223,7 +230,7 @@ class CaadDataset:
             P.ShardTasks(self.root, plan),
             P.rank_share(rank, world_size),
             P.worker_share,
-            P.open_checked,
+            P.open_checked(image_size, eval_size),
             P.records,
             P.seeded_shuffle(seed, epoch, rank) if shuffle else None,
             wds.map(partial(decode_prepared, image_size=image_size, eval_size=eval_size)),

@@ -7,7 +7,8 @@ sizes differ by at most one (webdataset's ``split_by_node``/``split_by_worker`` 
 leaves a rank without samples when a part has fewer shards than ranks, and makes DDP ranks' step counts differ by
 up to a shard). A shard is read whole and its size and sha256 checked against ``index.json`` before any of its
 records is used; records are read by webdataset's tar iterator and ``group_by_keys``
-(:func:`~caadbench.data.shards.iter_records`).
+(:func:`~caadbench.data.shards.iter_records`). Samples already decoded at the same sides in this process come
+from :mod:`caadbench.data.sample_cache` instead, their shard unread.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch.utils.data import IterableDataset, get_worker_info
 from caadbench import errors
 from caadbench.data.location import Location
 from caadbench.data.manifest import ShardEntry
+from caadbench.data.sample_cache import SAMPLES, sample_key
 from caadbench.data.shards import iter_records, read_shard
 from caadbench.data.splits import seeded_rng
 from caadbench.errors import CaadError, ShardError
@@ -82,24 +84,39 @@ def worker_share(tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     return _share(tasks, worker, workers)
 
 
-def open_checked(tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """Read each task's shard whole and check its size and sha256 (a hash-checking URL opener)."""
+def _open_checked(tasks: Iterable[dict[str, Any]], image_size: int, eval_size: int) -> Iterator[dict[str, Any]]:
     for task in tasks:
-        yield {**task, "data": read_shard(task["root"], task["entry"])}
+        keys = [sample_key(task["entry"], k, image_size, eval_size) for k in task["keys"]]
+        held = [SAMPLES.get(k) for k in keys] if SAMPLES.active and all(SAMPLES.contains(k) for k in keys) else []
+        if held and all(s is not None for s in held):
+            yield {**task, "prepared": held}
+        else:
+            yield {**task, "data": read_shard(task["root"], task["entry"])}
+
+
+open_checked = wds.pipelinefilter(_open_checked)
+"""``open_checked(image_size, eval_size)``: read each task's shard whole and check its size and sha256 (a
+hash-checking URL opener), unless every wanted sample is already prepared in
+:data:`~caadbench.data.sample_cache.SAMPLES` at these sides."""
 
 
 def records(tasks: Iterable[dict[str, Any]]) -> Iterator[dict[str, Any]]:
-    """The wanted records of each opened shard, as webdataset samples ``{"__key__", "__url__", ext: bytes}``.
+    """The wanted records of each opened shard, as webdataset samples ``{"__key__", "__url__", "__shard__",
+    ext: bytes}``, or ``{"__key__", "__url__", "__prepared__"}`` for samples held prepared.
 
     Raises:
         ShardError: a wanted key is not in the shard (the manifest's key list disagrees with the shard).
     """
     for task in tasks:
+        if "prepared" in task:
+            for key, prepared in zip(task["keys"], task["prepared"]):
+                yield {"__key__": key, "__url__": task["url"], "__prepared__": prepared}
+            continue
         wanted, found = set(task["keys"]), 0
         for key, members in iter_records(task["data"], task["url"]):
             if key in wanted:
                 found += 1
-                yield {"__key__": key, "__url__": task["url"], **members}
+                yield {"__key__": key, "__url__": task["url"], "__shard__": task["entry"], **members}
         if found != len(wanted):
             raise ShardError(task["url"], f"{len(wanted) - found} sample(s) listed in index.json are not in the "
                                           "shard")

@@ -45,6 +45,7 @@ from huggingface_hub.utils import get_session
 from torch import nn
 
 from caadbench.errors import ModelError, WeightsUnavailable
+from caadbench.models.feature_cache import IMAGE_FEATURES, autocast_key, tensor_digest, weights_key
 from caadbench.models.world.weights import WORLD_TAG, is_world_file, world_weights
 from caadbench.utils.hashing import sha256_file
 
@@ -452,9 +453,24 @@ class ClipBackbone(nn.Module):
                                    f"{self.image_size}x{self.image_size}")
         return (images - self.mean) / self.std
 
+    def image_tower_hooked(self) -> bool:
+        """True while any forward hook is registered on the image tower (adapters, attention changes)."""
+        return any(m._forward_hooks or m._forward_pre_hooks for m in self.model.visual.modules())
+
+    def _cached(self, op: tuple, images: torch.Tensor, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+        """``compute()``, or its copy from :data:`~caadbench.models.feature_cache.IMAGE_FEATURES` when the same
+        frozen tower already ran the same operation on the same pixels (see that module for the key)."""
+        if not IMAGE_FEATURES.usable(images) or self.image_tower_hooked():
+            return compute()
+        visual = self.model.visual
+        key = (weights_key(self.identity), sum(p._version for p in visual.parameters()), visual.training,
+               images.device.type, autocast_key(images.device.type), op, tensor_digest(images))
+        return IMAGE_FEATURES.get_or_compute(key, compute)
+
     def encode_image(self, images: torch.Tensor, normalize: bool = True) -> torch.Tensor:
-        """``(B, D)`` image embeddings from ``(B, 3, S, S)`` images in [0, 1]."""
-        return self.model.encode_image(self.normalize(images), normalize=normalize)
+        """``(B, D)`` image embeddings from ``(B, 3, S, S)`` images in [0, 1] (cached, see :meth:`_cached`)."""
+        return self._cached(("encode_image", normalize), images,
+                            lambda: self.model.encode_image(self.normalize(images), normalize=normalize))
 
     def project_tokens(self, tokens: torch.Tensor, projection: bool = True) -> torch.Tensor:
         """Map ``(..., C)`` transformer tokens into the joint space ``(..., D)`` (final norm, projection).
@@ -543,6 +559,12 @@ class ClipBackbone(nn.Module):
         """
         if subsets.ndim != 2:
             raise ValueError(f"subsets must be (M, n), got {tuple(subsets.shape)}")
+        op = ("encode_token_subsets", normalize, max_sequences, tensor_digest(subsets.cpu()))
+        return self._cached(op, images, lambda: self._token_subsets(images, subsets, normalize, max_sequences))
+
+    def _token_subsets(self, images: torch.Tensor, subsets: torch.Tensor, normalize: bool,
+                       max_sequences: int) -> torch.Tensor:
+        """:meth:`encode_token_subsets` without the cache."""
         n_patches = self.grid_size[0] * self.grid_size[1]
         if subsets.numel() and (int(subsets.min()) < 0 or int(subsets.max()) >= n_patches):
             raise ValueError(f"patch indices must lie in [0, {n_patches})")

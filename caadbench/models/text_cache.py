@@ -27,6 +27,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from caadbench.models.backbone import ClipBackbone
+from caadbench.models.feature_cache import autocast_key, weights_key
 from caadbench.models.prompts import PromptEnsemble, PromptSet, class_prototypes
 
 _CACHE: dict[tuple, torch.Tensor] = {}
@@ -34,33 +35,10 @@ _LOCK = threading.Lock()
 _STATE = {"enabled": True, "hits": 0, "misses": 0}
 
 
-def weights_key(backbone: ClipBackbone) -> tuple:
-    """What identifies the text tower's weights (never just a name when a hash or a seed is known)."""
-    ident = backbone.identity
-    if ident.sha256:
-        which: tuple = ("sha256", ident.sha256)
-    elif ident.is_random_init:
-        which = ("random-init", ident.init_seed)
-    else:
-        which = ("weights", ident.weights)
-    return (ident.arch, ident.image_size, *which)
-
-
-def _autocast_key(device_type: str) -> str | None:
-    if device_type not in ("cpu", "cuda"):
-        return None
-    try:  # torch >= 2.4 takes the device type
-        on, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
-    except (TypeError, AttributeError):
-        on = torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
-        dtype = torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
-    return str(dtype) if on else None
-
-
 def entry_key(backbone: ClipBackbone, prompts: PromptSet | PromptEnsemble, subject: str) -> tuple:
     """The cache key of one subject's prototypes (see module docstring)."""
     device_type = backbone.mean.device.type
-    return (weights_key(backbone), device_type, _autocast_key(device_type), subject,
+    return (weights_key(backbone.identity), device_type, autocast_key(device_type), subject,
             tuple(prompts.prompts(subject, False)), tuple(prompts.prompts(subject, True)))
 
 

@@ -1,0 +1,93 @@
+"""Frozen image-tower outputs computed once per process: what CLIP's and WinCLIP's variants share.
+
+``caadbench quickstart`` runs ``winclip``, ``winclip.context`` and ``winclip.plus`` (and ``clip``,
+``clip.ensemble``, ``clip.few_shot``) on the same test batches with the same frozen backbone: the window and image
+embeddings, most of their time, are identical. :class:`FeatureCache` keeps them, keyed by
+
+* the backbone's **weights** (:func:`weights_key`: the file's sha256 when there is one, else the seeded random
+  init's seed, else the weights label), architecture and image size, and the **version counters** of the image
+  tower's parameters (any in-place change of a weight, as an optimiser step makes, is a different entry);
+* the **device type**, the **autocast dtype** active at the call and the tower's train/eval mode;
+* the **operation and its arguments** (``encode_image`` / ``encode_token_subsets`` with the subsets, their
+  chunking and ``normalize``);
+* a **digest of the input pixels** (BLAKE2b of the tensor's bytes, shape and dtype), so the same key never
+  stands for other images whatever their sample keys or dataset.
+
+A call bypasses the cache while gradients are enabled, when the images are not on the CPU (hashing through the
+host costs more than a GPU forward), or while any hook is registered on the image tower (CoRe-CLIP's CSR adapters,
+AnomalyCLIP's DPAM: their outputs depend on trained state the key does not hold). Entries are evicted least
+recently used beyond ``CAADBENCH_FEATURE_CACHE_MB`` (default 1024 MiB; 0 turns the cache off). A hit returns a
+copy of exactly the tensor the same call computed, so a cached and an uncached run are bit-identical (tested).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from caadbench.utils.lru import BytesLRU
+
+DEFAULT_MB = 1024
+ENV_MB = "CAADBENCH_FEATURE_CACHE_MB"
+
+
+def weights_key(identity: Any) -> tuple:
+    """What identifies a backbone's weights (never just a name when a hash or a seed is known).
+
+    Args:
+        identity: a :class:`~caadbench.models.backbone.BackboneIdentity`.
+    """
+    if identity.sha256:
+        which: tuple = ("sha256", identity.sha256)
+    elif identity.is_random_init:
+        which = ("random-init", identity.init_seed)
+    else:
+        which = ("weights", identity.weights)
+    return (identity.arch, identity.image_size, *which)
+
+
+def autocast_key(device_type: str) -> str | None:
+    """The autocast dtype active on ``device_type`` now (``None``: autocast off)."""
+    if device_type not in ("cpu", "cuda"):
+        return None
+    try:  # torch >= 2.4 takes the device type
+        on, dtype = torch.is_autocast_enabled(device_type), torch.get_autocast_dtype(device_type)
+    except (TypeError, AttributeError):
+        on = torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+        dtype = torch.get_autocast_cpu_dtype() if device_type == "cpu" else torch.get_autocast_gpu_dtype()
+    return str(dtype) if on else None
+
+
+def tensor_digest(tensor: torch.Tensor) -> str:
+    """BLAKE2b of a CPU tensor's bytes, shape and dtype."""
+    t = tensor.detach().contiguous()
+    h = hashlib.blake2b(digest_size=20)
+    h.update(f"{tuple(t.shape)}|{t.dtype}".encode())
+    h.update(t.reshape(-1).view(torch.uint8).numpy().data if t.numel() else b"")
+    return h.hexdigest()
+
+
+def _tensor_bytes(t: torch.Tensor) -> int:
+    return t.element_size() * t.numel()
+
+
+class FeatureCache(BytesLRU):
+    """Tensors under the keys of the module docstring; a hit returns a copy."""
+
+    def __init__(self) -> None:
+        super().__init__(ENV_MB, DEFAULT_MB, size=_tensor_bytes, copy=torch.Tensor.clone)
+
+    def usable(self, inputs: torch.Tensor) -> bool:
+        """Whether a call on ``inputs`` may use the cache now."""
+        return self.active and inputs.device.type == "cpu" and not torch.is_grad_enabled()
+
+    def get_or_compute(self, key: tuple, compute: Callable[[], torch.Tensor],
+                       store: Callable[[torch.Tensor], torch.Tensor] = lambda t: t.detach().clone()) -> torch.Tensor:
+        return super().get_or_compute(key, compute, store)
+
+
+IMAGE_FEATURES = FeatureCache()
+"""The one cache of frozen image-tower outputs (:meth:`ClipBackbone.encode_image`, ``encode_token_subsets``)."""
