@@ -173,7 +173,7 @@ def instrumented(clock: StageClock) -> Iterator[None]:
         patch(evaluator.Evaluator, name, _timed(clock, "metrics", getattr(evaluator.Evaluator, name)))
     for name in ("write_results", "write_examples"):
         patch(runner, name, _timed(clock, "results", getattr(runner, name)))
-    for name in ("write_report", "generate_leaderboard"):
+    for name in ("write_reports", "generate_leaderboard"):
         patch(quickstart, name, _timed(clock, "report", getattr(quickstart, name)))
     run = quickstart.run
 

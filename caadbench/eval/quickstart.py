@@ -10,8 +10,10 @@ random features instead (what the tests do).
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -25,7 +27,7 @@ from caadbench.eval.report import write_report
 from caadbench.eval.runner import RunConfig, run
 from caadbench.models import Learning, get_model_spec, list_models
 from caadbench.utils.atomic import atomic_write_text
-from caadbench.utils.devices import resolve_device
+from caadbench.utils.devices import resolve_device, usable_cores
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +36,28 @@ def default_models(ablations: bool = False) -> list[str]:
     """Every zero-/few-shot baseline variant and the default variant of each trained method (CoRe-CLIP, APRIL-GAN,
     AnomalyCLIP); with ``ablations`` every variant of the trained methods too."""
     return [s.name for s in list_models() if s.learning != Learning.TRAINED or ablations or s.name == s.family]
+
+
+def write_reports(paths: Sequence[Path], reports_dir: Path, workers: int | None = None) -> None:
+    """Write each results file's report into ``reports_dir/<stem>``, in ``workers`` processes at once.
+
+    Reports are drawn by matplotlib on one core each, so on a machine with ``n`` cores ``n`` of them render side by
+    side (``workers`` defaults to the usable cores; processes are spawned, never forked from a process whose torch
+    thread pool is running). Any report's error is raised; a report that failed leaves no directory behind
+    (:func:`~caadbench.eval.report.write_report` writes atomically).
+    """
+    workers = min(len(paths), workers or usable_cores())
+    with tqdm(total=len(paths), desc="reports", unit="report", disable=None) as bar:
+        if workers <= 1:
+            for path in paths:
+                write_report(path, reports_dir / path.stem)
+                bar.update()
+            return
+        with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = [pool.submit(write_report, path, reports_dir / path.stem) for path in paths]
+            for future in as_completed(futures):
+                future.result()
+                bar.update()
 
 
 def quickstart(
@@ -94,8 +118,7 @@ def quickstart(
                              out=results_dir))
         paths.append(path)
     echo(f"[3/4] reports into {reports_dir}")
-    for path in tqdm(paths, desc="reports", unit="report", disable=None):
-        write_report(path, reports_dir / path.stem)
+    write_reports(paths, reports_dir)
     board = Path(out) / "LEADERBOARD.md"
     atomic_write_text(board, generate_leaderboard(results_dir, None, board))
     echo(f"[4/4] leaderboard {board} ({time.perf_counter() - start:.0f} s in all)\n")

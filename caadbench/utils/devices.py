@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -72,6 +73,14 @@ def resolve_device(device: str | None = "auto") -> str:
 
 
 @functools.lru_cache(maxsize=1)
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity where the OS reports one, else ``os.cpu_count()``)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none, e.g. macOS)."""
     try:
