@@ -457,7 +457,7 @@ class ClipBackbone(nn.Module):
         """True while any forward hook is registered on the image tower (adapters, attention changes)."""
         return any(m._forward_hooks or m._forward_pre_hooks for m in self.model.visual.modules())
 
-    def _cached(self, op: tuple, images: torch.Tensor, compute: Callable[[], torch.Tensor]) -> torch.Tensor:
+    def _cached(self, op: tuple, images: torch.Tensor, compute: Callable[[], Any]) -> Any:
         """``compute()``, or its copy from :data:`~caadbench.models.feature_cache.IMAGE_FEATURES` when the same
         frozen tower already ran the same operation on the same pixels (see that module for the key)."""
         if not IMAGE_FEATURES.usable(images) or self.image_tower_hooked():
@@ -491,10 +491,15 @@ class ClipBackbone(nn.Module):
             project: map tokens into the joint space with :meth:`project_tokens`.
 
         Returns:
-            :class:`ImageTokens` keyed by the non-negative block index.
+            :class:`ImageTokens` keyed by the non-negative block index (cached, see :meth:`_cached`).
         """
         n_blocks = len(self.image_blocks)
         idx = sorted({i % n_blocks for i in layers})
+        return self._cached(("image_tokens", tuple(idx), project), images,
+                            lambda: self._image_tokens(images, idx, project))
+
+    def _image_tokens(self, images: torch.Tensor, idx: list[int], project: bool) -> ImageTokens:
+        """:meth:`image_tokens` without the cache, for sorted non-negative block indices."""
         out = self.model.visual.forward_intermediates(
             self.normalize(images), indices=idx, output_fmt="NLC", output_extra_tokens=True,
         )
