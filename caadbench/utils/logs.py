@@ -36,6 +36,9 @@ class _CliFormatter(logging.Formatter):
 
 def configure_cli_logging(level: int = logging.INFO) -> logging.Logger:
     """Attach the CLI's stderr handler to the ``caadbench`` logger once and set its level; return the logger."""
+    root = logging.getLogger()
+    if not root.handlers:  # else a library's module-level logging.info() (open_clip's) installs basicConfig's
+        root.addHandler(logging.NullHandler())  # stderr handler on the root, and every caadbench line prints twice
     logger = logging.getLogger(ROOT_LOGGER)
     if not any(isinstance(h, _StderrHandler) for h in logger.handlers):
         handler = _StderrHandler()

@@ -32,3 +32,16 @@ def test_quiet_keeps_warnings_only(root, capsys):
     log.info("[1/4] building")
     log.warning("shown")
     assert capsys.readouterr().err == "warning: shown\n"
+
+
+def test_a_librarys_root_logging_call_does_not_double_the_lines(root, capsys):
+    top = logging.getLogger()
+    saved = list(top.handlers)
+    top.handlers[:] = []  # as in a fresh CLI process (pytest's own capture handlers removed)
+    try:
+        configure_cli_logging()
+        logging.info("open_clip: parsing model identifier")  # module-level call: basicConfig when root has none
+        logging.getLogger("caadbench.models.step_log").info("per-step log of train: x.csv")
+        assert capsys.readouterr().err == "per-step log of train: x.csv\n"
+    finally:
+        top.handlers[:] = saved
