@@ -6,8 +6,11 @@ Read: images/s of the shard reader (``ds.batches``) over every stored image agai
 as a folder of PNG files (+ mask PNG + JSON per sample) through the same decode/resize/collate code, both in
 one process; the same shard reader on the same directory served over loopback HTTP (a threaded
 ``http.server`` on 127.0.0.1 in this process: ``--data http://…``), with the HTTP/folder ratio (goal ≥ 0.9);
-and the shard reader with 2 DataLoader workers. Reads are timed in interleaved rounds and the best of each is
-kept (all then read from a warm page cache).
+and the shard reader with 2 DataLoader workers; all of these with the sample cache off
+(:mod:`caadbench.data.sample_cache`: every timed read decodes). Last, the shard reader once a first read in the
+same process has left the prepared samples in the cache (what a second model or seed of one ``quickstart`` or
+``run`` process reads). Reads are timed in interleaved rounds and the best of each is kept (all then read from a
+warm page cache).
 
     OMP_NUM_THREADS=1 python benchmarks/data_throughput.py --size 300
 """
@@ -20,9 +23,16 @@ import time
 from pathlib import Path
 
 from caadbench.data.loader import collate, open_dataset, prepare_sample
+from caadbench.data.sample_cache import SAMPLES
 from caadbench.data.shards import MEMBERS, build_shards, decode_record, iter_records, read_shard
 from caadbench.data.sources import get_source_class
 from caadbench.utils.static_server import serve_directory
+
+
+def _uncached(fn):
+    """``fn()`` with the sample cache off (each timed read decodes, as a first read does)."""
+    with SAMPLES.disabled():
+        return fn()
 
 
 def _timed(fn) -> tuple[float, object]:
@@ -105,6 +115,10 @@ def main() -> None:
                                                                          args.batch_size, 0),
                 "shard reader, workers=2": lambda: read_shards(ds, split, parts, args.read_size, args.batch_size, 2),
             }
+            uncached = {name: (lambda fn=fn: _uncached(fn)) for name, fn in runs.items()}
+            held = "shard reader, workers=0, samples held (a later read in one process)"
+            read_shards(ds, split, parts, args.read_size, args.batch_size, 0)  # fills the sample cache, untimed
+            runs = {**uncached, held: lambda: read_shards(ds, split, parts, args.read_size, args.batch_size, 0)}
             times = {name: float("inf") for name in runs}
             for _ in range(args.rounds):  # interleaved, so load from other processes hits every reader alike
                 for name, fn in runs.items():
@@ -114,7 +128,7 @@ def main() -> None:
         ref = times["folder of PNG+mask+json, 1 process"]
         print(f"read ({m} images -> {args.read_size}px batches of {args.batch_size}, masks at 256px)")
         for name, seconds in times.items():
-            print(f"  {name:38s} {seconds:6.2f} s  {m / seconds:7.1f} images/s  {ref / seconds:5.2f}x folder")
+            print(f"  {name:70s} {seconds:6.2f} s  {m / seconds:7.1f} images/s  {ref / seconds:5.2f}x folder")
         http = times["shard reader, workers=0"] / times["shard reader over HTTP, workers=0"]
         print(f"  loopback HTTP vs local shard directory (both workers=0): {http:.2f}x (goal >= 0.9x)")
 
