@@ -281,8 +281,9 @@ def main(argv: list[str] | None = None) -> None:
     if unknown:
         parser.error(f"--models: unknown {', '.join(sorted(unknown))} (choose from {', '.join(MODELS)})")
     models = tuple(m for m in MODELS if m in chosen)
-    torch.set_grad_enabled(False)
-    with IMAGE_FEATURES.disabled():  # every call is timed on the same batch: measure the arithmetic, not hits
+    # no_grad scoped to the run (importers, as the tests, keep their grad mode); every call is timed on the same
+    # batch, so the feature cache is off: measure the arithmetic, not hits
+    with torch.no_grad(), IMAGE_FEATURES.disabled():
         tables(args, models)
 
 

@@ -57,3 +57,4 @@ def test_one_run_prints_every_table(bench, capsys):
         assert out.count(f"| {model} ") >= 2  # its throughput row and its precision row
     assert "| anomalyclip " not in out
     assert "token-FLOP ratio" in out and "goal <= 3.5x" in out and "steps/s" in out
+    assert torch.is_grad_enabled()  # the run's grad mode did not leak into the caller's
