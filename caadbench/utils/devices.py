@@ -72,7 +72,6 @@ def resolve_device(device: str | None = "auto") -> str:
     raise CaadError(where, f"unknown device (expected {DEVICE_CHOICES})")
 
 
-@functools.lru_cache(maxsize=1)
 def usable_cores() -> int:
     """CPU cores this process may run on (its affinity where the OS reports one, else ``os.cpu_count()``)."""
     try:
@@ -81,6 +80,7 @@ def usable_cores() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+@functools.lru_cache(maxsize=1)
 def cpu_flags() -> frozenset[str]:
     """The CPU feature flags of ``/proc/cpuinfo`` (empty where there is none, e.g. macOS)."""
     try:
