@@ -45,7 +45,7 @@ from huggingface_hub.utils import get_session
 from torch import nn
 
 from caadbench.errors import ModelError, WeightsUnavailable
-from caadbench.models.feature_cache import IMAGE_FEATURES, autocast_key, tensor_digest, weights_key
+from caadbench.models.feature_cache import IMAGE_FEATURES, autocast_key, tensor_digest
 from caadbench.models.world.weights import WORLD_TAG, is_world_file, world_weights
 from caadbench.utils.hashing import sha256_file
 
@@ -90,15 +90,21 @@ class BackboneIdentity:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    def weights_key(self) -> tuple:
+        """What identifies these weights: architecture, image size and the file's sha256 when there is one, else
+        the seeded random init's seed, else the weights label (never just a name when a hash or a seed is known).
+        The caches key on it (:mod:`~caadbench.models.text_cache`, :mod:`~caadbench.models.feature_cache`)."""
+        if self.sha256:
+            which: tuple = ("sha256", self.sha256)
+        elif self.is_random_init:
+            which = ("random-init", self.init_seed)
+        else:
+            which = ("weights", self.weights)
+        return (self.arch, self.image_size, *which)
+
     def same_weights(self, other: BackboneIdentity) -> bool:
         """True when both name the same architecture and the same weights (file hash, tag or seeded init)."""
-        if self.arch != other.arch or self.image_size != other.image_size:
-            return False
-        if self.sha256 or other.sha256:
-            return self.sha256 == other.sha256
-        if self.is_random_init and other.is_random_init:
-            return self.init_seed == other.init_seed
-        return self.weights == other.weights
+        return self.weights_key() == other.weights_key()
 
 
 @dataclass
@@ -463,7 +469,7 @@ class ClipBackbone(nn.Module):
         if not IMAGE_FEATURES.usable(images) or self.image_tower_hooked():
             return compute()
         visual = self.model.visual
-        key = (weights_key(self.identity), sum(p._version for p in visual.parameters()), visual.training,
+        key = (self.identity.weights_key(), sum(p._version for p in visual.parameters()), visual.training,
                images.device.type, autocast_key(images.device.type), op, tensor_digest(images))
         return IMAGE_FEATURES.get_or_compute(key, compute)
 

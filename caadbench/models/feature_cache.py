@@ -4,8 +4,8 @@
 ``clip.ensemble``, ``clip.few_shot``) on the same test batches with the same frozen backbone: the window, image and
 token features, most of their time, are identical. :class:`FeatureCache` keeps them, keyed by
 
-* the backbone's **weights** (:func:`weights_key`: the file's sha256 when there is one, else the seeded random
-  init's seed, else the weights label), architecture and image size, and the **version counters** of the image
+* the backbone's **weights** (:meth:`BackboneIdentity.weights_key`: the file's sha256 when there is one, else the
+  seeded random init's seed, else the weights label), architecture and image size, and the **version counters** of the image
   tower's parameters (any in-place change of a weight, as an optimiser step makes, is a different entry);
 * the **device type**, the **autocast dtype** active at the call and the tower's train/eval mode;
 * the **operation and its arguments** (``encode_image`` with ``normalize``, ``encode_token_subsets`` with the
@@ -33,21 +33,6 @@ from caadbench.utils.lru import BytesLRU
 
 DEFAULT_MB = 1024
 ENV_MB = "CAADBENCH_FEATURE_CACHE_MB"
-
-
-def weights_key(identity: Any) -> tuple:
-    """What identifies a backbone's weights (never just a name when a hash or a seed is known).
-
-    Args:
-        identity: a :class:`~caadbench.models.backbone.BackboneIdentity`.
-    """
-    if identity.sha256:
-        which: tuple = ("sha256", identity.sha256)
-    elif identity.is_random_init:
-        which = ("random-init", identity.init_seed)
-    else:
-        which = ("weights", identity.weights)
-    return (identity.arch, identity.image_size, *which)
 
 
 def autocast_key(device_type: str) -> str | None:

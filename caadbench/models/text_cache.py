@@ -4,7 +4,8 @@ Every zero-/few-shot baseline and CoRe-CLIP's stage-1 anchor embed the same prom
 same frozen text tower; across seeds, variants and models of one process (``caadbench quickstart`` runs them all)
 they are encoded once. An entry is keyed by
 
-* the backbone's **weights** (:meth:`BackboneIdentity.same_weights` semantics: the file's sha256 when there is
+* the backbone's **weights** (:meth:`BackboneIdentity.weights_key`, which
+  :meth:`~BackboneIdentity.same_weights` compares: the file's sha256 when there is
   one, else the seeded random init's seed, else the weights label) and architecture and image size;
 * the **device type** and the **autocast dtype** active at the call (bf16 and fp32 embeddings differ);
 * the **exact prompt strings** of both sides (so any change of a prompt set, template or subject name is a
@@ -27,7 +28,7 @@ from collections.abc import Iterator, Sequence
 import torch
 
 from caadbench.models.backbone import ClipBackbone
-from caadbench.models.feature_cache import autocast_key, weights_key
+from caadbench.models.feature_cache import autocast_key
 from caadbench.models.prompts import PromptEnsemble, PromptSet, class_prototypes
 
 _CACHE: dict[tuple, torch.Tensor] = {}
@@ -38,7 +39,7 @@ _STATE = {"enabled": True, "hits": 0, "misses": 0}
 def entry_key(backbone: ClipBackbone, prompts: PromptSet | PromptEnsemble, subject: str) -> tuple:
     """The cache key of one subject's prototypes (see module docstring)."""
     device_type = backbone.mean.device.type
-    return (weights_key(backbone.identity), device_type, autocast_key(device_type), subject,
+    return (backbone.identity.weights_key(), device_type, autocast_key(device_type), subject,
             tuple(prompts.prompts(subject, False)), tuple(prompts.prompts(subject, True)))
 
 

@@ -7,7 +7,6 @@ import torch
 
 from caadbench.models import create_model, text_cache
 from caadbench.models.backbone import ClipBackbone
-from caadbench.models.feature_cache import weights_key
 from caadbench.models.prompts import class_prototypes, get_prompt_set
 from tests.baselines.reference import make_batch
 
@@ -63,7 +62,7 @@ def test_other_weights_never_hit(tiny_backbone, tmp_path):
     assert not torch.equal(seeded, base)
     torch.testing.assert_close(filed, seeded)  # same numbers, yet its own entry: the key is the file's sha256
     assert not torch.allclose(filed, base)
-    assert weights_key(from_file.identity) != weights_key(tiny_backbone.identity)
+    assert from_file.identity.weights_key() != tiny_backbone.identity.weights_key()
 
 
 def test_other_prompts_and_subjects_are_other_entries(tiny_backbone):
