@@ -15,25 +15,29 @@ A call while any hook is registered on the text tower (CoRe-CLIP's text adapters
 bypasses the cache: those embeddings depend on trained state the key does not hold. The backbone's own
 parameters are frozen by design (:class:`ClipBackbone`), so the key does not hash them.
 
+Entries (one ``(2, D)`` CPU tensor each) are evicted least recently used beyond ``CAADBENCH_TEXT_CACHE_MB``
+(default 1024 MiB, far above any prompt set's needs; ``0`` turns the cache off), by the same
+:class:`~caadbench.utils.lru.BytesLRU` as the sample and feature caches.
+
 Prototypes are computed one subject at a time whether cached or not, so a cached and an uncached run give
 bit-identical results (tested).
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 
 import torch
 
 from caadbench.models.backbone import ClipBackbone
 from caadbench.models.feature_cache import autocast_key
 from caadbench.models.prompts import PromptEnsemble, PromptSet, class_prototypes
+from caadbench.utils.lru import BytesLRU
 
-_CACHE: dict[tuple, torch.Tensor] = {}
-_LOCK = threading.Lock()
-_STATE = {"enabled": True, "hits": 0, "misses": 0}
+ENV_MB = "CAADBENCH_TEXT_CACHE_MB"
+DEFAULT_MB = 1024
+_CACHE = BytesLRU(ENV_MB, DEFAULT_MB, size=lambda t: t.element_size() * t.numel())
 
 
 def entry_key(backbone: ClipBackbone, prompts: PromptSet | PromptEnsemble, subject: str) -> tuple:
@@ -51,45 +55,31 @@ def frozen_prototypes(backbone: ClipBackbone, prompts: PromptSet | PromptEnsembl
     returned tensor is a fresh copy, so callers may modify it.
     """
     device = backbone.mean.device
-    hooked = backbone.text_tower_hooked()
+    use = _CACHE.active and not backbone.text_tower_hooked()
     out = []
     with torch.inference_mode():
         for subject in subjects:
-            key = None if hooked or not _STATE["enabled"] else entry_key(backbone, prompts, subject)
-            with _LOCK:
-                cached = _CACHE.get(key) if key is not None else None
+            key = entry_key(backbone, prompts, subject) if use else None
+            cached = _CACHE.get(key) if key is not None else None
             if cached is None:
                 cached = class_prototypes(backbone.encode_text, prompts, [subject])[0].detach()
                 if key is not None:
-                    with _LOCK:
-                        _CACHE[key] = cached.cpu()
-                        _STATE["misses"] += 1
-            else:
-                with _LOCK:
-                    _STATE["hits"] += 1
+                    _CACHE.put(key, cached.cpu())
             out.append(cached.to(device))
     return torch.stack(out).clone()
 
 
 def clear() -> None:
     """Forget every entry and reset the counters."""
-    with _LOCK:
-        _CACHE.clear()
-        _STATE.update(hits=0, misses=0)
+    _CACHE.clear()
 
 
 def stats() -> dict[str, int]:
     """``{"entries", "hits", "misses"}`` since the last :func:`clear`."""
-    with _LOCK:
-        return {"entries": len(_CACHE), "hits": _STATE["hits"], "misses": _STATE["misses"]}
+    full = _CACHE.stats()
+    return {k: full[k] for k in ("entries", "hits", "misses")}
 
 
-@contextlib.contextmanager
-def disabled() -> Iterator[None]:
+def disabled() -> AbstractContextManager[None]:
     """Encode every prompt afresh while the context is open (the uncached reference of the tests and benchmarks)."""
-    before = _STATE["enabled"]
-    _STATE["enabled"] = False
-    try:
-        yield
-    finally:
-        _STATE["enabled"] = before
+    return _CACHE.disabled()
