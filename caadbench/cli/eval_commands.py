@@ -10,6 +10,20 @@ from caadbench.cli import main
 from caadbench.utils.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 
+def _use_text_cache(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        from caadbench.models.text_cache import use_disk
+
+        use_disk(value)
+
+
+text_cache_option = click.option(
+    "--text-cache", type=click.Path(path_type=Path, file_okay=False), default=None, expose_value=False,
+    callback=_use_text_cache,
+    help="also keep encoded prompt embeddings in this directory, for later runs of the same weights "
+         "(e.g. runs/text-cache)  [default: per process only]")
+
+
 @main.command("leaderboard")
 @click.option("--results", "results_dir", type=click.Path(path_type=Path), default=None,
               help="Directory of results JSON files.  [default: leaderboards/results]")
@@ -175,6 +189,7 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None) -> N
 @click.option("--train-split", default=None, help="split of the training data to train on  [default: --split]")
 @click.option("--train-part", default="train", show_default=True,
               help="part of that split to train on (another dataset's 'test' part for the papers' protocol)")
+@text_cache_option
 @click.pass_context
 def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
     """Evaluate one model on one split and write one results file (fits/trains as the model needs).
@@ -212,6 +227,7 @@ def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
 @click.option("--workers", type=int, default=None, help="shard building processes [default: all cores]")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help=PRECISION_HELP)
+@text_cache_option
 def quickstart_command(data: Path, out: Path, split: str, backbone: str, pretrained: str, seeds: str, shots: int,
                        ablations: bool, model_names: str | None, workers: int | None, device: str,
                        precision: str) -> None:

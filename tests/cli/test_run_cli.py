@@ -75,3 +75,26 @@ def test_quickstart_runs_models_reports_and_leaderboard(data, tmp_path):
     for stem in ("caad-synth_cc_clip_0shot", "caad-synth_cc_clip.few_shot_1shot"):
         assert (out / "results" / f"{stem}.json").is_file()
         assert (out / "reports" / stem / "report.md").is_file()
+
+
+def test_run_with_text_cache_persists_prompts_and_scores_the_same(data, tmp_path, monkeypatch):
+    import json
+
+    from caadbench.models import text_cache
+
+    monkeypatch.delenv(text_cache.ENV_DIR, raising=False)
+    cache = tmp_path / "text-cache"
+    scores = []
+    try:
+        for i in range(2):
+            text_cache.clear()  # each run starts like a new process: only the directory carries over
+            out = tmp_path / f"o{i}"
+            result = invoke("run", "--model", "clip", "--split", "cc", "--data", str(data), "--backbone",
+                            "caad-tiny", "--out", str(out), "--text-cache", str(cache))
+            assert result.exit_code == 0, result.output
+            result_json = json.loads(next(out.glob("*.json")).read_text())
+            scores.append((result_json["metrics"], result_json["samples"]))
+    finally:
+        text_cache.use_disk(None)  # the option sets the variable for the process (and its children)
+    assert list(cache.glob("*.safetensors")) and text_cache.disk_stats()["reads"] > 0
+    assert scores[0] == scores[1]

@@ -91,3 +91,64 @@ def test_autocast_is_part_of_the_key(tiny_backbone):
     with torch.autocast("cpu", dtype=torch.bfloat16):
         text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow"])
     assert text_cache.stats() == {"entries": 2, "hits": 0, "misses": 2}
+
+
+# ----------------------------------------------------------------------------- on disk
+@pytest.fixture
+def disk(tmp_path, monkeypatch):
+    root = tmp_path / "text-cache"
+    monkeypatch.setenv(text_cache.ENV_DIR, str(root))
+    return root
+
+
+def test_disk_entries_are_read_back_bit_identical_in_a_new_process_state(tiny_backbone, disk):
+    prompts = get_prompt_set("winclip")
+    with text_cache.disabled():
+        fresh = text_cache.frozen_prototypes(tiny_backbone, prompts, SUBJECTS)
+    assert not disk.exists()  # disabled: neither memory nor disk
+    first = text_cache.frozen_prototypes(tiny_backbone, prompts, SUBJECTS)
+    assert text_cache.disk_stats() == {"reads": 0, "writes": 2, "rejected": 0}
+    assert len(list(disk.glob("*.safetensors"))) == 2 and not list(disk.glob(".*"))  # no temporaries left
+    text_cache.clear()  # what a later process starts from: nothing in memory, the files on disk
+    again = text_cache.frozen_prototypes(tiny_backbone, prompts, SUBJECTS)
+    assert text_cache.disk_stats() == {"reads": 2, "writes": 0, "rejected": 0}
+    assert torch.equal(first, fresh) and torch.equal(again, fresh) and again.dtype == fresh.dtype
+
+
+def test_disk_entries_of_other_weights_or_another_format_are_never_read(tiny_backbone, disk, monkeypatch):
+    prompts = get_prompt_set("two")
+    base = text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow"])
+    text_cache.clear()
+    other = text_cache.frozen_prototypes(ClipBackbone("caad-tiny", init_seed=1), prompts, ["cow"])
+    assert text_cache.disk_stats()["reads"] == 0 and not torch.equal(base, other)
+    text_cache.clear()
+    monkeypatch.setattr(text_cache, "DISK_FORMAT", text_cache.DISK_FORMAT + 1)
+    text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow"])
+    assert text_cache.disk_stats() == {"reads": 0, "writes": 1, "rejected": 0}
+    assert len(list(disk.glob("*.safetensors"))) == 3
+
+
+def test_weights_known_only_by_name_stay_in_memory(tiny_backbone, disk):
+    key = text_cache.entry_key(tiny_backbone, get_prompt_set("two"), "cow")
+    assert text_cache._disk_entry(key) is not None
+    by_name = (("caad-tiny", 128, "weights", "some-tag"), *key[1:])
+    assert text_cache._disk_entry(by_name) is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "swap"])
+def test_a_damaged_or_foreign_entry_is_logged_encoded_afresh_and_replaced(tiny_backbone, disk, damage, caplog):
+    prompts = get_prompt_set("two")
+    want = text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow", "car"])
+    files = {s: text_cache._disk_entry(text_cache.entry_key(tiny_backbone, prompts, s))[0] for s in ("cow", "car")}
+    if damage == "truncate":
+        files["cow"].write_bytes(files["cow"].read_bytes()[:40])
+    else:  # car's prototypes under cow's name: the stored key tells them apart
+        files["cow"].write_bytes(files["car"].read_bytes())
+    text_cache.clear()
+    got = text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow", "car"])
+    assert torch.equal(got, want)
+    assert text_cache.disk_stats() == {"reads": 1, "writes": 1, "rejected": 1}
+    assert str(files["cow"]) in caplog.text and "encoding afresh" in caplog.text
+    text_cache.clear()
+    text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow"])
+    assert text_cache.disk_stats() == {"reads": 1, "writes": 0, "rejected": 0}  # the replacement is good
