@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> None:
     subjects = list(SUBJECTS)[: args.subjects]
     with torch.no_grad():
         rows = [measure(arch, args.prompts, subjects) for arch in args.archs]
-    print("\n".join(markdown_table(["arch", "prompts", "subjects", "prompts/subject", "encode s", "memory s", "disk s",
-                          "encode/disk", "identical"], rows)))
+    header = ["arch", "prompts", "subjects", "prompts/subject", "encode s", "memory s", "disk s", "encode/disk",
+              "identical"]
+    print("\n".join(markdown_table(header, rows)))
 
 
 if __name__ == "__main__":

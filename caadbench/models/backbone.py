@@ -87,6 +87,11 @@ class BackboneIdentity:
     def is_random_init(self) -> bool:
         return self.weights == "random-init"
 
+    @property
+    def known_by_content(self) -> bool:
+        """Whether the weights are identified by what they are (a file's sha256, a seeded init), not a name."""
+        return bool(self.sha256) or self.is_random_init
+
     def to_dict(self) -> dict:
         return asdict(self)
 

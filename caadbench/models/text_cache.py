@@ -42,7 +42,7 @@ from pathlib import Path
 import open_clip
 import torch
 
-from caadbench.models.backbone import ClipBackbone
+from caadbench.models.backbone import BackboneIdentity, ClipBackbone
 from caadbench.models.feature_cache import autocast_key
 from caadbench.models.prompts import PromptEnsemble, PromptSet, class_prototypes
 from caadbench.utils.atomic import atomic_write_bytes
@@ -73,10 +73,10 @@ def use_disk(directory: str | Path | None) -> None:
         os.environ[ENV_DIR] = str(Path(directory).resolve())
 
 
-def _disk_entry(key: tuple) -> tuple[Path, str] | None:
+def _disk_entry(identity: BackboneIdentity, key: tuple) -> tuple[Path, str] | None:
     """``(file, full key)`` of ``key`` on disk, or ``None`` (no directory set, or weights known only by name)."""
     root = os.environ.get(ENV_DIR)
-    if not root or key[0][2] not in ("sha256", "random-init"):
+    if not root or not identity.known_by_content:
         return None
     full = repr((DISK_FORMAT, torch.__version__, getattr(open_clip, "__version__", "unknown"), key))
     return Path(root) / f"{hashlib.sha256(full.encode()).hexdigest()}.safetensors", full
@@ -113,7 +113,7 @@ def _encode(backbone: ClipBackbone, prompts: PromptSet | PromptEnsemble, subject
     cached = _CACHE.get(key) if key is not None else None
     if cached is not None:
         return cached
-    disk = _disk_entry(key) if key is not None else None
+    disk = _disk_entry(backbone.identity, key) if key is not None else None
     value = _disk_read(*disk) if disk is not None else None
     if value is None:
         value = class_prototypes(backbone.encode_text, prompts, [subject])[0].detach()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -130,16 +132,17 @@ def test_disk_entries_of_other_weights_or_another_format_are_never_read(tiny_bac
 
 def test_weights_known_only_by_name_stay_in_memory(tiny_backbone, disk):
     key = text_cache.entry_key(tiny_backbone, get_prompt_set("two"), "cow")
-    assert text_cache._disk_entry(key) is not None
-    by_name = (("caad-tiny", 128, "weights", "some-tag"), *key[1:])
-    assert text_cache._disk_entry(by_name) is None
+    assert text_cache._disk_entry(tiny_backbone.identity, key) is not None
+    by_name = dataclasses.replace(tiny_backbone.identity, weights="openclip:some-tag", sha256=None)
+    assert text_cache._disk_entry(by_name, key) is None
 
 
 @pytest.mark.parametrize("damage", ["truncate", "swap"])
 def test_a_damaged_or_foreign_entry_is_logged_encoded_afresh_and_replaced(tiny_backbone, disk, damage, caplog):
     prompts = get_prompt_set("two")
     want = text_cache.frozen_prototypes(tiny_backbone, prompts, ["cow", "car"])
-    files = {s: text_cache._disk_entry(text_cache.entry_key(tiny_backbone, prompts, s))[0] for s in ("cow", "car")}
+    files = {s: text_cache._disk_entry(tiny_backbone.identity,
+                                       text_cache.entry_key(tiny_backbone, prompts, s))[0] for s in ("cow", "car")}
     if damage == "truncate":
         files["cow"].write_bytes(files["cow"].read_bytes()[:40])
     else:  # car's prototypes under cow's name: the stored key tells them apart
