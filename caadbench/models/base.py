@@ -158,6 +158,11 @@ class FitData:
         seed: seed for anything random in fitting.
         device: where to fit.
         output_dir: where a trainer may write checkpoints (``None``: nowhere).
+        validate: ``validate(model)`` scores the model as it is now on the split's *validation* part (whole
+            seen contexts held out from ``train``, see ``docs/data.md``) and returns its selection score, the
+            macro I-AUROC over the validation subjects in [0, 1] (higher is better). Trainers use it for early
+            stopping and model selection; ``None`` when the split has no validation part or selection is off.
+            It never reads the test part.
     """
 
     subjects: list[str]
@@ -167,6 +172,7 @@ class FitData:
     seed: int = 0
     device: str = "cpu"
     output_dir: Path | None = None
+    validate: Callable[[AnomalyModel], float] | None = None
 
 
 class AnomalyModel(nn.Module, ABC):
