@@ -9,6 +9,7 @@ image of it is generated. The file formats (JSON, CSV) are documented in ``docs/
 from __future__ import annotations
 
 import csv
+import heapq
 import io
 import json
 import random
@@ -261,20 +262,30 @@ class Rulebook:
         return out
 
 
-def spread_over_pairs(rulebook: Rulebook, size: int, seed: int) -> list[tuple[str, str, int]]:
-    """Assign ``size`` images to the rulebook's allowed pairs, as evenly as possible, shuffled by ``seed``.
+ALLOCATIONS = ("labels", "pairs")
+"""How :func:`spread_over_pairs` shares images: ``labels`` gives every subject the same number of images, half
+normal and half anomalous, even over the label's contexts; ``pairs`` gives every pair the same number."""
 
-    Every pair gets ``size // n_pairs`` images; the remainder goes to pairs in a *coverage-first* order (each
-    subject's first normal and first anomalous context, then the second ones, ...; a subject's contexts are
-    ordered family by family, so its first two normal contexts are relatives), so that even a tiny set holds
-    every subject with both labels. The returned list (one entry per image: ``(subject, context, label)``) is
-    shuffled by ``seed``; the image's index in it is its number.
+
+def spread_over_pairs(rulebook: Rulebook, size: int, seed: int, allocation: str = "pairs") -> list[tuple[str, str, int]]:
+    """Assign ``size`` images to the rulebook's allowed pairs, shuffled by ``seed``.
+
+    Every pair has a *target* share of ``size``: equal for ``allocation="pairs"``; for ``"labels"`` a pair of
+    subject s and label y gets ``size / (2 · n_subjects · n_contexts(s, y))``, so every subject has as many normal
+    as anomalous images however many contexts each label has. Images are dealt one at a time: first one to each
+    pair in a *coverage-first* order (each subject's first normal and first anomalous context, then the second
+    ones, ...; a subject's contexts are ordered family by family, so its first two normal contexts are
+    relatives), so that even a tiny set holds every subject with both labels; then each to the pair furthest
+    below its target (ties in coverage-first order), which rounds the targets. The returned list (one entry per
+    image: ``(subject, context, label)``) is shuffled by ``seed``; the image's index in it is its number.
 
     Raises:
-        DataError: ``size`` is not positive.
+        DataError: ``size`` is not positive, or an unknown ``allocation``.
     """
     if size <= 0:
         raise DataError(rulebook.where, f"size must be a positive number of images, got {size}")
+    if allocation not in ALLOCATIONS:
+        raise DataError(rulebook.where, f"unknown allocation {allocation!r} (choose from {', '.join(ALLOCATIONS)})")
     rng = random.Random(f"spread/{seed}")
     pairs = rulebook.allowed_pairs()
     label_of = {(s, c): lab for s, c, lab in pairs}
@@ -282,17 +293,30 @@ def spread_over_pairs(rulebook: Rulebook, size: int, seed: int) -> list[tuple[st
     rng.shuffle(families)
     fam_rank = {f: i for i, f in enumerate(families)}
     ranked: list[tuple[int, int, int, tuple[str, str]]] = []
+    cell_size: dict[tuple[str, int], int] = {}
     for si, subject in enumerate(rulebook.subjects):
         for label, ctxs in ((0, rulebook.normal_contexts(subject)), (1, rulebook.anomalous_contexts(subject))):
             ctxs = list(ctxs)
+            cell_size[(subject, label)] = len(ctxs)
             rng.shuffle(ctxs)
             ctxs.sort(key=lambda c: fam_rank[rulebook.family(c)])
             ranked.extend((r, si, label, (subject, c)) for r, c in enumerate(ctxs))
     ranked.sort()
     order = [pair for *_, pair in ranked]
-    base, rest = divmod(size, len(order))
+    if allocation == "pairs":
+        targets = [size / len(order)] * len(order)
+    else:
+        cells = sum(1 for n in cell_size.values() if n)
+        targets = [size / (cells * cell_size[(s, label_of[(s, c)])]) for s, c in order]
+    counts = [1 if i < size else 0 for i in range(len(order))]
+    heap = [(counts[i] - targets[i], i) for i in range(len(order))]
+    heapq.heapify(heap)
+    for _ in range(size - sum(counts)):
+        _, i = heapq.heappop(heap)
+        counts[i] += 1
+        heapq.heappush(heap, (counts[i] - targets[i], i))
     out: list[tuple[str, str, int]] = []
-    for i, (subject, context) in enumerate(order):
-        out.extend([(subject, context, label_of[(subject, context)])] * (base + (i < rest)))
+    for (subject, context), n in zip(order, counts):
+        out.extend([(subject, context, label_of[(subject, context)])] * n)
     rng.shuffle(out)
     return out

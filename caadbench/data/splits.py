@@ -14,6 +14,12 @@ Contextual sources get three splits (see ``docs/data.md`` for the decisions):
 
 Industrial sources get ``std``: the dataset's own train-good images for ``train``, its test images for ``test``.
 
+Every contextual split also gets a ``val`` part, carved from the train side only and shaped like the test's
+shift, for model selection (``docs/evaluation.md``): ``cc`` holds out whole seen contexts per subject and role
+(each with a relative of the same family and role that stays in ``train``; a role without such a context gives a
+seeded image share of its train contexts instead), ``ic`` a seeded image share of every (subject, context) group,
+``cs`` whole train subjects. ``std`` has none (its train part holds normal images only).
+
 Every split also gets k-shot ``support`` keys: per test subject and support seed, a permutation of its support
 pool (normal ``train`` images; the reserved pool for ``cs``) whose first k entries are the k-shot set, so the
 sets are nested (1 ⊂ 2 ⊂ 4 ⊂ 8 for one seed).
@@ -31,11 +37,11 @@ from typing import Any
 from caadbench.data.sources.base import SampleSpec, SourceKind, check_specs
 from caadbench.errors import DataError, SplitError
 
-PARTS = ("train", "support", "test")
+PARTS = ("train", "val", "support", "test")
 CONTEXTUAL_SPLITS = ("cc", "ic", "cs")
 INDUSTRIAL_SPLITS = ("std",)
 DEFAULT_SHOTS = (1, 2, 4, 8)
-DEFAULT_SUPPORT_SEEDS = (0, 1, 2)
+DEFAULT_SUPPORT_SEEDS = (0, 1, 2, 3, 4)
 
 CC_UNSEEN_FRACTION = 0.5
 """Share of a subject's normal (and, separately, anomalous) contexts that become unseen in ``cc``."""
@@ -45,6 +51,11 @@ IC_TEST_FRACTION = 0.4
 """Share of each (subject, context) group's images that go to ``test`` in ``ic``."""
 CS_HELD_OUT_FRACTION = 0.25
 """Share of subjects held out for ``test`` in ``cs``."""
+VAL_IMAGE_FRACTION = 0.2
+"""Image share of ``val``: of each train (subject, context) group in ``ic``; in ``cc`` of a role's train pairs when
+the role has no seen context that can be held out whole."""
+CS_VAL_FRACTION = 0.25
+"""Share of the train subjects that ``cs`` holds out for ``val`` (at least one, leaving one for ``train``)."""
 
 PROTOCOLS = {"cc": "cross-context", "ic": "in-context", "cs": "cross-subject", "std": "dataset train-good / test"}
 
@@ -57,6 +68,7 @@ class Split:
         name: ``cc``, ``ic``, ``cs`` or ``std``.
         train: specs of the ``train`` part, sorted by key.
         test: specs of the ``test`` part, sorted by key.
+        val: specs of the ``val`` part (model selection; carved from the train side), sorted by key.
         pools: per test subject, the specs support sets are drawn from (sorted by key).
         definition: JSON record of how the split was made (seen/unseen contexts, held-out subjects, ...).
         support: ``{str(shots): {str(seed): {subject: [keys]}}}`` once :func:`choose_support` ran.
@@ -68,6 +80,7 @@ class Split:
     pools: dict[str, list[SampleSpec]]
     definition: dict[str, Any]
     support: dict[str, dict[str, dict[str, list[str]]]] = field(default_factory=dict)
+    val: list[SampleSpec] = field(default_factory=list)
 
     def support_specs(self) -> list[SampleSpec]:
         """The union of every chosen support sample, sorted by key (the ``support`` part)."""
@@ -77,8 +90,8 @@ class Split:
         return [pool[k] for k in sorted(chosen)]
 
     def parts(self) -> dict[str, list[SampleSpec]]:
-        """``{"train": [...], "support": [...], "test": [...]}``, each sorted by key."""
-        return {"train": self.train, "support": self.support_specs(), "test": self.test}
+        """``{"train": [...], "val": [...], "support": [...], "test": [...]}``, each sorted by key."""
+        return {"train": self.train, "val": self.val, "support": self.support_specs(), "test": self.test}
 
 
 def seeded_rng(*parts: object) -> random.Random:
@@ -140,6 +153,23 @@ def _hold_out(contexts: list[str], families: Mapping[str, str], rng: random.Rand
     return candidates[:target]
 
 
+def _hold_out_one(contexts: list[str], families: Mapping[str, str], rng: random.Random) -> list[str]:
+    """One validation context among a role's seen ``contexts`` (chosen by ``rng``), leaving at least one in train.
+
+    With ``families``, only a member of a family that keeps another member qualifies (so it has a relative with
+    the same role in ``train``, as every test context does); none when no family has two. Without families any
+    context qualifies.
+    """
+    if len(contexts) < 2:
+        return []
+    groups: dict[str, list[str]] = defaultdict(list)
+    for c in sorted(contexts):
+        groups[families.get(c, c)].append(c)
+    candidates = ([c for members in groups.values() if len(members) > 1 for c in members] if families
+                  else sorted(contexts))
+    return [rng.choice(candidates)] if candidates else []
+
+
 def _held_out_share(members: list[SampleSpec], rng: random.Random, fraction: float) -> set[str]:
     """Keys of ``round(fraction · n)`` members (at least one, at most ``n − 1``; none of a single image)."""
     if len(members) < 2 or fraction <= 0:
@@ -151,14 +181,23 @@ def _held_out_share(members: list[SampleSpec], rng: random.Random, fraction: flo
 
 def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
              families: Mapping[str, str] | None = None, unseen_fraction: float = CC_UNSEEN_FRACTION,
-             seen_test_fraction: float = CC_SEEN_TEST_FRACTION) -> Split:
-    """Cross-context split: seen contexts for train/support, unseen contexts (and a share of seen ones) for test.
+             seen_test_fraction: float = CC_SEEN_TEST_FRACTION, val_fraction: float = VAL_IMAGE_FRACTION) -> Split:
+    """Cross-context split: seen contexts for train/support, unseen contexts (and a share of seen ones) for test,
+    held-out seen contexts for val.
 
     Args:
         families: ``{context: family}`` from the rulebook; when given, a context is held out only if a
             relative with the same role for that subject stays seen (where the subject has such pairs).
         seen_test_fraction: share of every seen (subject, context) pair's images held out into ``test``
             (seeded; at least one image of a pair of two or more, never the pair's last one; 0 disables).
+        val_fraction: image share of a role's train pairs that goes to ``val`` when the role has no seen context
+            that can be held out whole (0 disables the share).
+
+    The ``val`` part holds, per subject and role (normal / anomalous), one whole seen context whose family keeps
+    another member of that role in ``train`` (so, like a test context, it has a trained relative); a role
+    without such a context contributes ``val_fraction`` of its train pairs' images instead. Val contexts give no
+    image to ``test``; ``definition["context_sides"][subject]["val"]`` lists them and
+    ``definition["validation"]["sides"]`` records per subject and role whether val holds contexts or an image share.
 
     Raises:
         SplitError: a subject has fewer than two normal or two anomalous contexts.
@@ -166,11 +205,16 @@ def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
     families = dict(families or {})
     roles = _context_roles(specs)
     sides: dict[str, dict[str, list[str]]] = {}
+    val_sides: dict[str, dict[str, Any]] = {}
     orphans: dict[str, list[str]] = {}
     unseen_of: dict[str, set[str]] = {}
+    val_of: dict[str, set[str]] = {}
     for subject, ctx_roles in roles.items():
         rng = seeded_rng(seed, "cc", subject)
+        val_rng = seeded_rng(seed, "cc", "val", subject)
         unseen: list[str] = []
+        val: list[str] = []
+        val_sides[subject] = {}
         for word in ("normal", "anomalous"):
             contexts = sorted(c for c, r in ctx_roles.items() if r == word)
             if len(contexts) < 2:
@@ -184,20 +228,34 @@ def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
             orphans_here = [c for c in held if families.get(c, c) not in kept]
             if orphans_here:
                 orphans.setdefault(subject, []).extend(sorted(orphans_here))
-        sides[subject] = {"seen": sorted(set(ctx_roles) - set(unseen)), "unseen": sorted(unseen)}
+            chosen = _hold_out_one([c for c in contexts if c not in held], families, val_rng)
+            val += chosen
+            val_sides[subject][word] = ({"contexts": chosen} if chosen
+                                        else {"image_share": val_fraction if val_fraction > 0 else 0.0})
+        sides[subject] = {"seen": sorted(set(ctx_roles) - set(unseen) - set(val)), "unseen": sorted(unseen),
+                          "val": sorted(val)}
         unseen_of[subject] = set(unseen)
+        val_of[subject] = set(val)
     if not 0.0 <= seen_test_fraction < 1.0:
         raise SplitError(where, f"seen_test_fraction must be in [0, 1), got {seen_test_fraction}")
+    if not 0.0 <= val_fraction < 1.0:
+        raise SplitError(where, f"val_fraction must be in [0, 1), got {val_fraction}")
     seen_pairs: dict[tuple[str, str], list[SampleSpec]] = defaultdict(list)
     for s in specs:
-        if s.context not in unseen_of[s.subject]:
+        if s.context not in unseen_of[s.subject] and s.context not in val_of[s.subject]:
             seen_pairs[(s.subject, s.context)].append(s)
     seen_test: set[str] = set()
+    val_share: set[str] = set()
     for (subject, context), members in sorted(seen_pairs.items()):
         seen_test |= _held_out_share(members, seeded_rng(seed, "cc", "seen-test", subject, context),
                                      seen_test_fraction)
+        if "image_share" in val_sides[subject][roles[subject][context]]:
+            rest = [m for m in members if m.key not in seen_test]
+            val_share |= _held_out_share(rest, seeded_rng(seed, "cc", "val-share", subject, context), val_fraction)
     unseen_test = _by_key(s for s in specs if s.context in unseen_of[s.subject])
-    train = _by_key(s for s in specs if s.context not in unseen_of[s.subject] and s.key not in seen_test)
+    val_part = _by_key(s for s in specs if s.context in val_of[s.subject] or s.key in val_share)
+    held = seen_test | {s.key for s in val_part}
+    train = _by_key(s for s in specs if s.context not in unseen_of[s.subject] and s.key not in held)
     test = _by_key([*unseen_test, *(s for s in specs if s.key in seen_test)])
     _require_both_labels("cc", "train", train, roles, where)
     _require_both_labels("cc", "test", unseen_test, roles, where)
@@ -216,13 +274,15 @@ def split_cc(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
         "context_roles": roles,
         "families": {c: families[c] for c in sorted(families)} or None,
         "unseen_without_seen_relative": orphans,
+        "validation": {"kind": "held-out seen contexts", "image_fraction": val_fraction, "sides": val_sides},
     }
-    return Split("cc", train, test, pools, definition)
+    return Split("cc", train, test, pools, definition, val=val_part)
 
 
 def split_ic(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
-             test_fraction: float = IC_TEST_FRACTION) -> Split:
-    """In-context split: per (subject, context), a seeded ``test_fraction`` of images to test, the rest to train.
+             test_fraction: float = IC_TEST_FRACTION, val_fraction: float = VAL_IMAGE_FRACTION) -> Split:
+    """In-context split: per (subject, context), a seeded ``test_fraction`` of images to test, the rest to train;
+    ``val_fraction`` of each group's remaining train images to val (the test's shift: none, same contexts).
 
     Each group of at least two images puts at least one on each side. The images of single-image groups are
     pooled per (subject, label) and divided the same way, so small sets still have both labels on both sides.
@@ -239,13 +299,16 @@ def split_ic(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
             groups[(subject, f"single images, label {members[0].label}")].extend(members)
     train: list[SampleSpec] = []
     test: list[SampleSpec] = []
+    val_keys: set[str] = set()
     for (subject, group), members in sorted(groups.items()):
         members = _by_key(members)
         seeded_rng(seed, "ic", subject, group).shuffle(members)
         n_test = min(len(members) - 1, max(1, round(len(members) * test_fraction))) if len(members) > 1 else 0
         test += members[:n_test]
         train += members[n_test:]
-    train, test = _by_key(train), _by_key(test)
+        val_keys |= _held_out_share(members[n_test:], seeded_rng(seed, "ic", "val", subject, group), val_fraction)
+    val = _by_key(s for s in train if s.key in val_keys)
+    train, test = _by_key(s for s in train if s.key not in val_keys), _by_key(test)
     roles = _context_roles(specs)
     _require_both_labels("ic", "train", train, roles, where)
     _require_both_labels("ic", "test", test, roles, where)
@@ -255,13 +318,18 @@ def split_ic(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
         "test_fraction": test_fraction,
         "context_sides": {subj: {"seen": sorted(ctx), "unseen": []} for subj, ctx in roles.items()},
         "context_roles": roles,
+        "validation": {"kind": "image share of every (subject, context) group", "image_fraction": val_fraction},
     }
-    return Split("ic", train, test, _normal_pools(train), definition)
+    return Split("ic", train, test, _normal_pools(train), definition, val=val)
 
 
 def split_cs(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
-             held_out_fraction: float = CS_HELD_OUT_FRACTION, pool_size: int = max(DEFAULT_SHOTS)) -> Split:
-    """Cross-subject split: held-out subjects for test, the others for train.
+             held_out_fraction: float = CS_HELD_OUT_FRACTION, pool_size: int = max(DEFAULT_SHOTS),
+             val_fraction: float = CS_VAL_FRACTION) -> Split:
+    """Cross-subject split: held-out subjects for test, held-out train subjects for val, the others for train.
+
+    ``val`` takes ``val_fraction`` of the non-test subjects (seeded; at least one when at least two remain, so
+    ``train`` keeps one), every image of each: selection sees subjects it never trained on, as the test does.
 
     Each held-out subject reserves ``min(pool_size, n_normal // 2)`` of its normal images (seeded) as its
     support pool; they are excluded from ``test`` (and from ``train``, which has no held-out subject), so
@@ -278,7 +346,11 @@ def split_cs(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
     order = list(subjects)
     seeded_rng(seed, "cs", "subjects").shuffle(order)
     held = set(order[:n_held])
-    train = _by_key(s for s in specs if s.subject not in held)
+    rest = order[n_held:]
+    n_val = min(len(rest) - 1, max(1, round(len(rest) * val_fraction))) if len(rest) > 1 and val_fraction > 0 else 0
+    val_subjects = set(rest[:n_val])
+    train = _by_key(s for s in specs if s.subject not in held and s.subject not in val_subjects)
+    val = _by_key(s for s in specs if s.subject in val_subjects)
     pools: dict[str, list[SampleSpec]] = {}
     reserved: set[str] = set()
     for subject in sorted(held):
@@ -288,20 +360,22 @@ def split_cs(specs: Sequence[SampleSpec], seed: int, *, where: str = "source",
         pools[subject] = _by_key(normals[:take])
         reserved |= {s.key for s in pools[subject]}
     test = _by_key(s for s in specs if s.subject in held and s.key not in reserved)
-    _require_both_labels("cs", "train", train, set(subjects) - held, where)
+    _require_both_labels("cs", "train", train, set(subjects) - held - val_subjects, where)
     _require_both_labels("cs", "test", test, held, where)
     definition = {
         "protocol": PROTOCOLS["cs"],
         "seed": seed,
         "held_out_fraction": held_out_fraction,
         "held_out_subjects": sorted(held),
-        "train_subjects": sorted(set(subjects) - held),
+        "train_subjects": sorted(set(subjects) - held - val_subjects),
+        "val_subjects": sorted(val_subjects),
         "support_pool_size": pool_size,
         "support_pools": {subj: [s.key for s in pool] for subj, pool in pools.items()},
         "context_sides": {subj: {"seen": sorted(ctx), "unseen": []} for subj, ctx in roles.items()},
         "context_roles": roles,
+        "validation": {"kind": "held-out train subjects", "subject_fraction": val_fraction},
     }
-    return Split("cs", train, test, pools, definition)
+    return Split("cs", train, test, pools, definition, val=val)
 
 
 def split_std(specs: Sequence[SampleSpec], seed: int, *, where: str = "source") -> Split:
@@ -325,6 +399,8 @@ def split_std(specs: Sequence[SampleSpec], seed: int, *, where: str = "source") 
         "subjects": subjects,
         "context_sides": {subj: {"seen": sorted({s.context for s in specs if s.subject == subj}), "unseen": []}
                           for subj in subjects},
+        "validation": {"kind": "none", "why": "the train part holds normal images only (no anomalous image to "
+                                              "select on)"},
     }
     pools = _normal_pools(train)
     for subject in sorted({s.subject for s in test}):

@@ -48,7 +48,7 @@ def test_dataset_api(root):
     assert ds.root == Location.of(root) and ds.root.path == root and ds.fingerprint == m["fingerprint"]
     assert ds.manifest.to_dict() == m  # the typed manifest holds every field of index.json
     assert ds.kind == "contextual" and ds.splits == ["cc", "cs", "ic"] and ds.image_size == (32, 32)
-    assert ds.parts("cc") == ["train", "support", "test"]
+    assert ds.parts("cc") == ["train", "val", "support", "test"]
     assert ds.count("cc", "test") == m["splits"]["cc"]["parts"]["test"]["samples"]
     assert ds.subjects("cc") == ["blue", "red", "yellow"]
     held = m["splits"]["cs"]["definition"]["held_out_subjects"]
@@ -59,8 +59,8 @@ def test_dataset_api(root):
     assert all(v["unseen"] == [] for v in ds.context_sides("ic").values())
     with pytest.raises(SplitError, match=rf"{root / MANIFEST}: split 'xx' is not stored here"):
         ds.count("xx", "test")
-    with pytest.raises(SplitError, match="split cc has no part 'val'"):
-        ds.count("cc", "val")
+    with pytest.raises(SplitError, match="split cc has no part 'validation'"):
+        ds.count("cc", "validation")
 
 
 def test_batches_match_independent_references(root):

@@ -161,10 +161,11 @@ def test_verify_catches_truncated_missing_and_extra_shards(built, tmp_path):
 def test_verify_catches_a_manifest_whose_counts_were_edited(built, tmp_path):
     root = _copy(built, tmp_path)
     m = json.loads((root / MANIFEST).read_text())
+    held = m["shards"][0]["samples"]
     m["shards"][0]["samples"] += 1
     (root / MANIFEST).write_text(json.dumps(m))
-    with pytest.raises(ShardError, match=rf"{root / m['shards'][0]['path']}: holds {SHARD} samples, "
-                                         rf"index.json says {SHARD + 1}"):
+    with pytest.raises(ShardError, match=rf"{root / m['shards'][0]['path']}: holds {held} samples, "
+                                         rf"index.json says {held + 1}"):
         verify_shards(root)
 
 

@@ -23,12 +23,12 @@ def _contexts(specs, subject, label=None):
 @pytest.mark.parametrize("seed", [0, 1, 7])
 def test_cc_partitions_contexts_per_subject(seed):
     split = split_cc(SPECS, seed)
-    assert {s.key for s in split.train}.isdisjoint(s.key for s in split.test)
-    assert len(split.train) + len(split.test) == len(SPECS)
+    parts = [{s.key for s in p} for p in (split.train, split.val, split.test)]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == len(SPECS)  # disjoint, and every image is placed
     for subject, (normal, anomalous) in RULES.items():
         sides = split.definition["context_sides"][subject]
-        assert set(sides["seen"]).isdisjoint(sides["unseen"])
-        assert set(sides["seen"]) | set(sides["unseen"]) == set(normal) | set(anomalous)
+        assert set(sides["seen"]).isdisjoint(sides["unseen"]) and set(sides["val"]).isdisjoint(sides["seen"])
+        assert set(sides["seen"]) | set(sides["unseen"]) | set(sides["val"]) == set(normal) | set(anomalous)
         for side in ("seen", "unseen"):
             assert set(sides[side]) & set(normal) and set(sides[side]) & set(anomalous), (subject, side)
         assert _contexts(split.train, subject) == set(sides["seen"])
@@ -43,13 +43,13 @@ def test_cc_holds_out_a_share_of_every_seen_pair_as_seen_test_images(seed):
     split = choose_support(split_cc(SPECS, seed), seed)
     sides = split.definition["context_sides"]
     assert split.definition["seen_test_fraction"] == 0.2
-    train, test = {s.key for s in split.train}, {s.key for s in split.test}
+    train, test, val = {s.key for s in split.train}, {s.key for s in split.test}, {s.key for s in split.val}
     counts = defaultdict(lambda: [0, 0])  # per seen pair: (train, test)
     for s in SPECS:
         if s.context in sides[s.subject]["seen"]:
             counts[s.subject, s.context][s.key in test] += 1
-            assert (s.key in train) != (s.key in test)  # every seen image on exactly one side
-    assert counts and all(c == [4, 1] for c in counts.values())  # 5 images per pair: max(1, round(0.2·5)) held out
+            assert (s.key in train) + (s.key in test) + (s.key in val) == 1  # every seen image on exactly one side
+    assert counts and all(c == [4, 1] or c == [3, 1] for c in counts.values())  # 5 per pair: 1 to test (+1 to val)
     seen_test = [s for s in split.test if s.context in sides[s.subject]["seen"]]  # the seen flag, from the manifest
     for subject, c in split.definition["seen_test_counts"].items():
         assert c == {"normal": sum(s.subject == subject and s.label == 0 for s in seen_test),
@@ -60,7 +60,7 @@ def test_cc_holds_out_a_share_of_every_seen_pair_as_seen_test_images(seed):
     assert support and support <= train and support.isdisjoint(test)  # the pool is what stays in train
     none = split_cc(SPECS, seed, seen_test_fraction=0.0)  # 0: every test image is unseen, as before
     assert all(s.context in none.definition["context_sides"][s.subject]["unseen"] for s in none.test)
-    assert sorted(s.key for s in none.train) == sorted(train | {s.key for s in seen_test})
+    assert {s.key for s in none.train + none.val} == train | val | {s.key for s in seen_test}
 
 
 def test_cc_seen_share_keeps_a_single_image_pair_in_train():
@@ -93,14 +93,13 @@ def test_cc_refuses_a_subject_with_one_context_of_a_kind(word, label):
 
 def test_ic_same_contexts_disjoint_images_stratified():
     split = split_ic(SPECS, 0)
-    assert {s.key for s in split.train}.isdisjoint(s.key for s in split.test)
-    assert len(split.train) + len(split.test) == len(SPECS)
-    groups = defaultdict(lambda: [0, 0])
-    for s in split.train:
-        groups[(s.subject, s.context)][0] += 1
-    for s in split.test:
-        groups[(s.subject, s.context)][1] += 1
-    assert all(g == [3, 2] for g in groups.values())  # 5 images per pair, 40 % to test
+    parts = [{s.key for s in p} for p in (split.train, split.val, split.test)]
+    assert sum(map(len, parts)) == len(set().union(*parts)) == len(SPECS)
+    groups = defaultdict(lambda: [0, 0, 0])
+    for i, part in enumerate((split.train, split.val, split.test)):
+        for s in part:
+            groups[(s.subject, s.context)][i] += 1
+    assert all(g == [2, 1, 2] for g in groups.values())  # 5 images per pair: 40 % to test, 1 of the other 3 to val
     assert split.definition["context_sides"]["red"]["unseen"] == []
 
 
@@ -214,3 +213,59 @@ def test_cc_holds_out_contexts_with_a_seen_relative():
                 assert has_seen_relative == (context not in d["unseen_without_seen_relative"].get(subject, []))
                 if relatives:  # a role with a family pair never holds out a context that has no seen relative
                     assert has_seen_relative, (seed, subject, context)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_cc_val_holds_out_whole_seen_contexts_with_a_trained_relative(seed):
+    from tests.data.fake_sources import FAMILIES
+
+    split = split_cc(SPECS, seed, families=FAMILIES)
+    d = split.definition
+    train_ctx = defaultdict(set)
+    for s in split.train:
+        train_ctx[s.subject].add(s.context)
+    test_keys = {s.key for s in split.test}
+    for subject, ctx_roles in d["context_roles"].items():
+        sides, vsides = d["context_sides"][subject], d["validation"]["sides"][subject]
+        val = [s for s in split.val if s.subject == subject]
+        assert {s.label for s in val} == {0, 1}, (seed, subject)  # selection can compute an AUROC per subject
+        for context in sides["val"]:
+            role = ctx_roles[context]
+            assert vsides[role] == {"contexts": [context]}
+            assert any(ctx_roles[c] == role and FAMILIES[c] == FAMILIES[context] for c in train_ctx[subject])
+            assert not any(s.subject == subject and s.context == context for s in split.train + split.test)
+        for role, how in vsides.items():
+            if "image_share" in how:  # no holdable context: a share of the role's train pairs, never test images
+                shared = [s for s in val if ctx_roles[s.context] == role]
+                assert shared and all(s.context in sides["seen"] and s.key not in test_keys for s in shared)
+        assert not set(sides["val"]) & set(sides["unseen"])
+
+
+def test_val_parts_of_the_builtin_rulebook_over_split_seeds():
+    from caadbench.data.rulebook import Rulebook
+    from caadbench.data.sources.synthetic import BUILTIN_RULEBOOK, SyntheticSource
+
+    specs = SyntheticSource().specs()
+    families = dict(Rulebook.load(BUILTIN_RULEBOOK).contexts)
+    for seed in range(4):
+        split = split_cc(specs, seed, families=families)
+        for subject, sides in split.definition["context_sides"].items():
+            val = {(s.context, s.label) for s in split.val if s.subject == subject}
+            assert {lab for _, lab in val} == {0, 1}, (seed, subject)
+            unseen = set(sides["unseen"])
+            assert not any(c in unseen for c, _ in val)  # the test's unseen contexts never reach selection
+
+
+def test_cs_val_holds_out_train_subjects():
+    rules = {f"s{i}": (["a", "b"], ["c", "d"]) for i in range(8)}
+    split = split_cs(FakeContextual(per_pair=4, rules=rules).specs(), 0)
+    d = split.definition
+    assert len(d["val_subjects"]) == 2 and not set(d["val_subjects"]) & set(d["held_out_subjects"])
+    assert {s.subject for s in split.val} == set(d["val_subjects"])
+    assert not {s.subject for s in split.train} & set(d["val_subjects"])
+    assert sorted(d["train_subjects"]) == sorted({s.subject for s in split.train})
+
+
+def test_std_has_no_val_part():
+    split = split_std(FakeIndustrial().specs(), 0)
+    assert split.val == [] and split.definition["validation"]["kind"] == "none"

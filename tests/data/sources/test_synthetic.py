@@ -60,10 +60,25 @@ def test_specs_keys_labels_and_spread() -> None:
     assert [(s.subject, s.context) for s in specs] != [(s.subject, s.context) for s in make(seed=1, size=48).specs()]
 
 
-def test_default_size_is_spread_evenly_over_the_pairs() -> None:
+def test_default_size_is_balanced_over_subjects_and_labels() -> None:
+    rules = Rulebook.load(BUILTIN_RULEBOOK)
     specs = get_source_class("synthetic")(seed=0).specs()
     counts = Counter((s.subject, s.context) for s in specs)
-    assert len(specs) == 3000 and len(counts) == len(Rulebook.load(BUILTIN_RULEBOOK).allowed_pairs())
+    assert len(specs) == 3000 and len(counts) == len(rules.allowed_pairs())
+    cells = Counter((s.subject, s.label) for s in specs)
+    share = 3000 // (2 * len(rules.subjects))
+    assert all(share - 8 <= n <= share + 4 for n in cells.values()), cells  # every subject half normal, half not
+    for (subject, context), n in counts.items():  # even over a label's contexts, up to the remainder
+        k = len(rules.normal_contexts(subject) if rules.label(subject, context) == "normal"
+                else rules.anomalous_contexts(subject))
+        assert abs(n - share / k) <= 1.5, (subject, context, n)
+
+
+def test_pair_allocation_is_still_even() -> None:
+    from caadbench.data.rulebook import spread_over_pairs
+
+    rules = Rulebook.load(BUILTIN_RULEBOOK)
+    counts = Counter((s, c) for s, c, _ in spread_over_pairs(rules, 3000, 0, "pairs"))
     assert max(counts.values()) - min(counts.values()) <= 1
 
 
@@ -139,8 +154,8 @@ def test_mask_is_the_visible_subject_and_occluders_cut_it(magenta_subjects: None
 
 
 def test_images_vary_within_a_class_and_are_textured() -> None:
-    src = make(size=65 * 2, image_size=64)
-    cows = [s for s in src.specs() if s.subject == "cow" and s.context == "pasture"]
+    src = make(size=300, image_size=64)
+    cows = [s for s in src.specs() if s.subject == "cow" and s.context == "pasture"][:2]
     images = [src.load(s) for s in cows]
     assert len(images) == 2 and png(images[0]) != png(images[1])
     shapes = [src.load(s).extra["generator"] for s in src.specs()[:20]]

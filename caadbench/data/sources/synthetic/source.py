@@ -26,17 +26,23 @@ DEFAULT_SIZE = 3000
 # Bump whenever drawing changes what a (seed, key) produces: it is part of the source description, hence of
 # the dataset fingerprint.
 GENERATOR_VERSION = 1
+ALLOCATION = "labels"
+"""The synthetic set gives every subject as many normal as anomalous images (``docs/generator.md``): with the
+version-2 rulebook a subject has 2-3 normal and 6-11 anomalous contexts, and pair-even images would leave a
+subject's one unseen normal context with ~27 test images, the smallest class of its AUROC."""
 
 
-def numbered_pairs(rulebook: Rulebook, size: int, seed: int, prefix: str) -> list[tuple[str, int, str, str, int]]:
-    """``(key, index, subject, context, label)`` for ``size`` images spread over the allowed pairs.
+def numbered_pairs(rulebook: Rulebook, size: int, seed: int, prefix: str,
+                   allocation: str = "pairs") -> list[tuple[str, int, str, str, int]]:
+    """``(key, index, subject, context, label)`` for ``size`` images spread over the allowed pairs
+    (:func:`~caadbench.data.rulebook.spread_over_pairs` with ``allocation``).
 
     Keys are ``<prefix>-<subject>-<context>-<index>`` (names with characters other than letters, digits,
     ``_`` and ``-`` turned into ``_``), index zero-padded to at least five digits: unique by the index.
     """
     width = max(5, len(str(size - 1)))
     out = []
-    for i, (subject, context, label) in enumerate(spread_over_pairs(rulebook, size, seed)):
+    for i, (subject, context, label) in enumerate(spread_over_pairs(rulebook, size, seed, allocation)):
         key = validate_key(f"{prefix}-{sanitize(subject)}-{sanitize(context)}-{i:0{width}d}")
         out.append((key, i, subject, context, label))
     return out
@@ -120,14 +126,15 @@ class SyntheticSource(Source):
             "name": self.name, "kind": self.kind, "seed": self.seed, "size": self.size,
             "image_size": self.image_size, "occlusion": self.occlusion, "shadow": self.shadow,
             "rulebook": "builtin" if self.rulebook_path == BUILTIN_RULEBOOK else str(self.rulebook_path),
-            "generator_version": GENERATOR_VERSION,
+            "generator_version": GENERATOR_VERSION, "allocation": ALLOCATION,
         }
 
     def specs(self) -> list[SampleSpec]:
         return [SampleSpec(key=key, subject=subject, context=context, label=label,
                            source=f"synthetic:seed{self.seed}/{index:05d}",
                            payload={"family": self._rules.family(context)})
-                for key, index, subject, context, label in numbered_pairs(self._rules, self.size, self.seed, "syn")]
+                for key, index, subject, context, label in numbered_pairs(self._rules, self.size, self.seed, "syn",
+                                                                              ALLOCATION)]
 
     def load(self, spec: SampleSpec) -> Sample:
         if spec.subject not in SUBJECTS or spec.context not in CONTEXTS:
