@@ -65,6 +65,29 @@ def _parts_table(manifest: Manifest) -> str:
                                    "shards"], tablefmt="github")
 
 
+def validation_line(definition: dict[str, Any]) -> str:
+    """One line saying what a split's ``val`` part holds (or that the set was built before validation parts)."""
+    from caadbench.data.loader import validation_kind
+
+    v = definition.get("validation")
+    kind = validation_kind(definition)
+    if kind is None:
+        return ("validation: none stored (shards built before validation parts): rebuild with `caadbench "
+                "build-shards` to select models on it, or run without selection (`--select none`)")
+    if kind == "none":
+        return f"validation: none ({v.get('why', 'not available for this split')})"
+    if kind == "held-out seen contexts":
+        shares = sorted({f"{subject} {role}" for subject, roles in v.get("sides", {}).items()
+                         for role, how in roles.items() if "image_share" in how})
+        tail = (f"; {100 * v['image_fraction']:.0f} % image share of the train contexts for the roles without "
+                f"such a context: {', '.join(shares)}") if shares else ""
+        return ("validation: whole seen contexts held out from train (per subject and role, each with a relative of "
+                f"the same family and role in train){tail}; never trained on, and no image of it is in test")
+    if kind == "held-out train subjects":
+        return f"validation: held-out train subjects {', '.join(definition.get('val_subjects', []))} (never trained on)"
+    return f"validation: {kind}" + (f" ({100 * v['image_fraction']:.0f} %)" if "image_fraction" in v else "")
+
+
 @main.command("build-shards")
 @click.option("--source", "source_name", default="synthetic", show_default=True,
               help="synthetic | composite | caad | mvtec | visa | folder")
@@ -121,6 +144,7 @@ def info_command(root: str) -> None:
         click.echo(f"\n## split {split} ({definition.get('protocol', '')})")
         counts = m.counts[split]
         seen_test = definition.get("seen_test_counts")
+        has_val_contexts = any("val" in side for side in ds.context_sides(split).values())
         rows = []
         for subject in ds.subjects(split):
             row: list[Any] = [subject]
@@ -132,10 +156,12 @@ def info_command(root: str) -> None:
                 row.append(f"{c['normal']}/{c['anomalous']}")
             sides = ds.context_sides(split).get(subject, {"seen": [], "unseen": []})
             row += [", ".join(sides["seen"]), ", ".join(sides["unseen"]) or "-"]
+            if has_val_contexts:
+                row.append(", ".join(sides.get("val", [])) or "-")
             rows.append(row)
         headers = (["subject"] + [f"{p} n/a" for p in ds.parts(split)]
                    + (["of which seen test n/a"] if seen_test is not None else [])
-                   + ["seen contexts", "unseen contexts"])
+                   + ["seen contexts", "unseen contexts"] + (["val contexts"] if has_val_contexts else []))
         click.echo(tabulate(rows, headers=headers, tablefmt="github"))
         if seen_test is not None:
             total = sum(c["normal"] + c["anomalous"] for c in seen_test.values())
@@ -145,6 +171,7 @@ def info_command(root: str) -> None:
         elif split == "cc":
             click.echo("no seen test images (shards built before the seen hold-out): the seen − unseen gap is "
                        "unavailable; rebuild the shards to measure it")
+        click.echo(validation_line(definition))
         held = definition.get("held_out_subjects")
         if held:
             click.echo(f"held-out subjects: {', '.join(held)}")

@@ -109,7 +109,7 @@ RUN_FLAGS = {"model_name": "model", "split": "split", "data": "data", "shots": "
              "backbone": "backbone", "pretrained": "pretrained", "image_size": "image_size", "precision": "precision",
              "checkpoint": "checkpoint", "options": "options", "device": "device", "batch_size": "batch_size",
              "workers": "workers", "out": "out", "dataset_id": "dataset_id", "train_data": "train_data",
-             "train_split": "train_split", "train_part": "train_part"}
+             "train_split": "train_split", "train_part": "train_part", "select": "select"}
 """click parameter → run setting (a :class:`~caadbench.eval.runner.RunConfig` field)."""
 
 
@@ -189,6 +189,11 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None) -> N
 @click.option("--train-split", default=None, help="split of the training data to train on  [default: --split]")
 @click.option("--train-part", default="train", show_default=True,
               help="part of that split to train on (another dataset's 'test' part for the papers' protocol)")
+@click.option("--select", type=click.Choice(["auto", "early-stop", "search", "none"]), default="auto",
+              show_default=True,
+              help="model selection of trained models on the split's val part: early-stop (score val during "
+                   "training, keep the best state), search (learning-rate ×0.5/×1/×2 on the first seed, each "
+                   "early-stopped; the best for every seed), none; auto = early-stop when the set has a val part")
 @text_cache_option
 @click.pass_context
 def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:

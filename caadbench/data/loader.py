@@ -103,6 +103,14 @@ def collate(items: list[Any]) -> Batch | P.Failure:
     )
 
 
+def validation_kind(definition: dict[str, Any]) -> str | None:
+    """What a split's ``val`` part holds (``definition["validation"]["kind"]``: ``held-out seen contexts``,
+    ``held-out train subjects``, ``image share ...`` or ``none``); ``None`` for shards built before validation
+    parts existed."""
+    v = definition.get("validation")
+    return v.get("kind") if isinstance(v, dict) else None
+
+
 class CaadDataset:
     """A built shard directory (local or remote): its manifest, split definitions, support keys and a batch reader.
 

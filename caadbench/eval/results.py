@@ -58,6 +58,7 @@ def build_results(
     training: Mapping[int, Mapping[str, Any]] | None = None,
     run_config: Mapping[str, Any] | None = None,
     train_data: TrainData | None = None,
+    selection: Mapping[str, Any] | None = None,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
 
@@ -119,6 +120,7 @@ def build_results(
         training={str(seed): dict(log) for seed, log in sorted((training or {}).items())},
         run_config=dict(run_config or {}),
         train_data=train_data,
+        selection=dict(selection) if selection is not None else None,
         headline=headline,
         seen=seen,
         gap=gap,

@@ -13,6 +13,7 @@ merges them (the metrics equal one process's) and writes the outputs.
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,7 +24,7 @@ import numpy as np
 import torch
 
 from caadbench.data.batch import Batch
-from caadbench.data.loader import CaadDataset, open_dataset
+from caadbench.data.loader import CaadDataset, open_dataset, validation_kind
 from caadbench.errors import CaadError, ModelError, SplitError
 from caadbench.eval import datasets
 from caadbench.eval.evaluator import Evaluator
@@ -37,6 +38,7 @@ from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_
 from caadbench.utils import distributed as D
 from caadbench.utils.devices import resolve_device
 
+logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -64,6 +66,11 @@ class RunConfig:
         train_data: shard directory (or URL) a trained model is trained on (``None``: ``data``).
         train_split: its split to train on (``None``: ``split``).
         train_part: the part of that split to train on.
+        select: model selection on the split's ``val`` part (trained models; ``docs/evaluation.md``):
+            ``auto`` (``early-stop`` when the split stores a validation part, else ``none`` with a note),
+            ``early-stop`` (score on ``val`` during training, end with the best state), ``search`` (the method's
+            ``SEARCH`` space — learning-rate multipliers — each candidate trained with early stopping on the
+            first seed, the best applied to every seed) or ``none``.
     """
 
     model: str
@@ -86,6 +93,10 @@ class RunConfig:
     train_data: str | Path | None = None
     train_split: str | None = None
     train_part: str = "train"
+    select: str = "auto"
+
+
+SELECT_MODES = ("auto", "early-stop", "search", "none")
 
 
 def results_name(dataset: str, split: str, model: str, shots: int, trained_on: str | None = None) -> str:
@@ -149,6 +160,8 @@ class Runner:
             for seed in cfg.seeds:
                 self.ds.support_keys(cfg.split, cfg.shots, seed)
         self.training = self._training_set()
+        self.select = self._select_mode()
+        self.selection: dict[str, Any] | None = None
 
     def _training_set(self) -> TrainingSet | None:
         """The data a trained model is fitted on (checked against the evaluated test part), or ``None``."""
@@ -165,6 +178,49 @@ class Runner:
 
         return open_training_set(cfg.train_data or cfg.data, cfg.train_split, cfg.train_part, self.ds, cfg.split,
                                  name)
+
+    def _select_mode(self) -> str:
+        """The selection mode this run uses (``auto`` resolved); refuses selection the data cannot support."""
+        mode = self.cfg.select
+        if mode not in SELECT_MODES:
+            raise CaadError(None, f"--select must be one of {', '.join(SELECT_MODES)}, got {mode!r}")
+        if self.training is None or mode == "none":
+            return "none"
+        t = self.training
+        has_val = "val" in t.ds.parts(t.split) and t.ds.count(t.split, "val") > 0
+        if mode == "auto":
+            return "early-stop" if has_val else "none"
+        if not has_val:
+            kind = validation_kind(t.ds.manifest.splits[t.split].definition)
+            why = ("was built before validation parts: rebuild it with `caadbench build-shards`" if kind is None
+                   else f"has no validation part ({kind})")
+            raise SplitError(t.ds.root / "index.json", f"split {t.split} {why}, or run with --select none")
+        return mode
+
+    def _validator(self, size: int) -> Any:
+        """``validate(model) -> float``: macro I-AUROC over the validation part's subjects (reads ``val`` only)."""
+        from caadbench.eval.metrics import auroc, macro_mean
+
+        t = self.training
+
+        def validate(model: AnomalyModel) -> float:
+            subjects, labels, scores = [], [], []
+            for batch in t.ds.batches(t.split, "val", image_size=size, rank=self.dist.rank,
+                                      world_size=self.dist.world_size, workers=self.cfg.workers, progress=False,
+                                      batch_size=self.cfg.batch_size):
+                out = model.predict(batch)
+                subjects += list(batch.subjects)
+                labels += batch.labels.tolist()
+                scores += out.scores.cpu().tolist()
+            if self.dist.world_size > 1:
+                parts = D.all_gather_objects((subjects, labels, scores))
+                subjects, labels, scores = (sum((p[i] for p in parts), []) for i in range(3))
+            subj, lab, sc = np.array(subjects), np.array(labels), np.array(scores)
+            score = macro_mean(auroc(sc[subj == s], lab[subj == s]) for s in sorted(set(subjects))
+                               if len(set(lab[subj == s].tolist())) == 2)
+            return 0.0 if np.isnan(score) else float(score)
+
+        return validate
 
     @property
     def trained_on(self) -> str | None:
@@ -190,8 +246,9 @@ class Runner:
         return ds.batches(split, part, image_size=image_size, rank=self.dist.rank, world_size=self.dist.world_size,
                           workers=self.cfg.workers, progress=self.cfg.progress and self.dist.is_main, **kw)
 
-    def _fit(self, model: AnomalyModel, seed: int) -> dict[str, list[str]]:
-        """Fit ``model`` for ``seed``; return the support keys used (empty unless few-shot)."""
+    def _fit(self, model: AnomalyModel, seed: int, tag: str = "") -> dict[str, list[str]]:
+        """Fit ``model`` for ``seed`` (``tag`` names a search candidate's checkpoint folder); return the support
+        keys used (empty unless few-shot)."""
         cfg, size = self.cfg, model.image_size
         if cfg.checkpoint is not None:
             model.load(cfg.checkpoint)
@@ -213,11 +270,12 @@ class Runner:
                                  batch_size=getattr(model.config, "batch_size", cfg.batch_size))
 
         suffix = f"_train-{self.trained_on}" if self.trained_on else ""
-        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}{suffix}_seed{seed}"
+        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}{suffix}{tag}_seed{seed}"
         # the trained part's subjects only: held-out (cs) or other datasets' names must not get training losses
         # or be negatives; they appear at inference only
         model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
-                          device=self.device, output_dir=out_dir if self.dist.is_main else None))
+                          device=self.device, output_dir=out_dir if self.dist.is_main else None,
+                          validate=self._validator(size) if self.select != "none" else None))
         return {}
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
@@ -233,6 +291,44 @@ class Runner:
                 for other in gathered[1:]:
                     evaluator.merge(other)
         return evaluator
+
+    def _search(self, backbone: ClipBackbone, overrides: dict[str, Any]) -> dict[str, Any]:
+        """``--select search``: train each candidate of the method's ``SEARCH`` space on the first seed with early
+        stopping; return the overrides of the best validation score (ties: the earlier candidate)."""
+        config = self.model_config
+        space = dict(getattr(config, "SEARCH", {}))
+        fields = [f for f in getattr(config, "LR_FIELDS", ()) if hasattr(config, f)]
+        if not space or not fields:
+            raise ModelError(self.cfg.model, "has no search space: run with --select early-stop or none")
+        seed = self.cfg.seeds[0]
+        tried = []
+        for scale in space["lr_scale"]:
+            candidate = {f: getattr(config, f) * scale for f in fields}
+            seed_everything(seed)
+            model = self.spec.build(backbone=backbone, **{**overrides, **candidate}).to(self.device)
+            self._fit(model, seed, tag=f"_search-lr{scale:g}")
+            score = (model.train_log or {}).get("selection", {}).get("val_score", float("nan"))
+            tried.append({"lr_scale": scale, **candidate, "val_score": score})
+            logger.info(f"{self.cfg.model}: search lr_scale {scale:g}: validation {100 * score:.1f}")
+        best = max(tried, key=lambda t: (t["val_score"], -tried.index(t)))
+        self.selection = {"mode": "search", "space": {"lr_scale": list(space["lr_scale"])}, "on_seed": seed,
+                          "candidates": tried, "selected": {f: best[f] for f in fields} | {"lr_scale": best["lr_scale"]}}
+        return {f: best[f] for f in fields}
+
+    def _selection_record(self, training: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+        """What was selected on validation: the mode, the search (if any) and each seed's early-stopping point."""
+        if self.training is None:
+            return None
+        record: dict[str, Any] = {"mode": self.select} | (self.selection or {})
+        if self.select == "none":
+            kind = validation_kind(self.training.ds.manifest.splits[self.training.split].definition)
+            record["why"] = ("--select none" if self.cfg.select == "none" else
+                             "the set was built before validation parts (rebuild to select)" if kind is None
+                             else f"the split has no validation part ({kind})")
+            return record
+        record["per_seed"] = {str(seed): {k: log["selection"][k] for k in ("selected_step", "stopped_at", "val_score")}
+                              for seed, log in training.items() if log.get("selection")}
+        return record
 
     def _notes(self) -> list[str]:
         if self.cfg.checkpoint is None:
@@ -250,10 +346,13 @@ class Runner:
         cfg = self.cfg
         backbone = self._backbone().to(self.device)
         evaluations, supports, training, examples, model = [], {}, {}, None, None
+        overrides = {k: v for k, v in self._overrides().items() if k not in ("backbone", "image_size")}
         with ResourceMeter(self.device) as meter:
+            searched = self._search(backbone, overrides) if self.select == "search" else None
+            if searched is not None:
+                overrides = {**overrides, **searched}
             for seed in cfg.seeds:
                 seed_everything(seed)
-                overrides = {k: v for k, v in self._overrides().items() if k not in ("backbone", "image_size")}
                 model = self.spec.build(backbone=backbone, **overrides).to(self.device)
                 supports[seed] = self._fit(model, seed)
                 if getattr(model, "train_log", None):
@@ -277,6 +376,7 @@ class Runner:
             notes=self._notes(),
             run_config=run_config_to_dict(cfg),
             train_data=self.training.record() if self.training is not None else None,
+            selection=self._selection_record(training),
         )
         path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots, self.trained_on)
         write_results(path, results)

@@ -164,6 +164,9 @@ class Results:
         gap: per metric, seen − unseen per seed (in [-1, 1]) with its mean and std over seeds; ``None`` exactly
             when ``seen`` is.
         categories: the evaluated subjects (categories), sorted: what a dataset id's mean is over.
+        selection: what a trained model's run selected on the split's validation part (mode, search candidates
+            and their validation scores, each seed's selected step and validation score); ``None`` for zero- and
+            few-shot models and files written before selection existed.
     """
 
     schema_version: int
@@ -189,6 +192,7 @@ class Results:
     seen: ScopeEntry | None = None
     gap: dict[str, MetricStat] | None = None
     categories: list[str] = field(default_factory=list)
+    selection: dict[str, Any] | None = field(default=None, metadata={ADDED_LATER: True})
 
     @property
     def random_init(self) -> bool:

@@ -108,13 +108,27 @@ class TrainedModelConfig(ModelConfig):
         checkpoint_every: also checkpoint every N optimisation steps (0: only at the end of each stage).
         resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
         progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
+        val_every: with ``FitData.validate``, score the model on the validation part every N optimisation steps
+            of the (last) training stage and at its end, keep the best-scoring state and end training with it
+            (0: at the end of every epoch). Without ``FitData.validate`` nothing is scored.
+        patience: stop after this many validations in a row without improvement (0: train every step, still
+            ending with the best-scoring state).
+
+    Class attributes:
+        SEARCH: the run-level search space of ``caadbench run --select search`` (``docs/evaluation.md``), the
+            same for every gradient-trained method: multipliers of its learning-rate options (``LR_FIELDS``).
     """
 
     checkpoint_every: int = 0
     resume: str | None = None
     progress: bool = True
+    val_every: int = 0
+    patience: int = 0
 
-    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "checkpoint_every", "resume", "progress")
+    RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision", "checkpoint_every", "resume", "progress",
+                                                 "val_every", "patience")
+    LR_FIELDS: ClassVar[tuple[str, ...]] = ("lr",)
+    SEARCH: ClassVar[dict[str, tuple[float, ...]]] = {"lr_scale": (0.5, 1.0, 2.0)}
 
     @property
     def learning(self) -> Learning:

@@ -102,6 +102,65 @@ class LossLog:
                 "curve": self.entries[::stride]}
 
 
+class Selection:
+    """Early stopping on the validation part: the score history, the best step and its fitted state.
+
+    Args:
+        val_every: steps between validations (0: at each epoch's end).
+        patience: validations without improvement before stopping (0: never early).
+    """
+
+    METRIC = "macro I-AUROC on the validation part"
+
+    def __init__(self, val_every: int, patience: int) -> None:
+        self.val_every, self.patience = val_every, patience
+        self.history: list[dict[str, float]] = []
+        self.best_step, self.best_score = -1, -math.inf
+        self.best_state: dict[str, torch.Tensor] | None = None
+        self.stopped_at: int | None = None
+
+    def record(self, step: int, score: float, model: AnomalyModel) -> bool:
+        """Add ``score`` at ``step``; keep the model's state when it is the best so far (ties keep the earlier
+        one). Returns ``True`` when ``patience`` validations in a row did not improve."""
+        self.history.append({"step": step, "score": score})
+        if score > self.best_score:
+            self.best_step, self.best_score = step, score
+            self.best_state = {k: v.detach().cpu().clone() for k, v in model.fitted_state().items()}
+        since = sum(1 for h in self.history if h["step"] > self.best_step)
+        return bool(self.patience) and since >= self.patience
+
+    def restore_best(self, model: AnomalyModel, last_step: int) -> None:
+        """End with the best-scoring state (a no-op when it is the last one)."""
+        self.stopped_at = last_step
+        if self.best_state is not None and self.best_step != last_step:
+            device = next(iter(model.fitted_state().values())).device
+            model.load_fitted_state({k: v.to(device) for k, v in self.best_state.items()})
+
+    def describe(self, where: str) -> str:
+        return (f"{where}: selected step {self.best_step} of {self.stopped_at} ({self.METRIC} "
+                f"{100 * self.best_score:.1f}; {len(self.history)} validations)")
+
+    def summary(self) -> dict[str, Any]:
+        """What the results file records: metric, rule, history, the selected step and its score."""
+        return {"metric": self.METRIC, "val_every": self.val_every or "epoch", "patience": self.patience,
+                "history": self.history, "selected_step": self.best_step, "val_score": self.best_score,
+                "stopped_at": self.stopped_at}
+
+    def state(self) -> dict[str, Any]:
+        return {"val_every": self.val_every, "patience": self.patience, "history": self.history,
+                "best_step": self.best_step, "best_score": self.best_score, "best_state": self.best_state,
+                "stopped_at": self.stopped_at}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any] | None) -> Selection | None:
+        if not state:
+            return None
+        out = cls(state["val_every"], state["patience"])
+        out.history, out.best_step, out.best_score = state["history"], state["best_step"], state["best_score"]
+        out.best_state, out.stopped_at = state["best_state"], state["stopped_at"]
+        return out
+
+
 class TrainerBase:
     """Epoch loop, distributed steps, checkpoints and resume for one model on one :class:`FitData`.
 
@@ -124,6 +183,7 @@ class TrainerBase:
         self.device = torch.device(D.local_device(data.device))
         self.output_dir = Path(data.output_dir) if data.output_dir else None
         self.logs = {name: LossLog() for name in stages}
+        self.selection: Selection | None = None
 
     @property
     def where(self) -> str:
@@ -132,8 +192,12 @@ class TrainerBase:
     # ----------------------------------------------------------------- the loop
     def train_epochs(self, stage: int, log: str, params: list[torch.nn.Parameter], opt: torch.optim.Optimizer,
                      sched: Any, total_steps: int, resumed: dict[str, Any] | None, loss_fn: LossFn,
-                     desc: str) -> None:
+                     desc: str, select: bool = False) -> None:
         """Run ``total_steps`` optimiser steps over epochs of ``data.train``, checkpointing as configured.
+
+        With ``select`` and ``data.validate``, the model is scored on the validation part every ``val_every``
+        steps (0: at each epoch's end) and at the last step; training stops after ``patience`` validations
+        without improvement (0: never early) and ends with the best-scoring state (:class:`Selection`).
 
         Args:
             stage: the stage number written to checkpoints taken during the loop; ``stage + 1`` when it ends.
@@ -144,6 +208,7 @@ class TrainerBase:
                 position), or ``None``.
             loss_fn: the loss of one batch.
             desc: progress bar label.
+            select: validate and keep the best state here (the stage whose steps selection chooses).
         """
         step, epoch, skip = 0, 0, 0
         if resumed and resumed["optimizer"] is not None:
@@ -151,9 +216,15 @@ class TrainerBase:
             sched.load_state_dict(resumed["scheduler"])
             step, epoch, skip = resumed["step"], resumed["epoch"], resumed["batch_in_epoch"]
         every = int(getattr(self.cfg, "checkpoint_every", 0) or 0)
+        selecting = select and self.data.validate is not None
+        if selecting and self.selection is None:
+            self.selection = Selection(int(getattr(self.cfg, "val_every", 0) or 0),
+                                       int(getattr(self.cfg, "patience", 0) or 0))
+        val_every = self.selection.val_every if selecting else 0
         bar = self._bar(total_steps, step, desc)
         steps = self.step_log(log, step)
-        while step < total_steps:
+        stop = False
+        while step < total_steps and not stop:
             position, seen = skip, 0
             for batch in self._rank_batches(epoch, skip):
                 seen += 1
@@ -162,16 +233,34 @@ class TrainerBase:
                 self._step(opt, sched, params, total)
                 step, position = step + 1, position + 1
                 steps.step(step, epoch, lr, self._record(log, step, total, parts, bar), images=len(batch))
-                if every and step % every == 0 and step < total_steps:
+                if selecting and ((val_every and step % val_every == 0) or step >= total_steps):
+                    stop = self._validate(step)
+                if every and step % every == 0 and step < total_steps and not stop:
                     self._checkpoint(stage, step, opt, sched, epoch, position)
-                if step >= total_steps:
+                if step >= total_steps or stop:
                     break
             if seen == 0 and skip == 0:
                 raise ModelError(self.where, "the train part yielded no batches")
             epoch, skip = epoch + 1, 0
+            if selecting and not val_every and not stop and step < total_steps:
+                stop = self._validate(step)
         bar.close()
         steps.close()
+        if selecting:
+            self.selection.restore_best(self.model, step)
+            self._info(self.selection.describe(self.where))
         self._checkpoint(stage + 1, step, opt, sched, epoch, 0)
+
+    def _validate(self, step: int) -> bool:
+        """Score the model on the validation part at ``step``; ``True`` when patience is exhausted."""
+        was_training, was_fitted = self.model.training, self.model.is_fitted
+        self.model.is_fitted = True  # the state as it is now is what is scored
+        try:
+            score = float(self.data.validate(self.model))
+        finally:
+            self.model.train(was_training)
+            self.model.is_fitted = was_fitted
+        return self.selection.record(step, score, self.model)
 
     def _rank_batches(self, epoch: int, skip: int) -> Iterator[Batch]:
         """This rank's batches of ``epoch``, after ``skip`` already-trained ones; stops when any rank runs out."""
@@ -244,6 +333,7 @@ class TrainerBase:
             "precision": self.model.precision_for("train"),
             "seed": self.data.seed,
             **{name: log.summary() for name, log in self.logs.items()},
+            **({"selection": self.selection.summary()} if self.selection is not None else {}),
             "wall_s": time.perf_counter() - start,
         }
 
@@ -272,6 +362,7 @@ class TrainerBase:
                 "logs": {k: v.entries for k, v in self.logs.items()},
                 "checkpoint_sha256": sha256_file(path),
                 "world_size": self.dist.world_size,
+                "selection": self.selection.state() if self.selection is not None else None,
                 **self.extra_state(),
             }
             buffer = io.BytesIO()
@@ -307,6 +398,7 @@ class TrainerBase:
         if state.get("checkpoint_sha256") != sha256_file(path):
             raise ModelError(side, f"trainer state does not belong to {path.name} (written by another save)")
         self.logs = {k: LossLog(v) for k, v in state["logs"].items()}
+        self.selection = Selection.from_state(state.get("selection"))
         self.restore_extra(state)
         return state
 
@@ -366,7 +458,7 @@ class SingleStageTrainer(TrainerBase):
         opt = torch.optim.Adam(params, lr=c.lr, betas=ADAM_BETAS)
         sched = torch.optim.lr_scheduler.LambdaLR(opt, constant)
         self.train_epochs(1, self.LOG, params, opt, sched, total_steps, resumed, model.training_loss,
-                          f"{self.where} (train)")
+                          f"{self.where} (train)", select=True)
         model.eval()
         return self.summary(counts, share, start)
 
@@ -376,6 +468,7 @@ __all__ = [
     "CURVE_POINTS",
     "STATE_SUFFIX",
     "LossLog",
+    "Selection",
     "SingleStageModel",
     "SingleStageTrainer",
     "TrainerBase",

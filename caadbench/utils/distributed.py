@@ -144,6 +144,15 @@ def gather_objects(obj: object, dst: int = 0) -> list[object] | None:
     return out
 
 
+def all_gather_objects(obj: object) -> list[object]:
+    """Pickle-gather ``obj`` from every rank onto every rank, in rank order (``[obj]`` in a single process)."""
+    if not is_distributed():
+        return [obj]
+    out: list[object] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def broadcast_object(obj: object, src: int = 0) -> object:
     """Rank ``src``'s ``obj`` (pickled) on every rank; ``obj`` itself in a single process."""
     if not is_distributed():

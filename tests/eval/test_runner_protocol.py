@@ -135,3 +135,86 @@ def test_a_killed_shuffled_sharded_training_resumes_bit_for_bit(sharded, tmp_pat
     log_a, log_b = straight.training["0"], resumed.training["0"]
     assert log_a["stage2"] == log_b["stage2"] and log_a["grounding"] == log_b["grounding"]
     assert log_a["stage2"]["steps"] == 2 * math.ceil(open_dataset(sharded).count("cc", "train") / 16)
+
+
+def test_a_trained_run_selects_on_validation_and_records_it(sharded, tmp_path):
+    options = {**TRAIN, "max_steps": 4, "val_every": 2}
+    res = read_results(run(config(sharded, tmp_path, "coreclip", split="cc", options=options)))
+    log = res.training["0"]["selection"]
+    assert [h["step"] for h in log["history"]] == [2, 4]
+    best = max(log["history"], key=lambda h: h["score"])
+    assert log["selected_step"] == best["step"] and log["val_score"] == best["score"]
+    assert res.selection["mode"] == "early-stop"
+    assert res.selection["per_seed"]["0"]["selected_step"] == best["step"]
+
+
+def test_search_tries_every_learning_rate_on_the_first_seed(sharded, tmp_path):
+    options = {**TRAIN, "max_steps": 2}
+    res = read_results(run(config(sharded, tmp_path, "coreclip", split="cc", options=options, select="search",
+                                  seeds=(3, 4))))
+    sel = res.selection
+    assert sel["mode"] == "search" and sel["on_seed"] == 3
+    assert [c["lr_scale"] for c in sel["candidates"]] == [0.5, 1.0, 2.0]
+    best = max(sel["candidates"], key=lambda c: c["val_score"])
+    assert sel["selected"]["lr"] == best["lr"] == res.config["lr"]
+    assert sorted(sel["per_seed"]) == ["3", "4"]
+
+
+def test_a_set_built_before_validation_parts_says_what_to_do(sharded, tmp_path):
+    import json
+    import shutil
+
+    from caadbench.errors import SplitError
+
+    old = tmp_path / "old"
+    shutil.copytree(sharded, old)
+    index = json.loads((old / "index.json").read_text())
+    for split in index["splits"].values():
+        split["parts"].pop("val")
+        split["definition"].pop("validation")
+    index["counts"] = {k: {p: c for p, c in v.items() if p != "val"} for k, v in index["counts"].items()}
+    (old / "index.json").write_text(json.dumps(index))
+    with pytest.raises(SplitError, match="built before validation parts: rebuild it with `caadbench build-shards`, "
+                                         "or run with --select none"):
+        run(config(old, tmp_path, "coreclip", split="cc", options={**TRAIN, "max_steps": 1}, select="early-stop"))
+    res = read_results(run(config(old, tmp_path, "coreclip", split="cc", options={**TRAIN, "max_steps": 1})))
+    assert res.selection == {"mode": "none", "why": "the set was built before validation parts (rebuild to select)"}
+    assert "selection" not in res.training["0"]
+
+
+@pytest.mark.parametrize("split_seed", [0, 1, 2])
+def test_unseen_test_contexts_are_never_read_before_the_final_evaluation(tmp_path, monkeypatch, split_seed):
+    from caadbench.data.shards import build_shards
+    from caadbench.data.sources import get_source_class
+    from caadbench.eval.runner import Runner
+
+    root = tmp_path / "synth"
+    build_shards(get_source_class("synthetic")(seed=split_seed, size=150, image_size=48), root, splits=["cc"],
+                 seed=split_seed, workers=1, progress=False)
+    ds = open_dataset(root)
+    sides = ds.context_sides("cc")
+    events: list[tuple[str, str, str]] = []  # (phase, part, key)
+    phase = ["fit"]
+    real_batches, real_evaluate = CaadDataset.batches, Runner._evaluate
+
+    def batches(self, split, part, **kw):
+        for batch in real_batches(self, split, part, **kw):
+            events.extend((phase[0], part, f"{s}/{c}") for s, c in zip(batch.subjects, batch.contexts))
+            yield batch
+
+    def evaluate(self, model, meter):
+        phase[0] = "final"
+        try:
+            return real_evaluate(self, model, meter)
+        finally:
+            phase[0] = "fit"
+
+    monkeypatch.setattr(CaadDataset, "batches", batches)
+    monkeypatch.setattr(Runner, "_evaluate", evaluate)
+    run(config(root, tmp_path, "coreclip", split="cc", options={**TRAIN, "max_steps": 2, "val_every": 1},
+               seeds=(0, 1)))
+    unseen = {f"{s}/{c}" for s, side in sides.items() for c in side["unseen"]}
+    before = [(part, cell) for ph, part, cell in events if ph == "fit"]
+    assert {part for part, _ in before} == {"train", "val"}  # fitting and selection read train and val only
+    assert not {cell for _, cell in before} & unseen
+    assert {part for ph, part, _ in events if ph == "final"} == {"test"}

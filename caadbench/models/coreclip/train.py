@@ -205,7 +205,8 @@ class Trainer(TrainerBase):
                 parts["cross_branch"] = L.cross_branch_loss(full.embeddings, feats.embeddings[:, masked])
             return sum(weights[k] * v for k, v in parts.items()), parts
 
-        self.train_epochs(2, "stage2", params, opt, sched, total_steps, resumed, loss, "coreclip stage 2 (image)")
+        self.train_epochs(2, "stage2", params, opt, sched, total_steps, resumed, loss, "coreclip stage 2 (image)",
+                          select=True)
 
 
 __all__ = ["CHECKPOINT_NAME", "GROUNDING_EPOCH", "STATE_SUFFIX", "Trainer", "warmup_cosine"]
