@@ -169,9 +169,10 @@ class CaadDataset:
         return sorted({s for c in counts.values() for s in c.subject})
 
     def context_sides(self, split: str) -> dict[str, dict[str, list[str]]]:
-        """Per subject, ``{"seen": [...], "unseen": [...]}`` contexts (only ``cc`` has unseen ones)."""
+        """Per subject, ``{"seen": [...], "unseen": [...]}`` contexts (only ``cc`` has unseen ones), plus ``"val"``
+        (the contexts held out whole for the validation part) where the split has them."""
         sides = self._split(split).definition.get("context_sides", {})
-        return {subj: {"seen": list(s["seen"]), "unseen": list(s["unseen"])} for subj, s in sides.items()}
+        return {subj: {k: list(v) for k, v in s.items() if k in ("seen", "unseen", "val")} for subj, s in sides.items()}
 
     def support_keys(self, split: str, shots: int, seed: int) -> dict[str, list[str]]:
         """The ``shots``-shot support keys per test subject for a support seed.

@@ -85,6 +85,26 @@ def test_info_and_verify(built):
     assert ok.exit_code == 0 and ok.output.startswith("ok: ")
 
 
+def test_info_shows_the_validation_part(built, tmp_path):
+    import shutil
+
+    info = _run("info", str(built))
+    assert "| val contexts" in info.output and "validation: whole seen contexts held out from train" in info.output
+    assert "validation: held-out train subjects" in info.output  # cs
+    old = tmp_path / "old"  # built before validation parts: says what to do
+    shutil.copytree(built, old)
+    manifest = json.loads((built / "index.json").read_text())
+    for split in manifest["splits"].values():
+        split["parts"].pop("val")
+        split["definition"].pop("validation")
+    manifest["counts"] = {k: {p: c for p, c in v.items() if p != "val"} for k, v in manifest["counts"].items()}
+    (old / "index.json").write_text(json.dumps(manifest))
+    info = _run("info", str(old))
+    assert info.exit_code == 0, info.output
+    assert "validation: none stored (shards built before validation parts): rebuild with `caadbench build-shards`" \
+        in info.output
+
+
 def test_info_shows_the_seen_test_counts(built, tmp_path):
     import shutil
 
