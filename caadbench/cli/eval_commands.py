@@ -54,6 +54,40 @@ def leaderboard(results_dir: Path | None, references: Path | None, out: Path | N
     click.echo(f"wrote {out}")
 
 
+@main.command("board")
+@click.argument("spec", type=click.Path(path_type=Path), default=Path("leaderboards/board.yaml"))
+@click.option("--results", "results_dir", type=click.Path(path_type=Path), default=None,
+              help="Directory the rows' results files go to.  [default: leaderboards/results]")
+@click.option("--data", default=None, help="Shard directory every row reads  [default: the spec's]")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Leaderboard markdown to regenerate at the end.  [default: leaderboards/README.md]")
+@click.option("--force", is_flag=True, help="Rerun rows already produced at this commit.")
+@click.option("--dry-run", is_flag=True, help="Check every row's settings and list them; run nothing.")
+def board_command(spec: Path, results_dir: Path | None, data: str | None, out: Path | None, force: bool,
+                  dry_run: bool) -> None:
+    """Regenerate a whole leaderboard: run every row of SPEC (skipping rows done at this commit), then the tables.
+
+    Prints each row's wall and CPU time and the totals. Long: start it in the background
+    (`nohup caadbench board > board.log 2>&1 &`); a killed regeneration resumes at the first row not done.
+    """
+    from caadbench.eval.board import board_configs, run_board
+    from caadbench.eval.leaderboard import DEFAULT_OUT, DEFAULT_RESULTS_DIR, generate_leaderboard
+    from caadbench.utils.atomic import atomic_write_text
+
+    results_dir = DEFAULT_RESULTS_DIR if results_dir is None else results_dir
+    out = DEFAULT_OUT if out is None else out
+    configs = board_configs(spec, results_dir, data)
+    if dry_run:
+        for cfg in configs:
+            click.echo(f"{cfg.model}: split {cfg.split}, {cfg.shots}-shot, seeds {list(cfg.seeds)}, data {cfg.data}")
+        return
+    timings = run_board(configs, force=force, echo=click.echo)
+    atomic_write_text(out, generate_leaderboard(results_dir, None, out))
+    ran = [t for t in timings if t.ran]
+    click.echo(f"{len(ran)} of {len(timings)} rows run: {sum(t.wall_s for t in ran):.0f} s wall, "
+               f"{sum(t.cpu_s for t in ran):.0f} s CPU; wrote {out}")
+
+
 @main.command("report")
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--out", type=click.Path(path_type=Path), default=None,

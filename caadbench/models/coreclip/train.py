@@ -21,6 +21,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import torch
+import torch.nn.functional as F
 
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
@@ -127,7 +128,10 @@ class Trainer(TrainerBase):
             total = sum(weights[k] * v for k, v in parts.items())
             self._step(opt, sched, params, total)
             step += 1
-            steps.step(step, 0, lr, self._record("stage1", step, total, parts, bar))
+            values = self._record("stage1", step, total, parts, bar)
+            values["cos_t0_t1"] = float(F.cosine_similarity(t0.detach(), t1.detach(), dim=-1).mean())
+            self.logs["stage1"].entries[-1]["cos_t0_t1"] = values["cos_t0_t1"]  # monitored, not a loss
+            steps.step(step, 0, lr, values)
         bar.close()
         steps.close()
         model.invalidate_prototypes()
