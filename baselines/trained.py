@@ -1,10 +1,15 @@
 """What the trained baselines (APRIL-GAN, AnomalyCLIP) share: training options, the image layers they tap, and a
 model base whose :meth:`fit` runs :class:`~caadbench.models.training.SingleStageTrainer`.
 
-Both papers read patch tokens at the quarters of a 24-block ViT-L/14 (blocks 6, 12, 18 and 24, counted from 1).
-``feature_layers=None`` takes the quarters of whatever backbone runs (0-based indices ``⌈n/4⌉ − 1, ⌈n/2⌉ − 1,
-⌈3n/4⌉ − 1, n − 1``: 5, 11, 17, 23 for ViT-L/14; 1, 3, 5, 7 for the 8-block ``caad-tiny``), so the same config
-works on the paper's backbone and on the tiny test one.
+Which blocks' patch tokens make the maps (``feature_layers``) is given as block indices or as a named set that
+adapts to whatever backbone runs, so the same config works on the paper's ViT-L/14 and on the tiny test one:
+
+* ``"quarters"``: the blocks ending each quarter, 0-based ``⌈n/4⌉ − 1, ⌈n/2⌉ − 1, ⌈3n/4⌉ − 1, n − 1`` (5, 11,
+  17, 23 for ViT-L/14, i.e. blocks 6, 12, 18, 24 counted from 1; 1, 3, 5, 7 for the 8-block ``caad-tiny``):
+  APRIL-GAN's ``--features_list 6 12 18 24``;
+* ``"top"``: the last block only: AnomalyCLIP's released ``--features_list 24``.
+
+``None`` is each method's own default (:attr:`TrainedConfig.DEFAULT_BLOCKS`).
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import math
 from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 
@@ -38,14 +43,23 @@ def quarter_layers(n_blocks: int) -> tuple[int, ...]:
     return tuple(sorted({max(0, math.ceil(n_blocks * q) - 1) for q in (0.25, 0.5, 0.75, 1.0)}))
 
 
-def resolve_layers(layers: Sequence[int] | None, n_blocks: int, where: str) -> tuple[int, ...]:
-    """``layers`` as sorted, distinct, non-negative block indices (``None``: :func:`quarter_layers`).
+BLOCK_SETS = ("quarters", "top")
+"""Named sets of feature blocks (see the module docstring)."""
+
+
+def resolve_layers(layers: Sequence[int] | str, n_blocks: int, where: str) -> tuple[int, ...]:
+    """``layers`` (block indices or a name of :data:`BLOCK_SETS`) as sorted, distinct, non-negative block indices.
 
     Raises:
-        ModelError: an index outside the encoder, or no index at all.
+        ModelError: an index outside the encoder, no index at all, or an unknown set name.
     """
-    if layers is None:
+    if layers == "quarters":
         return quarter_layers(n_blocks)
+    if layers == "top":
+        return (n_blocks - 1,)
+    if isinstance(layers, str):
+        raise ModelError(where, f"feature_layers must be block indices or one of {', '.join(BLOCK_SETS)}, "
+                                f"got {layers!r}")
     bad = [i for i in layers if not -n_blocks <= int(i) < n_blocks]
     if bad or not layers:
         raise ModelError(where, f"feature_layers {list(layers)} must be non-empty block indices of a "
@@ -58,22 +72,29 @@ class TrainedConfig(TrainedModelConfig):
     """Options of every trained baseline.
 
     Attributes:
-        feature_layers: 0-based image blocks whose patch tokens make the maps (``None``: the four quarters).
+        feature_layers: 0-based image blocks whose patch tokens make the maps, or a named set, ``"quarters"`` or
+            ``"top"`` (``None``: the method's default, ``DEFAULT_BLOCKS``: ``quarters`` for APRIL-GAN, ``top`` for
+            AnomalyCLIP).
         epochs, max_steps: passes over the train part (``max_steps > 0`` overrides ``epochs``).
         lr: Adam's learning rate (constant; betas 0.5, 0.999 as in both official scripts).
         batch_size: training batch size.
     """
 
     backbone: str = PAPER_BACKBONE
-    feature_layers: tuple[int, ...] | None = None
+    feature_layers: tuple[int, ...] | str | None = None
     epochs: int = 1
     max_steps: int = 0
     lr: float = 1e-3
     batch_size: int = 8
 
+    DEFAULT_BLOCKS: ClassVar[Literal["quarters", "top"]] = "quarters"
+    """The feature blocks ``feature_layers=None`` means."""
+
     def __post_init__(self) -> None:
         where = type(self).__name__
-        if self.feature_layers is not None:
+        if isinstance(self.feature_layers, str):
+            resolve_layers(self.feature_layers, 1, where)  # refuses an unknown set name now
+        elif self.feature_layers is not None:
             self.feature_layers = tuple(int(i) for i in self.feature_layers)
         for name in ("epochs", "max_steps", "checkpoint_every"):
             if int(getattr(self, name)) < 0:
@@ -97,8 +118,8 @@ class TrainedBaseline(AnomalyModel):
 
     def __init__(self, config: TrainedConfig, backbone: ClipBackbone | None = None) -> None:
         super().__init__(config, backbone)
-        self.feature_blocks = resolve_layers(config.feature_layers, len(self.backbone.image_blocks),
-                                             type(self).__name__)
+        layers = config.DEFAULT_BLOCKS if config.feature_layers is None else config.feature_layers
+        self.feature_blocks = resolve_layers(layers, len(self.backbone.image_blocks), type(self).__name__)
         self.train_log: dict | None = None
 
     @abstractmethod

@@ -9,7 +9,9 @@ the original encoder (the output of block ``j − 1``), the V-V stream after blo
 the original stream's tokens, added without the block's MLP — the official implementation's dual path
 (github.com/zqhang/AnomalyCLIP, ``AnomalyCLIP_lib/AnomalyCLIP.py``). Patch features of a block ``l ≥ d`` are
 ``v_l``'s patch tokens through the final LayerNorm and projection; blocks before ``d`` give the original ones.
-The image embedding is the original encoder's (the V-V stream only serves segmentation).
+The image embedding is the original encoder's last class token projected, without the final LayerNorm as the
+official code computes it (``x_ori[0] @ proj``), or with it (CLIP's standard embedding); the V-V stream only serves
+segmentation.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ import torch
 from caadbench.models.api import ClipBackbone, ModelError
 
 
-def dpam_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence[int],
-                  start: int) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+def dpam_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence[int], start: int,
+                  embedding_ln_post: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """The image embedding and projected patch features of ``layers``, from the V-V stream from block ``start``.
 
     Args:
@@ -30,6 +32,7 @@ def dpam_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence
         images: ``(B, 3, S, S)`` in [0, 1].
         layers: 0-based image blocks to read.
         start: the first block ``d ≥ 1`` of the V-V stream.
+        embedding_ln_post: the embedding's class token goes through the final LayerNorm before the projection.
 
     Returns:
         ``(B, D)`` embedding (not normalised) and ``{layer: (B, N, D)}`` patch features (not normalised).
@@ -38,8 +41,9 @@ def dpam_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence
     if not 1 <= start < n_blocks:
         raise ModelError(backbone.identity.arch, f"dpam_start must lie in [1, {n_blocks}), got {start}")
     last = max(layers)
-    raw = sorted({*(i for i in layers if i < start), *range(start - 1, last)})
+    raw = sorted({*(i for i in layers if i < start), *range(start - 1, last), n_blocks - 1})
     toks = backbone.image_tokens(images, layers=raw, project=False)
+    embedding = backbone.project_tokens(toks.cls[n_blocks - 1], ln_post=embedding_ln_post)
     out = {i: backbone.project_tokens(toks.patches[i]) for i in layers if i < start}
     stream = None
     for j in range(start, last + 1):
@@ -47,11 +51,13 @@ def dpam_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence
         stream = (x if stream is None else stream) + backbone.value_value_attention(j, x)
         if j in layers:
             out[j] = backbone.project_tokens(stream[:, 1:])
-    return toks.embedding, out
+    return embedding, out
 
 
-def plain_features(backbone: ClipBackbone, images: torch.Tensor,
-                   layers: Sequence[int]) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
+def plain_features(backbone: ClipBackbone, images: torch.Tensor, layers: Sequence[int],
+                   embedding_ln_post: bool = False) -> tuple[torch.Tensor, dict[int, torch.Tensor]]:
     """Like :func:`dpam_features` without DPAM: the original encoder's projected patch tokens."""
-    toks = backbone.image_tokens(images, layers=list(layers), project=True)
-    return toks.embedding, dict(toks.patches)
+    last = len(backbone.image_blocks) - 1
+    toks = backbone.image_tokens(images, layers=[*layers, last], project=False)
+    embedding = backbone.project_tokens(toks.cls[last], ln_post=embedding_ln_post)
+    return embedding, {i: backbone.project_tokens(toks.patches[i]) for i in layers}

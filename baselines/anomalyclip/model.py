@@ -3,8 +3,10 @@ Detection", ICLR 2024, arXiv 2310.18961; github.com/zqhang/AnomalyCLIP) on the s
 
 Text: learnable object-agnostic prompts ``[V] object`` / ``[W] damaged object`` with learnable tokens in the
 first text blocks (:mod:`~caadbench.baselines.anomalyclip.prompts`) give ``t_n, t_a`` (L2-normalised), the same
-for every image. Image: the frozen embedding ``f`` and, per block ``l`` in ``feature_layers``, the DPAM patch
-features ``z_l`` (:mod:`~caadbench.baselines.anomalyclip.dpam`), all L2-normalised; ``τ = 0.07``.
+for every image. Image: the frozen embedding ``f`` (the last class token projected without ``ln_post``, as the
+official code) and, per block ``l`` in ``feature_layers`` (the top block, as released), the DPAM patch features
+``z_l`` of the V-V stream from the first quarter block (:mod:`~caadbench.baselines.anomalyclip.dpam`), all
+L2-normalised; ``τ = 0.07``.
 
 * image probabilities ``softmax([⟨f, t_n⟩, ⟨f, t_a⟩] / τ)``; the image score is the anomalous one;
 * per block, patch probabilities ``P_l = softmax([⟨z_l, t_n⟩, ⟨z_l, t_a⟩] / τ)``, bilinearly upsampled from the
@@ -18,7 +20,7 @@ features ``z_l`` (:mod:`~caadbench.baselines.anomalyclip.dpam`), all L2-normalis
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,7 @@ from caadbench.baselines.segmentation import (
     resize_mask,
     two_way_logits,
 )
-from caadbench.baselines.trained import PAPER_IMAGE_SIZE, TrainedBaseline, TrainedConfig
+from caadbench.baselines.trained import PAPER_IMAGE_SIZE, TrainedBaseline, TrainedConfig, quarter_layers
 from caadbench.models.api import AnomalyOutput, Batch, ClipBackbone, ModelError
 
 
@@ -42,13 +44,19 @@ from caadbench.models.api import AnomalyOutput, Batch, ClipBackbone, ModelError
 class AnomalyClipConfig(TrainedConfig):
     """AnomalyCLIP options (and those of :class:`~caadbench.baselines.trained.TrainedConfig`).
 
+    ``feature_layers=None`` is the top block (the released ``--features_list 24``); ``pos_embed_resize`` is
+    ``bilinear`` (the official vision transformer's resizing).
+
     Attributes:
         prompt_length: ``E`` learnable context vectors per prompt (12).
         text_tokens: ``T`` learnable tokens per text block (4).
         text_depth: the first ``depth`` text blocks see learnable tokens (``None``: ¾ of the text encoder,
             rounded: 9 of 12 as in the paper; 1 disables the in-encoder tokens).
         dpam: patch features from the DPAM (value-value) stream; off: the original encoder's.
-        dpam_start: first block of the DPAM stream (``None``: the first feature layer, block 6 of 24 in the paper).
+        dpam_start: first block of the DPAM stream, 0-based (``None``: the first quarter block, block 6 of 24 counted
+            from 1 as the official ``DPAM_layer = 20``), whatever blocks make the maps.
+        embedding_ln_post: the image embedding's class token goes through the final LayerNorm before the
+            projection (CLIP's standard embedding); off: projected as it is, as the official code.
         object_agnostic: prompts say ``object``; off: the subject's name (object-aware prompts).
         temperature: ``τ`` of every softmax.
         w_global, w_local: weights of the image-level CE and of the pixel-level focal + Dice terms.
@@ -60,11 +68,15 @@ class AnomalyClipConfig(TrainedConfig):
     text_depth: int | None = None
     dpam: bool = True
     dpam_start: int | None = None
+    embedding_ln_post: bool = False
     object_agnostic: bool = True
     temperature: float = 0.07
     w_global: float = 1.0
     w_local: float = 4.0
     map_sigma: float = 4.0
+    pos_embed_resize: str = "bilinear"
+
+    DEFAULT_BLOCKS: ClassVar[Literal["quarters", "top"]] = "top"
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -87,7 +99,8 @@ class AnomalyClip(TrainedBaseline):
         n_text = len(self.backbone.text_blocks)
         depth = config.text_depth if config.text_depth is not None else max(1, round(0.75 * n_text))
         self.prompts = LearnablePrompts(self.backbone, config.prompt_length, config.text_tokens, depth)
-        self.dpam_start = config.dpam_start if config.dpam_start is not None else self.feature_blocks[0]
+        first_quarter = quarter_layers(len(self.backbone.image_blocks))[0]
+        self.dpam_start = config.dpam_start if config.dpam_start is not None else first_quarter
         if config.dpam and not 1 <= self.dpam_start < len(self.backbone.image_blocks):
             raise ModelError(self.backbone.identity.arch, f"dpam_start must lie in [1, "
                                                           f"{len(self.backbone.image_blocks)}), got {self.dpam_start}")
@@ -132,10 +145,11 @@ class AnomalyClip(TrainedBaseline):
     @torch.no_grad()
     def image_features(self, images: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """L2-normalised ``(B, D)`` embedding and, per feature block, ``(B, N, D)`` patch features."""
+        ln_post = self.config.embedding_ln_post
         if self.config.dpam:
-            embedding, patches = dpam_features(self.backbone, images, self.feature_blocks, self.dpam_start)
+            embedding, patches = dpam_features(self.backbone, images, self.feature_blocks, self.dpam_start, ln_post)
         else:
-            embedding, patches = plain_features(self.backbone, images, self.feature_blocks)
+            embedding, patches = plain_features(self.backbone, images, self.feature_blocks, ln_post)
         return (F.normalize(embedding.float(), dim=-1),
                 [F.normalize(patches[i].float(), dim=-1) for i in self.feature_blocks])
 

@@ -205,7 +205,8 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None) -> N
 @click.option("--shots", type=int, default=0, show_default=True, help="k-shot support (few-shot models)")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds (one fit + evaluation each)")
 @click.option("--backbone", default=None, help="open_clip architecture [default: the model's]")
-@click.option("--pretrained", default=None, help="open_clip pretrained tag or local checkpoint file")
+@click.option("--pretrained", default=None,
+              help="open_clip pretrained tag, local checkpoint file, or TAG=FILE (a file of that tag's weights)")
 @click.option("--image-size", type=int, default=None, help="input side in pixels [default: the backbone's]")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None, help=f"{PRECISION_HELP}  [default: auto]")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,

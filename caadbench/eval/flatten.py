@@ -30,8 +30,8 @@ BY = ("subject", "context")
 """The breakdowns of :func:`flatten` besides one row per run (``None``)."""
 
 RUN_COLUMNS = ("file", "model", "learning", "dataset", "split", "shots", "seeds", "n_seeds", "headline",
-               "backbone", "image_size", "weights", "weights_kind", "weights_label", "precision", "device",
-               "commit", "dirty")
+               "backbone", "image_size", "weights", "weights_kind", "weights_label", "activation", "precision",
+               "device", "commit", "dirty")
 """Identity of the run: first in every row."""
 
 HEADLINE_METRIC = "i_auroc"
@@ -68,6 +68,7 @@ def run_identity(results: Results, path: str | Path | None = None) -> dict[str, 
         "weights": p.weights,
         "weights_kind": p.weights_kind.value,
         "weights_label": p.weights_label(),
+        "activation": p.activation,
         "precision": p.precision,
         "device": p.device,
         "commit": p.git_commit,

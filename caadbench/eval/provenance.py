@@ -95,6 +95,7 @@ class Provenance:
     platform: str
     command: str
     precision: str = field(default="fp32", metadata={ADDED_LATER: True})
+    activation: str = field(default="gelu", metadata={ADDED_LATER: True})
 
     @property
     def weights_kind(self) -> WeightsKind:
@@ -184,6 +185,7 @@ def collect_provenance(
         platform=platform.platform(),
         command=shlex.join(argv),
         precision=precision,
+        activation=identity.activation,
     )
 
 

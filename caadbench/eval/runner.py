@@ -233,7 +233,7 @@ class Runner:
     # ----------------------------------------------------------------- pieces
     def _backbone(self) -> ClipBackbone:
         c = self.model_config
-        return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed)
+        return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed, c.pos_embed_resize)
 
     def _overrides(self) -> dict[str, Any]:
         """Model config overrides of the run: its options and the run settings that are model options."""

@@ -2,7 +2,11 @@
 
 It builds an open_clip CLIP model by architecture name with weights from an open_clip pretrained tag, a local
 checkpoint file, or random initialisation (seeded), freezes it, and exposes what the methods need through
-open_clip's public API and torch's module hooks, never by copying open_clip's forward code:
+open_clip's public API and torch's module hooks, never by copying open_clip's forward code. The network is built
+as its weights were trained: a tag's ``quick_gelu`` and mean/std, and for a local file those of the tag it is
+recognised as (:mod:`~caadbench.models.weight_origin`: OpenAI's files get QuickGELU); a checkpoint run at another
+input size has its positional embedding resized as the method's official code does
+(:mod:`~caadbench.models.pos_embed`). It exposes:
 
 * text and image embeddings (``encode_text``, ``encode_image``);
 * CLS and patch tokens of chosen blocks, optionally projected into the joint space (``image_tokens``);
@@ -31,8 +35,9 @@ import contextlib
 import json
 import logging
 import os
+import warnings
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -42,13 +47,17 @@ import torch.nn.functional as F
 from huggingface_hub import constants as hub_constants
 from huggingface_hub import hf_hub_download, try_to_load_from_cache
 from huggingface_hub.utils import get_session
+from open_clip.transformer import QuickGELU
 from torch import nn
 
 from caadbench.errors import ModelError, WeightsUnavailable
 from caadbench.models.feature_cache import IMAGE_FEATURES, autocast_key, tensor_digest
+from caadbench.models.pos_embed import DEFAULT_POS_EMBED_RESIZE, check_resize, set_input_size
+from caadbench.models.weight_origin import OPENAI_ENTRIES, read_layout, recognise, split_named
 from caadbench.models.world.weights import WORLD_TAG, is_world_file, world_weights
 from caadbench.utils.hashing import sha256_file
 
+logger = logging.getLogger(__name__)
 CONFIG_DIR = Path(__file__).with_name("configs")
 open_clip.add_model_config(CONFIG_DIR)
 
@@ -72,9 +81,16 @@ class BackboneIdentity:
             ``local-dir:PATH``).
         weights: ``"random-init"``, ``"openclip:<tag>"``, ``"hf-hub:<repo>"``, ``"file:<name>"``, ``"world"`` (the
             shipped world weights) or ``"world-file:<name>"`` (a checkpoint written by ``caadbench pretrain``).
+            A local file recognised as a pretrained tag's is ``"openclip:<tag>"`` (by its sha256) or
+            ``"file:<name> as openclip:<tag>"`` (named, or told by OpenAI's archive format); see
+            :mod:`~caadbench.models.weight_origin`.
         sha256: sha256 of the weights file, ``None`` for random init.
         init_seed: the seed of the random initialisation (meaningful for random init only).
         image_size: input side in pixels.
+        activation: the MLP activation the network was built with, ``"gelu"`` or ``"quickgelu"``.
+        pos_embed_resize: how the checkpoint's positional embedding was resized to ``image_size``
+            (:data:`~caadbench.models.pos_embed.POS_EMBED_RESIZES`); ``None`` when it was not resized (the
+            checkpoint's own grid, or random init built at that size).
     """
 
     arch: str
@@ -82,6 +98,8 @@ class BackboneIdentity:
     sha256: str | None
     init_seed: int
     image_size: int
+    activation: str = "gelu"
+    pos_embed_resize: str | None = None
 
     @property
     def is_random_init(self) -> bool:
@@ -96,19 +114,21 @@ class BackboneIdentity:
         return asdict(self)
 
     def weights_key(self) -> tuple:
-        """What identifies these weights: architecture, image size and the file's sha256 when there is one, else
-        the seeded random init's seed, else the weights label (never just a name when a hash or a seed is known).
-        The caches key on it (:mod:`~caadbench.models.text_cache`, :mod:`~caadbench.models.feature_cache`)."""
+        """What identifies the network: architecture, image size, activation, positional-embedding resizing and the
+        file's sha256 when there is one, else the seeded random init's seed, else the weights label (never just a
+        name when a hash or a seed is known). The caches key on it (:mod:`~caadbench.models.text_cache`,
+        :mod:`~caadbench.models.feature_cache`)."""
         if self.sha256:
             which: tuple = ("sha256", self.sha256)
         elif self.is_random_init:
             which = ("random-init", self.init_seed)
         else:
             which = ("weights", self.weights)
-        return (self.arch, self.image_size, *which)
+        return (self.arch, self.image_size, self.activation, self.pos_embed_resize, *which)
 
     def same_weights(self, other: BackboneIdentity) -> bool:
-        """True when both name the same architecture and the same weights (file hash, tag or seeded init)."""
+        """True when both are the same network: architecture, weights (file hash, tag or seeded init), activation and
+        positional-embedding resizing."""
         return self.weights_key() == other.weights_key()
 
 
@@ -264,61 +284,132 @@ def check_towers(arch: str, model_cfg: Mapping[str, Any]) -> None:
                            "ViT architecture (ViT-B-16, ViT-B-16-plus-240, ViT-L-14-336, ...)")
 
 
-def resolve_weights(arch: str, pretrained: str | None) -> tuple[str | None, str, dict]:
+@dataclass(frozen=True)
+class ResolvedWeights:
+    """Where a backbone's weights come from and how the network must be built for them.
+
+    Attributes:
+        file: the weights file (``None``: random initialisation).
+        label: the weights label of :class:`BackboneIdentity`.
+        sha256: the file's sha256 (``None`` for random init).
+        quick_gelu: build QuickGELU whatever the architecture's config says (the weights were trained with it).
+        mean, std: image normalisation the weights imply (``None``: the architecture's).
+        torchscript: the file is a TorchScript archive (OpenAI's release format).
+        grid: side of the patch grid the file's positional embedding was trained on (``None``: unknown).
+    """
+
+    file: str | None
+    label: str
+    sha256: str | None = None
+    quick_gelu: bool = False
+    mean: tuple[float, ...] | None = None
+    std: tuple[float, ...] | None = None
+    torchscript: bool = False
+    grid: int | None = None
+
+
+def _file_weights(arch: str, path: str, label: str | None = None, named: str | None = None) -> ResolvedWeights:
+    """A weights file: its sha256 and layout and, unless ``label`` already says what it is (a tag's file, the world
+    weights, a hub repository's), what it is recognised as (:func:`~caadbench.models.weight_origin.recognise`)."""
+    sha, layout = sha256_file(path), read_layout(path)
+    grid, torchscript = (layout.grid, layout.torchscript) if layout is not None else (None, False)
+    if label is not None:
+        return ResolvedWeights(path, label, sha, torchscript=torchscript, grid=grid)
+    origin = recognise(arch, path, sha, layout, named)
+    if (open_clip.get_model_config(arch) or {}).get("quick_gelu") and origin.tag and not origin.quick_gelu:
+        logger.warning("%s: %s builds QuickGELU, but these are open_clip's %s weights, trained with GELU",
+                       path, arch, origin.tag)
+    return ResolvedWeights(path, origin.label(path), sha, origin.quick_gelu, origin.mean, origin.std, torchscript,
+                           grid)
+
+
+def resolve_weights(arch: str, pretrained: str | None) -> ResolvedWeights:
     """Decide where an architecture's weights come from, touching the network only to download them.
 
     Args:
         arch: open_clip architecture name, ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
         pretrained: ``None`` (random init; for ``hf-hub:``/``local-dir:`` the weights that come with it), a
-            value of :data:`RANDOM_INIT`, ``"world"`` (the shipped world weights), an open_clip tag, or a local
-            checkpoint path.
+            value of :data:`RANDOM_INIT`, ``"world"`` (the shipped world weights), an open_clip tag, a local
+            checkpoint path, or ``TAG=PATH`` (a local file of that open_clip tag's weights).
 
     Returns:
-        ``(weights file or None for random init, weights label, preprocess overrides)``. A tag's file comes from
-        the hub cache or is downloaded here, so its sha256 is known.
+        The file, its label and sha256, and what the weights imply for the build (QuickGELU, mean/std): a tag's,
+        or that of the tag a local file is recognised as (:func:`~caadbench.models.weight_origin.recognise`). A
+        tag's file comes from the hub cache or is downloaded here.
 
     Raises:
         ModelError: an unknown architecture, or one whose towers no model can use (:func:`check_towers`).
-        WeightsUnavailable: at once, when weights cannot be had offline, or the value is neither tag nor file.
+        WeightsUnavailable: at once, when weights cannot be had offline, the value is neither tag nor file, or a
+            file's sha256 contradicts the architecture or the tag it was named as.
     """
     if arch.startswith((HF_HUB, LOCAL_DIR)):
         model_cfg, weights, label = _schema_config(arch, pretrained)
         check_towers(arch, model_cfg)
-        return weights, label, {}
+        return _file_weights(arch, weights, label) if weights else ResolvedWeights(None, label)
     if arch not in open_clip.list_models():
         raise ModelError(arch, f"unknown open_clip architecture (known: {', '.join(open_clip.list_models()[:8])}, "
                                f"...; or hf-hub:ORG/NAME, local-dir:PATH)")
     check_towers(arch, open_clip.get_model_config(arch) or {})
     if pretrained is None or pretrained in RANDOM_INIT:
-        return None, "random-init", {}
+        return ResolvedWeights(None, "random-init")
     if pretrained == WORLD_TAG:
-        return str(world_weights(arch).path), WORLD_TAG, {}
+        return _file_weights(arch, str(world_weights(arch).path), WORLD_TAG)
     if os.path.isfile(pretrained):
-        kind = "world-file" if is_world_file(pretrained) else "file"
-        return pretrained, f"{kind}:{Path(pretrained).name}", {}
+        if is_world_file(pretrained):
+            return _file_weights(arch, pretrained, f"world-file:{Path(pretrained).name}")
+        return _file_weights(arch, pretrained)
+    named = split_named(pretrained)
+    if named is not None:
+        if not os.path.isfile(named[1]):
+            raise WeightsUnavailable(named[1], "checkpoint file not found")
+        return _file_weights(arch, named[1], named=named[0])
     pcfg = open_clip.get_pretrained_cfg(arch, pretrained)
     if not pcfg:
         if os.sep in pretrained or pretrained.endswith((".pt", ".pth", ".bin", ".safetensors")):
             raise WeightsUnavailable(pretrained, "checkpoint file not found")
         tags = ", ".join(open_clip.list_pretrained_tags_by_model(arch)) or "none"
         raise WeightsUnavailable(pretrained, f"not a file and not an open_clip pretrained tag of {arch} (tags: {tags})")
-    preprocess = {k: pcfg[k] for k in ("mean", "std") if k in pcfg}
-    return _tag_file(arch, pretrained, pcfg), f"openclip:{pretrained}", preprocess
+    found = _file_weights(arch, _tag_file(arch, pretrained, pcfg), f"openclip:{pretrained}")
+    return replace(found, quick_gelu=bool(pcfg.get("quick_gelu", False)), mean=pcfg.get("mean"), std=pcfg.get("std"))
 
 
-def _build(arch: str, weights_file: str | None, image_size: int | None) -> nn.Module:
-    """The open_clip model with ``weights_file`` loaded (random init when ``None``)."""
-    kwargs: dict[str, Any] = {"force_image_size": image_size} if image_size else {}
+def _load(model: nn.Module, weights: ResolvedWeights) -> None:
+    """Load ``weights.file`` with open_clip's loader; OpenAI's archive entries (:data:`OPENAI_ENTRIES`) are the only
+    state it may hold beyond the model's."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*TorchScript archive.*")  # torch.load handing it to torch.jit
+        warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated.*")  # OpenAI's format is that
+        missing, unexpected = open_clip.load_checkpoint(model, weights.file, strict=False,
+                                                        weights_only=not weights.torchscript)
+    unexpected = [k for k in unexpected if k not in OPENAI_ENTRIES]
+    if missing or unexpected:
+        raise RuntimeError(f"missing {missing[:5]}, unexpected {unexpected[:5]}")
+
+
+def _build(arch: str, weights: ResolvedWeights, image_size: int | None, resize: str) -> tuple[nn.Module, str | None]:
+    """The open_clip model with ``weights`` loaded (random init when there is no file) and the positional-embedding
+    resizing it needed to take ``image_size``-pixel inputs (``None``: none).
+
+    Random init is built at ``image_size`` directly. A checkpoint is loaded at the grid it was trained on, then its
+    positional embedding is resized by ``resize`` (:func:`~caadbench.models.pos_embed.set_input_size`) to
+    ``image_size`` (``None``: the architecture's size), never by open_clip's loader, whose resizing is fixed (bicubic,
+    antialiased).
+    """
+    quick = {"force_quick_gelu": True} if weights.quick_gelu else {}
     try:
-        if arch.startswith((HF_HUB, LOCAL_DIR)):
-            model = open_clip.create_model(arch, load_weights=False, **kwargs)
-            if weights_file is not None:
-                open_clip.load_checkpoint(model, weights_file)
-            return model
-        return open_clip.create_model(arch, pretrained=weights_file, **kwargs)
+        if weights.file is None:
+            sized = {"force_image_size": image_size} if image_size else {}
+            return open_clip.create_model(arch, load_weights=False, **quick, **sized), None
+        model = open_clip.create_model(arch, load_weights=False, **quick)
+        target = image_size or int(model.visual.image_size[0])
+        if weights.grid:  # the grid the file holds: open_clip's loader then finds nothing to resize
+            set_input_size(model.visual, weights.grid * int(model.visual.patch_size[0]), resize)
+        _load(model, weights)
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
-        raise WeightsUnavailable(weights_file or arch, f"cannot load weights ({' '.join(str(exc).split())[:300]})") \
+        raise WeightsUnavailable(weights.file or arch, f"cannot load weights ({' '.join(str(exc).split())[:300]})") \
             from exc
+    resized = set_input_size(model.visual, target, resize)
+    return model, resize if resized else None
 
 
 class ClipBackbone(nn.Module):
@@ -326,11 +417,14 @@ class ClipBackbone(nn.Module):
 
     Args:
         arch: open_clip architecture name, ``hf-hub:ORG/NAME`` or ``local-dir:PATH``.
-        pretrained: open_clip tag, local checkpoint path, or ``None`` for random initialisation (for
-            ``hf-hub:``/``local-dir:``: the weights that come with it; ``"random"`` for random initialisation).
-        image_size: input side in pixels; ``None`` keeps the architecture's size (positional embeddings of a
-            checkpoint are resized by open_clip when it differs).
+        pretrained: open_clip tag, local checkpoint path, ``TAG=PATH`` (a local file of that tag's weights), or
+            ``None`` for random initialisation (for ``hf-hub:``/``local-dir:``: the weights that come with it;
+            ``"random"`` for random initialisation). A file is built as the tag it is recognised as
+            (:mod:`~caadbench.models.weight_origin`): QuickGELU and mean/std as those weights were trained.
+        image_size: input side in pixels; ``None`` keeps the architecture's size.
         init_seed: seed of the random initialisation, so every random-init backbone of one seed is identical.
+        pos_embed_resize: how a checkpoint's positional embedding is resized when ``image_size`` differs from its
+            own (:data:`~caadbench.models.pos_embed.POS_EMBED_RESIZES`; each method's official choice).
     """
 
     def __init__(
@@ -339,23 +433,26 @@ class ClipBackbone(nn.Module):
         pretrained: str | None = None,
         image_size: int | None = None,
         init_seed: int = 0,
+        pos_embed_resize: str = DEFAULT_POS_EMBED_RESIZE,
     ) -> None:
         super().__init__()
-        weights_file, label, preprocess = resolve_weights(arch, pretrained)
+        check_resize(pos_embed_resize, arch)
+        weights = resolve_weights(arch, pretrained)
         with torch.random.fork_rng(devices=[]), _quiet_root_logger():
             torch.manual_seed(init_seed)
-            model = _build(arch, weights_file, image_size)
+            model, resized = _build(arch, weights, image_size, pos_embed_resize)
         if not hasattr(model, "visual") or not hasattr(model.visual, "transformer"):
             raise ModelError(arch, "only open_clip ViT image towers are supported")
         model.eval().requires_grad_(False)
         self.model = model
         visual = model.visual
         side = visual.image_size[0] if isinstance(visual.image_size, tuple) else visual.image_size
-        sha = sha256_file(weights_file) if weights_file else None
-        self.identity = BackboneIdentity(arch, label, sha, int(init_seed), int(side))
+        activation = "quickgelu" if any(isinstance(m, QuickGELU) for m in model.modules()) else "gelu"
+        self.identity = BackboneIdentity(arch, weights.label, weights.sha256, int(init_seed), int(side), activation,
+                                         resized)
         self.tokenizer = open_clip.get_tokenizer(arch)
-        mean = preprocess.get("mean", visual.preprocess_cfg["mean"])
-        std = preprocess.get("std", visual.preprocess_cfg["std"])
+        mean = weights.mean or visual.preprocess_cfg["mean"]
+        std = weights.std or visual.preprocess_cfg["std"]
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, 3, 1, 1), persistent=False)
 
@@ -483,14 +580,15 @@ class ClipBackbone(nn.Module):
         return self._cached(("encode_image", normalize), images,
                             lambda: self.model.encode_image(self.normalize(images), normalize=normalize))
 
-    def project_tokens(self, tokens: torch.Tensor, projection: bool = True) -> torch.Tensor:
+    def project_tokens(self, tokens: torch.Tensor, projection: bool = True, ln_post: bool = True) -> torch.Tensor:
         """Map ``(..., C)`` transformer tokens into the joint space ``(..., D)`` (final norm, projection).
 
         With ``projection=False`` only the final LayerNorm is applied: ``(..., C)``, the penultimate
-        representation that the projection consumes (WinCLIP+'s patch memory).
+        representation that the projection consumes (WinCLIP+'s patch memory). With ``ln_post=False`` the final
+        LayerNorm is skipped (AnomalyCLIP's image embedding: the class token projected as it is).
         """
         visual = self.model.visual
-        out = visual.ln_post(tokens)
+        out = visual.ln_post(tokens) if ln_post else tokens
         return out @ visual.proj if projection and visual.proj is not None else out
 
     def image_tokens(self, images: torch.Tensor, layers: Sequence[int], project: bool = True) -> ImageTokens:

@@ -32,6 +32,7 @@ from torch import nn
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.models.backbone import BackboneIdentity, ClipBackbone
+from caadbench.models.pos_embed import DEFAULT_POS_EMBED_RESIZE, check_resize
 from caadbench.models.options import check_options
 from caadbench.utils.devices import PRECISIONS, autocast, resolve_precision
 
@@ -55,9 +56,13 @@ class ModelConfig:
 
     Attributes:
         backbone: open_clip architecture name.
-        pretrained: open_clip pretrained tag, a local checkpoint file, or ``None`` for random init.
+        pretrained: open_clip pretrained tag, a local checkpoint file (``TAG=PATH``: a file of that tag's
+            weights), or ``None`` for random init.
         image_size: input side in pixels; ``None`` keeps the architecture's native size.
         init_seed: seed of the backbone's random initialisation (ignored with real weights).
+        pos_embed_resize: how a checkpoint's positional embedding is resized when ``image_size`` differs from its
+            own: ``bicubic-antialias`` (open_clip's) or ``bilinear`` (AnomalyCLIP's); each method defaults to what
+            its official code does (``docs/backbones.md``).
         precision: ``auto`` (bf16 autocast where measured faster: CUDA with bf16, fp32 on CPUs so far), ``fp32``
             or ``bf16`` (see ``docs/predict.md``).
 
@@ -73,8 +78,10 @@ class ModelConfig:
     image_size: int | None = None
     init_seed: int = 0
     precision: str = "auto"
+    pos_embed_resize: str = DEFAULT_POS_EMBED_RESIZE
 
-    BACKBONE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "pretrained", "image_size", "init_seed")
+    BACKBONE_FIELDS: ClassVar[tuple[str, ...]] = ("backbone", "pretrained", "image_size", "init_seed",
+                                                  "pos_embed_resize")
     RUNTIME_FIELDS: ClassVar[tuple[str, ...]] = ("precision",)
 
     @property
@@ -97,6 +104,8 @@ class ModelConfig:
         if "precision" in values and values["precision"] not in PRECISIONS:
             raise ModelError(cls.__name__, f"option 'precision' must be one of {', '.join(PRECISIONS)}, "
                                            f"got {values['precision']!r}")
+        if "pos_embed_resize" in values:
+            check_resize(values["pos_embed_resize"], cls.__name__)
         return cls(**values)
 
 
@@ -204,8 +213,12 @@ class AnomalyModel(nn.Module, ABC):
         super().__init__()
         self.config = config
         self.backbone = backbone or ClipBackbone(
-            config.backbone, config.pretrained, config.image_size, config.init_seed
+            config.backbone, config.pretrained, config.image_size, config.init_seed, config.pos_embed_resize
         )
+        resized = self.backbone.identity.pos_embed_resize
+        if resized not in (None, config.pos_embed_resize):
+            raise ModelError(type(self).__name__, f"the backbone's positional embedding was resized {resized}, the "
+                                                  f"config asks for {config.pos_embed_resize}")
         self.is_fitted = self.learning == Learning.ZERO_SHOT
 
     # ----------------------------------------------------------------- identity

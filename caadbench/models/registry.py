@@ -83,6 +83,8 @@ class ModelSpec:
         elif backbone is not None:
             overrides.setdefault("backbone", backbone.identity.arch)
             overrides.setdefault("image_size", backbone.identity.image_size)
+            if backbone.identity.pos_embed_resize is not None:
+                overrides.setdefault("pos_embed_resize", backbone.identity.pos_embed_resize)
         model = self.cls(self.make_config(**overrides), backbone=backbone)
         model.name = self.name
         return model

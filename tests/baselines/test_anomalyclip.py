@@ -40,14 +40,16 @@ def test_prompt_texts_and_shapes(model, tiny_backbone):
     p = model.prompts
     assert (p.length, p.tokens, p.depth) == (12, 4, 3)  # depth: 3/4 of caad-tiny's 4 text blocks
     assert p.context.shape == (2, 12, 128) and p.deep.shape == (2, 4, 128)
-    assert model.feature_blocks == (1, 3, 5, 7) and model.dpam_start == 1
+    assert model.feature_blocks == (7,) and model.dpam_start == 1  # the top block; DPAM from the first quarter
+    quarters = create_model("anomalyclip.quarters", backbone=tiny_backbone)
+    assert quarters.feature_blocks == (1, 3, 5, 7) and quarters.dpam_start == 1
     assert model.parameter_counts()["trainable"] == 2 * 12 * 128 + 2 * 4 * 128
     assert create_model("anomalyclip.no_text_tuning", backbone=tiny_backbone).prompts.deep is None
 
 
 def test_variants_are_registered_trained_and_build(tiny_backbone):
-    assert set(VARIANTS) == {"default", "no_dpam", "object_aware", "no_text_tuning", "last_layer", "no_global",
-                             "no_local"}
+    assert set(VARIANTS) == {"default", "quarters", "no_dpam", "object_aware", "no_text_tuning", "last_layer",
+                             "no_global", "no_local"}
     for key in VARIANTS:
         spec = get_model_spec("anomalyclip" if key == "default" else f"anomalyclip.{key}")
         assert spec.learning == Learning.TRAINED
@@ -101,6 +103,11 @@ def test_text_encoding_equals_the_hand_run_encoder_and_trains_every_token(model,
     model.zero_grad(set_to_none=True)
 
 
+def reference_embedding(bb, images: torch.Tensor) -> torch.Tensor:
+    """``(B, D)`` L2-normalised: the last block's class token projected without ln_post (the official form)."""
+    return F.normalize(hand_forward(bb, images)[-1][:, 0] @ bb.model.visual.proj, dim=-1)
+
+
 def reference_dpam(bb, images: torch.Tensor, layers, start):
     """The V-V stream by hand: ``v = x_start + Σ_j VV_j(x_j)``, projected at the requested blocks."""
     v = bb.model.visual
@@ -124,7 +131,10 @@ def test_dpam_stream_equals_the_hand_reference(tiny_backbone, images, layers, st
     assert set(feats) == set(layers)
     for j in layers:
         torch.testing.assert_close(feats[j], ref[j], rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(F.normalize(embedding, dim=-1), hand_embedding(tiny_backbone, images),
+    torch.testing.assert_close(F.normalize(embedding, dim=-1), reference_embedding(tiny_backbone, images),
+                               rtol=1e-4, atol=1e-5)
+    with_ln, _ = dpam_features(tiny_backbone, images, layers, start, embedding_ln_post=True)
+    torch.testing.assert_close(F.normalize(with_ln, dim=-1), hand_embedding(tiny_backbone, images),
                                rtol=1e-4, atol=1e-5)
     _, plain = plain_features(tiny_backbone, images, layers)
     assert not torch.allclose(plain[7], feats[7], atol=1e-3)  # DPAM changes the patch features
@@ -136,7 +146,7 @@ def reference_anomalyclip(bb, model: AnomalyClip, image: torch.Tensor):
     """Score, map and per-block probabilities ``(2, S, S)`` of one image, by hand."""
     text = reference_text(bb, model, "object")  # (2, D)
     feats = reference_dpam(bb, image[None], model.feature_blocks, model.dpam_start)
-    f = hand_embedding(bb, image[None])[0]
+    f = reference_embedding(bb, image[None])[0]
     logits = (text @ f / 0.07).double()
     score = float(torch.softmax(logits, 0)[1])
     size, g = image.shape[-1], bb.grid_size[0]
