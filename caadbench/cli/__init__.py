@@ -20,7 +20,19 @@ EXIT_BAD_INPUT = 2
 
 
 class CaadGroup(click.Group):
-    """A click group that turns library errors into one clear line and a non-zero exit."""
+    """A click group that turns library errors into one clear line and a non-zero exit.
+
+    Its commands are registered on first lookup (:func:`_register`), so ``caadbench --version`` imports no command
+    module (and with them torch): it answers in a fraction of a second.
+    """
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        _register()
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        _register()
+        return super().list_commands(ctx)
 
     def invoke(self, ctx: click.Context):
         try:
@@ -43,6 +55,7 @@ def main(verbose: bool, quiet: bool) -> None:
 
 
 def _register() -> None:
+    """Import every command module once (each attaches its commands to :data:`main`)."""
     from caadbench.cli import (  # noqa: F401  (commands attach to main)
         data_commands,
         eval_commands,
@@ -50,9 +63,6 @@ def _register() -> None:
         predict_commands,
         world_commands,
     )
-
-
-_register()
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

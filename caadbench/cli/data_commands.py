@@ -159,8 +159,8 @@ def info_command(root: str) -> None:
             if has_val_contexts:
                 row.append(", ".join(sides.get("val", [])) or "-")
             rows.append(row)
-        headers = (["subject"] + [f"{p} n/a" for p in ds.parts(split)]
-                   + (["of which seen test n/a"] if seen_test is not None else [])
+        headers = (["subject"] + [f"{p} normal/anomalous" for p in ds.parts(split)]
+                   + (["of which seen test normal/anomalous"] if seen_test is not None else [])
                    + ["seen contexts", "unseen contexts"] + (["val contexts"] if has_val_contexts else []))
         click.echo(tabulate(rows, headers=headers, tablefmt="github"))
         if seen_test is not None:

@@ -105,6 +105,12 @@ def test_info_shows_the_validation_part(built, tmp_path):
         in info.output
 
 
+def test_info_columns_say_normal_and_anomalous(built):
+    info = _run("info", str(built))
+    assert "| train normal/anomalous" in info.output and "test normal/anomalous" in info.output
+    assert "n/a" not in info.output
+
+
 def test_info_shows_the_seen_test_counts(built, tmp_path):
     import shutil
 
@@ -112,7 +118,7 @@ def test_info_shows_the_seen_test_counts(built, tmp_path):
     seen = manifest["splits"]["cc"]["definition"]["seen_test_counts"]
     total = sum(c["normal"] + c["anomalous"] for c in seen.values())
     info = _run("info", str(built))
-    assert "of which seen test n/a" in info.output and f"seen test images: {total} (a seeded 20 % share" in info.output
+    assert "of which seen test normal/anomalous" in info.output and f"seen test images: {total} (a seeded 20 % share" in info.output
     assert total > 0
     old = tmp_path / "old"  # shards built before the seen hold-out: the gap is unavailable, and info says so
     shutil.copytree(built, old)
