@@ -12,11 +12,12 @@ from tabulate import tabulate
 
 from caadbench.cli import main
 from caadbench.errors import CaadError
+from caadbench.paths import DEFAULT_DATA
 
 if TYPE_CHECKING:
     from caadbench.data.manifest import Manifest
 
-DEFAULT_OUT = {"synthetic": Path("data/caad-synth")}
+DEFAULT_OUT = {"synthetic": DEFAULT_DATA}
 
 
 def _source(name: str, root: Path | None, seed: int, size: int | None, image_size: int | None,
@@ -93,7 +94,7 @@ def validation_line(definition: dict[str, Any]) -> str:
               help="synthetic | composite | caad | mvtec | visa | folder")
 @click.option("--root", type=click.Path(path_type=Path), default=None, help="dataset / asset directory")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="output directory [default: data/caad-synth for synthetic, data/<source> otherwise]")
+              help=f"output directory [default: {DEFAULT_DATA} for synthetic, data/<source> otherwise]")
 @click.option("--seed", type=int, default=0, show_default=True, help="generator and split seed")
 @click.option("--size", type=int, default=None, help="number of images of a generated set")
 @click.option("--image-size", type=int, default=None, help="side in pixels of generated images")

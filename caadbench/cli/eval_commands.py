@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from caadbench.cli import main
+from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 
@@ -41,8 +42,14 @@ def leaderboard(results_dir: Path | None, references: Path | None, out: Path | N
         check_leaderboard,
         generate_leaderboard,
     )
+    from caadbench.errors import ResultsError
     from caadbench.utils.atomic import atomic_write_text
 
+    if results_dir is None and not DEFAULT_RESULTS_DIR.is_dir():
+        raise ResultsError(DEFAULT_RESULTS_DIR, "not found here (the default is the caadbench repository's "
+                                                "committed results): run it in the repository, or pass --results "
+                                                "DIR (a folder of results files, e.g. runs/quickstart/results) and "
+                                                "--out FILE")
     results_dir = DEFAULT_RESULTS_DIR if results_dir is None else results_dir
     out = DEFAULT_OUT if out is None else out
     text = generate_leaderboard(results_dir, references, out)
@@ -200,7 +207,7 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None) -> N
                    "the command line override it")
 @click.option("--model", "model_name", default=None, help="registered model (see `caadbench models`)  [required]")
 @click.option("--split", default=None, help="split stored in the dataset: cc, ic, cs (contextual) or std  [required]")
-@click.option("--data", default="data/caad-synth", show_default=True,
+@click.option("--data", default=str(DEFAULT_DATA), show_default=True,
               help="shard directory built by `caadbench build-shards`, or its URL (https://…/, pipe:…, s3://…)")
 @click.option("--shots", type=int, default=0, show_default=True, help="k-shot support (few-shot models)")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds (one fit + evaluation each)")
@@ -250,7 +257,7 @@ def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
 
 
 @main.command("quickstart")
-@click.option("--data", type=click.Path(path_type=Path), default=Path("data/caad-synth"), show_default=True,
+@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
               help="shard directory (built with the embedded default when missing)")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs/quickstart"), show_default=True)
 @click.option("--split", default="cc", show_default=True)

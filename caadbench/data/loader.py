@@ -178,13 +178,14 @@ class CaadDataset:
         """The ``shots``-shot support keys per test subject for a support seed.
 
         Raises:
-            SplitError: the shots or seed are not stored, or a subject has fewer support images than ``shots``.
+            SplitError: the shots or seed are not stored, or a subject has fewer support images than ``shots``
+                (saying which ``--shots`` fits, :meth:`fitting_shots`).
         """
         support = self._split(split).support
         if str(shots) not in support:
             stored = ", ".join(sorted(support, key=int)) or "none"
             raise SplitError(self._index, f"split {split}: {shots}-shot support sets are not stored "
-                                          f"(stored shots: {stored})")
+                                          f"(stored shots: {stored}){self._shots_hint(split, seed)}")
         by_seed = support[str(shots)]
         if str(seed) not in by_seed:
             raise SplitError(self._index, f"split {split}: support seed {seed} is not stored "
@@ -193,8 +194,21 @@ class CaadDataset:
         for subject, keys in sorted(chosen.items()):
             if len(keys) < shots:
                 raise SplitError(self._index, f"split {split}: support set of {subject!r} has {len(keys)} "
-                                              f"image{'s' if len(keys) != 1 else ''}, asked for {shots}")
+                                              f"image{'s' if len(keys) != 1 else ''}, asked for {shots}"
+                                              f"{self._shots_hint(split, seed)}")
         return {subject: list(keys) for subject, keys in sorted(chosen.items())}
+
+    def fitting_shots(self, split: str, seed: int = 0) -> int:
+        """The largest stored shot count whose support sets of ``seed`` hold that many images for every subject
+        (0 when none does)."""
+        fits = [int(k) for k, by_seed in self._split(split).support.items()
+                if str(seed) in by_seed and all(len(keys) >= int(k) for keys in by_seed[str(seed)].values())]
+        return max(fits, default=0)
+
+    def _shots_hint(self, split: str, seed: int) -> str:
+        k = self.fitting_shots(split, seed)
+        return (f"; --shots {k} fits every subject" if k else
+                "; no stored support set fits every subject (a support pool is empty)")
 
     def shard_urls(self, split: str, part: str) -> list[str]:
         """The paths or URLs of a part's shards in reading order, for plain webdataset (see ``docs/data.md``)."""

@@ -39,6 +39,7 @@ from caadbench.data.sources.base import SampleSpec, Source
 from caadbench.data.splits import (DEFAULT_SHOTS, DEFAULT_SUPPORT_SEEDS, PARTS, Split, make_splits,
                                    part_counts)
 from caadbench.errors import CaadError, DataError, ShardError
+from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.atomic import atomic_directory
 from caadbench.utils.hashing import sha256_file
 
@@ -353,7 +354,9 @@ def read_manifest(root: str | Path | Location) -> Manifest:
     """
     root = Location.of(root)
     if root.is_local and not root.path.is_dir():
-        raise ShardError(root, "shard directory not found")
+        build = ("`caadbench build-shards` (the default synthetic set)" if root.path == DEFAULT_DATA else
+                 f"`caadbench build-shards --out {root}` (with --source and --root for your own data)")
+        raise ShardError(root, f"shard directory not found; build it with {build}")
     index = root / MANIFEST
     try:
         data = index.read_bytes(limit=MAX_MANIFEST_BYTES)

@@ -26,6 +26,7 @@ from caadbench.eval.leaderboard import generate_leaderboard, measured_table, rea
 from caadbench.eval.report import write_report
 from caadbench.eval.runner import RunConfig, run
 from caadbench.models import Learning, get_model_spec, list_models
+from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.atomic import atomic_write_text
 from caadbench.utils.devices import resolve_device, usable_cores
 
@@ -62,7 +63,7 @@ def write_reports(paths: Sequence[Path], reports_dir: Path, workers: int | None 
 
 def quickstart(
     *,
-    data: Path = Path("data/caad-synth"),
+    data: Path = DEFAULT_DATA,
     out: Path = Path("runs/quickstart"),
     split: str = "cc",
     backbone: str = "caad-tiny",

@@ -15,6 +15,7 @@ from typing import Any
 
 from caadbench.errors import ModelError
 from caadbench.models.base import AnomalyModel, Learning
+from caadbench.models.options import closest
 
 BUILTIN_MODULES = {
     "clip": "caadbench.baselines.clip",
@@ -152,15 +153,16 @@ def get_model_spec(name: str) -> ModelSpec:
     """The spec of ``name`` (``family`` or ``family.variant``).
 
     Raises:
-        ModelError: unknown name, listing the known ones.
+        ModelError: unknown name, naming the closest registered one (difflib) or, when none is close, the families.
     """
     if name not in _REGISTRY:
         _load_family(name.split(".")[0])
     if name not in _REGISTRY:
-        family = name.split(".")[0]
-        known = [s.name for s in _REGISTRY.values() if s.family == family] or sorted(
-            [*BUILTIN_MODULES, *(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))])
-        raise ModelError(name, f"unknown model (known: {', '.join(known)})")
+        _load_all()
+        guess = closest(name, list(_REGISTRY))
+        hint = (f"did you mean {guess!r}?" if guess else
+                f"families: {', '.join(sorted({s.family for s in _REGISTRY.values()}))};")
+        raise ModelError(name, f"unknown model ({hint} `caadbench models` lists every model)")
     return _REGISTRY[name]
 
 

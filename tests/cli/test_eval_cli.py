@@ -55,6 +55,15 @@ def test_leaderboard_custom_references(results_dir, tmp_path):
     assert f"in `{refs}`" in out.read_text() and "reported:" not in out.read_text()
 
 
+def test_leaderboard_outside_the_repository_names_results(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("leaderboard")
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: leaderboards/results: not found here")
+    assert "--results DIR" in lines[0] and not (tmp_path / "leaderboards").exists()
+
+
 def test_report_command(tmp_path):
     path = write_fake_run(tmp_path / "run.json", seeds=(0,), n_per_pair=1, examples=True)
     result = invoke("report", str(path))

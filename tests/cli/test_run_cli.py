@@ -37,6 +37,7 @@ def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
     ("args", "words"),
     [
         (("--model", "nope", "--split", "cc"), "nope: unknown model"),
+        (("--model", "winclipp", "--split", "cc"), "winclipp: unknown model (did you mean 'winclip'?"),
         (("--model", "clip", "--split", "cc", "--seeds", "a,b"), "--seeds a,b: expected comma-separated integers"),
         (("--model", "clip", "--split", "cc", "--option", "nonsense"), "expected KEY=VALUE"),
         (("--model", "clip", "--split", "cc", "--option", "no_such_option=1"), "unknown option 'no_such_option'"),
@@ -56,6 +57,14 @@ def test_run_bad_input_is_one_line_and_exit_2(data, tmp_path, args, words):
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and words in lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_missing_default_data_suggests_build_shards(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = invoke("run", "--model", "clip", "--split", "cc", "--backbone", "caad-tiny")
+    assert result.exit_code == 2
+    assert result.output.strip() == ("error: data/caad-synth: shard directory not found; build it with "
+                                     "`caadbench build-shards` (the default synthetic set)")
 
 
 def test_quickstart_runs_models_reports_and_leaderboard(data, tmp_path):

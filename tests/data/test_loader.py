@@ -154,8 +154,22 @@ def test_support_set_too_small(tmp_path):
         ds.support_keys("cc", 4, 0)
 
 
+def test_too_many_shots_say_which_fit(tmp_path):
+    build_shards(FakeContextual(per_pair=1), tmp_path / "small", splits=["cc"], workers=1, progress=False)
+    ds = open_dataset(tmp_path / "small")
+    k = ds.fitting_shots("cc", 0)
+    smallest = min(len(keys) for keys in ds.manifest.splits["cc"].support["8"]["0"].values())
+    assert k == max(s for s in (1, 2, 4, 8) if s <= smallest) and k < 4
+    ds.support_keys("cc", k, 0)  # what it names fits
+    with pytest.raises(SplitError, match=rf"asked for 4; --shots {k} fits every subject$"):
+        ds.support_keys("cc", 4, 0)
+    with pytest.raises(SplitError, match=rf"stored shots: 1, 2, 4, 8\); --shots {k} fits every subject$"):
+        ds.support_keys("cc", 16, 0)
+
+
 def test_missing_or_foreign_manifest(root, tmp_path):
-    with pytest.raises(ShardError, match=f"{tmp_path / 'nothing'}: shard directory not found"):
+    with pytest.raises(ShardError, match=f"{tmp_path / 'nothing'}: shard directory not found; build it with "
+                                         f"`caadbench build-shards --out {tmp_path / 'nothing'}`"):
         open_dataset(tmp_path / "nothing")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ShardError, match=f"{tmp_path / 'empty' / MANIFEST}: missing: not a complete caadbench"):

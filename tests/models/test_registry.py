@@ -47,10 +47,14 @@ def test_every_registered_model_builds_on_caad_tiny(tiny_backbone):
         assert shared.backbone is tiny_backbone and shared.config.backbone == "caad-tiny"
 
 
-def test_unknown_names_list_the_known_ones():
-    with pytest.raises(ModelError, match=r"unknown model \(known: .*winclip\.plus"):
-        create_model("winclip.nope", backbone="caad-tiny")
-    with pytest.raises(ModelError, match=r"unknown model \(known: .*clip.*winclip"):
+def test_unknown_names_suggest_the_nearest_or_list_the_families():
+    with pytest.raises(ModelError, match=r"^winclipp: unknown model \(did you mean 'winclip'\? `caadbench models`"):
+        create_model("winclipp", backbone="caad-tiny")
+    with pytest.raises(ModelError, match=r"did you mean 'coreclip\.no_orthogonality'\?"):
+        get_model_spec("coreclip.no_orthogonalty")
+    with pytest.raises(ModelError, match=r"did you mean 'clip\.few_shot'\?"):
+        get_model_spec("clip.fewshot")
+    with pytest.raises(ModelError, match=r"unknown model \(families: anomalyclip, aprilgan, clip, coreclip, winclip;"):
         get_model_spec("no_such_method")
 
 
