@@ -31,7 +31,7 @@ from caadbench.data.location import Location
 from caadbench.data.manifest import MANIFEST, Manifest, PartInfo, ShardEntry, SplitInfo
 from caadbench.data.sample import Sample
 from caadbench.data.sample_cache import SAMPLES, sample_key
-from caadbench.data.shards import decode_record, read_manifest
+from caadbench.data.shards import decode_record
 from caadbench.data.splits import PARTS, seeded_rng
 from caadbench.errors import SplitError
 
@@ -305,16 +305,19 @@ def open_dataset(root: str | Path | Location, verify: bool = False) -> CaadDatas
 
     Args:
         root: the directory holding ``index.json``, or its URL (``https://…/``, ``pipe:…``, an fsspec URL; see
-            :mod:`caadbench.data.location`).
+            :mod:`caadbench.data.location`), or webdataset shard URLs naming whole parts of one
+            (``set/cc/test-{000000..000006}.tar``, :mod:`caadbench.data.selection`).
         verify: re-hash and re-count every shard first (see :func:`~caadbench.data.verify.verify_shards`).
 
     Raises:
         ShardError: naming ``index.json`` when it is missing, unreachable, unfinished or of another format, or the
             first shard that fails verification.
     """
-    manifest = read_manifest(root)
+    from caadbench.data.selection import read_set
+
+    location, manifest = read_set(root)
     if verify:
         from caadbench.data.verify import verify_shards
 
         verify_shards(root)
-    return CaadDataset(root, manifest)
+    return CaadDataset(location, manifest)

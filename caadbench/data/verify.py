@@ -10,7 +10,8 @@ from tqdm import tqdm
 
 from caadbench.data.location import Location
 from caadbench.data.manifest import MANIFEST
-from caadbench.data.shards import MEMBERS, iter_records, read_manifest, read_shard
+from caadbench.data.selection import read_set, shard_urls
+from caadbench.data.shards import MEMBERS, iter_records, read_shard
 from caadbench.errors import ShardError
 
 
@@ -40,11 +41,14 @@ class VerifyReport:
 def check_shards(root: str | Path | Location, *, progress: bool = False) -> VerifyReport:
     """Check every shard of ``root`` and collect the problems instead of raising on the first.
 
+    ``root`` may also be shard URLs naming whole parts of a set (:mod:`caadbench.data.selection`): their shards are
+    checked, and the set's other shards are not counted as extra.
+
     Raises:
         ShardError: only for a missing or unreadable ``index.json`` (nothing can be checked without it).
     """
-    root = Location.of(root)
-    manifest = read_manifest(root)
+    whole = shard_urls(root) is None
+    root, manifest = read_set(root)
     report = VerifyReport(root)
     for entry in tqdm(manifest.shards, desc="verify", unit="shard", disable=None if progress else True):
         where = root / entry.path
@@ -65,7 +69,7 @@ def check_shards(root: str | Path | Location, *, progress: bool = False) -> Veri
                 raise ShardError(where, "sample keys differ from those listed in index.json")
         except ShardError as exc:
             report.problems.append((str(exc.where), exc.problem))
-    if root.is_local:
+    if root.is_local and whole:
         listed = {e.path for e in manifest.shards}
         for path in sorted(root.path.rglob("*.tar")):
             rel = path.relative_to(root.path).as_posix()
