@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from caadbench.data.filenames import link_problem, shown
 from caadbench.errors import DataError
 
 Image.MAX_IMAGE_PIXELS = 20_000 * 20_000
@@ -27,13 +28,13 @@ def open_image(path: str | Path) -> Image.Image:
     """
     path = Path(path)
     if not path.is_file():
-        raise DataError(path, "file not found")
+        raise DataError(shown(path), link_problem(path) or "file not found")
     try:
         with Image.open(path) as im:
             im.load()
             return ImageOps.exif_transpose(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise DataError(path, f"unreadable or corrupt image ({exc})") from exc
+        raise DataError(shown(path), f"unreadable or corrupt image ({exc})") from exc
 
 
 def to_rgb(im: Image.Image, background: tuple[int, int, int] = (0, 0, 0)) -> np.ndarray:

@@ -9,6 +9,9 @@ Subjects of files found on disk (unless a subject is given for every image):
 * a **file** or a **glob** match is named after the folder that holds it (``shots/cow/a.jpg`` → ``cow``).
 
 ``caadbench predict`` prints the subjects it found with their counts before scoring, so a wrong guess shows.
+A name that is not UTF-8 is scored and shown with ``\\xNN`` for its odd bytes (in messages, ``scores.csv`` and the
+overlay's name, :func:`caadbench.data.filenames.shown`); an image file that is a symbolic link looping or pointing
+nowhere is kept as an input that cannot be read, so ``predict`` names it and skips it like any unreadable file.
 
 Underscores in subject names are spaces in prompts (``metal_nut`` → "metal nut"), as everywhere.
 Pixels are read once here (any size; modes L, LA, P, RGBA, I;16, CMYK, ... to RGB; EXIF orientation applied) by
@@ -27,6 +30,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
+from caadbench.data.filenames import link_problem, shown
 from caadbench.data.imageio import open_image, to_rgb
 from caadbench.data.sources.files import IMAGE_SUFFIXES
 from caadbench.errors import CaadError, DataError
@@ -100,17 +104,19 @@ def as_rgb(image: Any, where: str) -> np.ndarray:
 
 
 def _images_below(folder: Path) -> list[Path]:
-    """Image files anywhere below ``folder`` (by extension), sorted; hidden files and folders skipped."""
+    """Image files anywhere below ``folder`` (by extension, links that cannot be followed included: reading them
+    names the problem), sorted; hidden files and folders skipped."""
     out = []
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not any(s.startswith(".") for s in rel.parts):
+        if ((p.is_file() or link_problem(p)) and p.suffix.lower() in IMAGE_SUFFIXES
+                and not any(s.startswith(".") for s in rel.parts)):
             out.append(p)
     return out
 
 
 def _strip(rel: Path) -> str:
-    return rel.with_suffix("").as_posix()
+    return shown(rel.with_suffix("").as_posix())
 
 
 def expand_paths(args: Iterable[str | Path], subject: str | None = None) -> list[ImageRef]:
@@ -134,10 +140,10 @@ def expand_paths(args: Iterable[str | Path], subject: str | None = None) -> list
             one_subject = any(f.parent == path for f in found)
             for f in found:
                 rel = f.relative_to(path)
-                name = subject or (path.resolve().name if one_subject else rel.parts[0])
-                refs.append(ImageRef(str(f), name, _strip(Path(path.resolve().name) / rel), path=f))
-        elif path.is_file():
-            refs.append(ImageRef(text, subject or _parent_subject(path), _strip(Path(path.name)), path=path))
+                name = subject or shown(path.resolve().name if one_subject else rel.parts[0])
+                refs.append(ImageRef(shown(f), name, _strip(Path(path.resolve().name) / rel), path=f))
+        elif path.is_file() or link_problem(path):
+            refs.append(ImageRef(shown(text), subject or _parent_subject(path), _strip(Path(path.name)), path=path))
         elif _MAGIC & set(text):
             matches = sorted(Path(m) for m in glob.glob(text, recursive=True) if Path(m).is_file())
             if not matches:
@@ -148,17 +154,17 @@ def expand_paths(args: Iterable[str | Path], subject: str | None = None) -> list
                     rel = f.relative_to(base)
                 except ValueError:
                     rel = Path(f.name)
-                refs.append(ImageRef(str(f), subject or _parent_subject(f), _strip(rel), path=f))
+                refs.append(ImageRef(shown(f), subject or _parent_subject(f), _strip(rel), path=f))
         else:
-            raise DataError(path, "no such file or folder")
+            raise DataError(shown(path), "no such file or folder")
     return refs
 
 
 def _parent_subject(path: Path) -> str:
-    name = path.resolve().parent.name
+    name = path.absolute().parent.name
     if not name:
-        raise DataError(path, "no subject: pass --subject NAME")
-    return name
+        raise DataError(shown(path), "no subject: pass --subject NAME")
+    return shown(name)
 
 
 def _glob_base(pattern: str) -> Path:

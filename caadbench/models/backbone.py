@@ -308,9 +308,35 @@ class ResolvedWeights:
     grid: int | None = None
 
 
+LEGACY_TORCH_MAGIC = b"\x80\x02\x8a\x0al\xfc\x9cF\xf9 j\xa8P\x19."
+"""The first pickle of ``torch.save``'s pre-1.6 format (its magic number), which ``torch.load(weights_only=True)``
+reads without running code."""
+
+
+def refuse_plain_pickle(path: str) -> None:
+    """Refuse, before anything unpickles it, a file that is not a weights file: above all a plain pickle (which
+    can run any code when loaded).
+
+    Weights files are zip archives (``torch.save``, TorchScript), safetensors (an 8-byte header length, then a JSON
+    header), or ``torch.save``'s legacy format (:data:`LEGACY_TORCH_MAGIC`); those are read with ``weights_only``
+    loading or without pickle at all.
+
+    Raises:
+        WeightsUnavailable: naming the file, for any other content.
+    """
+    with open(path, "rb") as fh:
+        head = fh.read(len(LEGACY_TORCH_MAGIC))
+    if head.startswith((b"PK\x03\x04", LEGACY_TORCH_MAGIC)) or head[8:9] == b"{":
+        return
+    what = "a plain pickle, which caadbench never unpickles (it could run code)" if head[:1] == b"\x80" else \
+        "not a weights file (neither torch.save's zip archive nor safetensors)"
+    raise WeightsUnavailable(path, f"is {what}; pass open_clip weights saved by torch.save or as .safetensors")
+
+
 def _file_weights(arch: str, path: str, label: str | None = None, named: str | None = None) -> ResolvedWeights:
     """A weights file: its sha256 and layout and, unless ``label`` already says what it is (a tag's file, the world
     weights, a hub repository's), what it is recognised as (:func:`~caadbench.models.weight_origin.recognise`)."""
+    refuse_plain_pickle(path)
     sha, layout = sha256_file(path), read_layout(path)
     grid, torchscript = (layout.grid, layout.torchscript) if layout is not None else (None, False)
     if label is not None:

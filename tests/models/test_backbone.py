@@ -61,6 +61,33 @@ def test_local_checkpoint_file(tmp_path, tiny_backbone):
     assert not loaded.identity.same_weights(tiny_backbone.identity)
 
 
+class _Marker:
+    """Unpickling this touches a file: what a hostile pickle would do."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_a_plain_pickle_is_refused_unopened_and_torch_formats_are_read(tmp_path):
+    import pickle
+
+    marker, path = tmp_path / "ran", tmp_path / "weights.pkl"
+    path.write_bytes(pickle.dumps({"visual.proj": _Marker(marker)}))
+    with pytest.raises(WeightsUnavailable, match=rf"^{path}: is a plain pickle, which caadbench never unpickles"):
+        ClipBackbone("caad-tiny", pretrained=str(path))
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    with pytest.raises(WeightsUnavailable, match="is not a weights file"):
+        ClipBackbone("caad-tiny", pretrained=str(text))
+    assert not marker.exists()
+    legacy = tmp_path / "legacy.pt"
+    torch.save(ClipBackbone("caad-tiny", init_seed=3).model.state_dict(), legacy, _use_new_zipfile_serialization=False)
+    assert ClipBackbone("caad-tiny", pretrained=str(legacy)).identity.weights == "file:legacy.pt"
+
+
 @pytest.fixture()
 def empty_hub(monkeypatch, tmp_path):
     """An empty hub cache, and open_clip forbidden to build or download anything."""

@@ -2,11 +2,14 @@
 
 Listing images by extension, pairing an image with its mask by stem, turning path parts into valid sample keys,
 refusing duplicate keys and empty sources, and materialising an image + mask pair into a validated
-:class:`Sample`. Every failure names the file at fault.
+:class:`Sample`. Every failure names the file at fault. A listed name that is not UTF-8 is refused (a shard set must
+be portable; :mod:`caadbench.data.filenames`); a symbolic link that loops or points nowhere is skipped with a
+warning naming it.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from pathlib import Path
@@ -14,6 +17,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from caadbench.data.filenames import link_problem, require_utf8, shown
 from caadbench.data.imageio import DEFAULT_MASK_THRESHOLD, check_mask_threshold, read_mask, read_rgb
 from caadbench.data.sample import BINARISED_PIXELS, Sample, validate_key
 from caadbench.data.sources.base import SampleSpec, Source, check_specs  # noqa: F401 - sources import it here
@@ -23,31 +27,47 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".
 """File extensions (lower case) that count as images when a folder is listed."""
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
+logger = logging.getLogger(__name__)
 
 
 def require_dir(path: Path, what: str) -> Path:
     """Return ``path`` if it is a directory.
 
     Raises:
-        DataError: naming ``path``; ``what`` says what the folder should hold.
+        DataError: naming ``path``; ``what`` says what the folder should hold; or a name that is not UTF-8.
     """
     if not path.is_dir():
-        raise DataError(path, f"{what} folder not found")
-    return path
+        raise DataError(shown(path), f"{what} folder not found")
+    return require_utf8(path)
+
+
+def _listed(directory: Path, wanted) -> list[Path]:
+    """The entries of ``directory`` that ``wanted`` keeps, sorted by name; hidden ones and links that cannot be
+    followed (a warning names each) skipped.
+
+    Raises:
+        DataError: a kept name that is not UTF-8.
+    """
+    out = []
+    for p in directory.iterdir():
+        if p.name.startswith("."):
+            continue
+        problem = link_problem(p)
+        if problem is not None:
+            logger.warning(f"{shown(p)}: {problem} (skipped)")
+        elif wanted(p):
+            out.append(require_utf8(p))
+    return sorted(out, key=lambda p: p.name)
 
 
 def list_images(directory: Path) -> list[Path]:
     """Image files directly inside ``directory``, sorted by name; hidden files (``.DS_Store``, ``._x.png``) skipped."""
-    return sorted(
-        (p for p in directory.iterdir()
-         if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in IMAGE_SUFFIXES),
-        key=lambda p: p.name,
-    )
+    return _listed(directory, lambda p: p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def list_dirs(directory: Path) -> list[Path]:
     """Sub-folders of ``directory``, sorted by name, hidden ones skipped."""
-    return sorted((p for p in directory.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    return _listed(directory, lambda p: p.is_dir())
 
 
 def sanitize(part: str) -> str:
