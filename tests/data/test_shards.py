@@ -197,6 +197,42 @@ def test_existing_output_needs_overwrite(built, tmp_path):
     assert m.num_samples == len(FakeContextual(per_pair=3).specs())
 
 
+def test_a_second_build_into_one_output_is_refused_while_the_first_runs(tmp_path):
+    from caadbench.utils.atomic import output_lock
+
+    out = tmp_path / "out"
+    with output_lock(out):  # a build in progress holds the lock
+        with pytest.raises(CaadError, match=rf"^{out}: process {os.getpid()} on \S+ is writing this output \(lock "
+                                            rf"file {tmp_path / '.out.lock'}\)"):
+            build_shards(FakeContextual(), out, workers=1, progress=False)
+    assert list(tmp_path.iterdir()) == []
+    build_shards(FakeContextual(), out, workers=1, progress=False)  # released
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_a_lock_left_by_a_dead_build_is_taken_over(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    (tmp_path / ".out.lock").write_text(f"{dead} {socket.gethostname()}\n")
+    build_shards(FakeContextual(), tmp_path / "out", workers=1, progress=False)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_an_output_that_appears_during_the_build_is_not_replaced(tmp_path):
+    from caadbench.utils.atomic import atomic_directory
+
+    out = tmp_path / "out"
+    with pytest.raises(CaadError, match="output appeared while this build ran"):
+        with atomic_directory(out) as tmp:
+            (tmp / "mine").write_text("x")
+            out.mkdir()  # what a concurrent build without the lock would do
+    assert list(out.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
 def test_unwritable_output(tmp_path):
     parent = tmp_path / "ro"
     parent.mkdir()
