@@ -53,3 +53,14 @@ class WeightsUnavailable(ModelError):
 
 class ResultsError(CaadError):
     """A results file of another schema version or with missing fields."""
+
+
+def check_at_least(value: int, what: str, minimum: int = 1, error: type[CaadError] = CaadError) -> int:
+    """``value`` as an int when it is at least ``minimum``, before any work uses it.
+
+    Raises:
+        CaadError: (or ``error``) naming ``what`` (the option, e.g. ``--workers``) and the bound.
+    """
+    if int(value) < minimum:
+        raise error(what, f"must be at least {minimum}, got {value}")
+    return int(value)

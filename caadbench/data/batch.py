@@ -9,6 +9,8 @@ from typing import Any
 import torch
 
 EVAL_RESOLUTION = 256
+MIN_IMAGE_SIZE = 32
+"""The smallest image side caadbench generates or feeds a model (``--image-size``), checked before any work."""
 """Side in pixels at which every pixel metric is computed: ground truth is resized to it with nearest
 neighbour from the full-size mask, anomaly maps bilinearly from the model's input size."""
 

@@ -38,7 +38,7 @@ from caadbench.data.sample import BINARISED_PIXELS, Sample
 from caadbench.data.sources.base import SampleSpec, Source
 from caadbench.data.splits import (DEFAULT_SHOTS, DEFAULT_SUPPORT_SEEDS, PARTS, Split, make_splits,
                                    part_counts)
-from caadbench.errors import CaadError, DataError, ShardError
+from caadbench.errors import CaadError, DataError, ShardError, check_at_least
 from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.atomic import atomic_directory
 from caadbench.utils.hashing import sha256_file
@@ -268,6 +268,8 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
     if max_shard_samples < 1 or max_shard_bytes < 1:
         raise CaadError(None, f"max_shard_samples and max_shard_bytes must be positive, got {max_shard_samples} "
                               f"and {max_shard_bytes}")
+    if workers is not None:
+        check_at_least(workers, "--workers")
     out = Path(out)
     where = _source_where(source)
     specs = list(source.specs())

@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from caadbench.data.batch import Batch
+from caadbench.data.batch import MIN_IMAGE_SIZE, Batch
 from caadbench.data.loader import CaadDataset, open_dataset, validation_kind
-from caadbench.errors import CaadError, ModelError, SplitError
+from caadbench.errors import CaadError, ModelError, SplitError, check_at_least
 from caadbench.eval import datasets
 from caadbench.eval.evaluator import Evaluator
 from caadbench.eval.examples import examples_path, write_examples
@@ -111,6 +111,18 @@ def dataset_id(ds: CaadDataset, split: str) -> str:
     return datasets.dataset_id(ds.manifest.source, ds.subjects(split), ds.root)
 
 
+def check_run_sizes(cfg: RunConfig) -> None:
+    """Refuse, before any work, an image size, batch size or worker count no run can use.
+
+    Raises:
+        CaadError: naming the option.
+    """
+    if cfg.image_size is not None:
+        check_at_least(cfg.image_size, "--image-size", MIN_IMAGE_SIZE)
+    check_at_least(cfg.batch_size, "--batch-size")
+    check_at_least(cfg.workers, "--workers", 0)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
@@ -137,6 +149,7 @@ class Runner:
 
     def __init__(self, cfg: RunConfig) -> None:
         self.cfg = cfg
+        check_run_sizes(cfg)
         self.spec = get_model_spec(cfg.model)
         self.model_config = self.spec.make_config(**self._overrides())
         self.learning = self.model_config.learning  # options may change it (clip --option few_shot=true)

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from caadbench.data.batch import EVAL_RESOLUTION, Batch
+from caadbench.data.batch import EVAL_RESOLUTION, MIN_IMAGE_SIZE, Batch
 from caadbench.data.imageio import binarize_mask, read_mask
 from caadbench.data.loader import image_tensor, resize_mask
-from caadbench.errors import CaadError, DataError, ModelError
+from caadbench.errors import CaadError, DataError, ModelError, check_at_least
 from caadbench.infer.inputs import ImageRef, as_refs, expand_paths
 from caadbench.infer.overlay import resize_map
 from caadbench.infer.threshold import DEFAULT_QUANTILE, Threshold, calibrate_threshold, model_fingerprint, read_threshold
@@ -76,6 +76,9 @@ def load_model(*, model: str | AnomalyModel | None = None, checkpoint: str | Pat
             subjects without references.
         DataError: an unreadable reference image.
     """
+    if image_size is not None:
+        check_at_least(image_size, "--image-size", MIN_IMAGE_SIZE)
+    check_at_least(batch_size, "--batch-size")
     device = resolve_device(device)
     subjects = sorted(set(subjects))
     overrides = {**dict(options or {}), **{k: v for k, v in (("backbone", backbone), ("pretrained", pretrained),

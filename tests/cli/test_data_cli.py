@@ -157,6 +157,14 @@ def test_bad_inputs_exit_2_with_one_line(built, tmp_path):
     assert not any(p.name in {"x", "y", "d", "s"} for p in tmp_path.iterdir())
 
 
+def test_build_checks_workers_before_any_work(tmp_path):
+    assert _error_line(_run("build-shards", "--source", "fake", "--workers", "0", "--out", str(tmp_path / "o"))) == (
+        "error: --workers: must be at least 1, got 0")
+    assert _error_line(_run("build-shards", "--image-size", "16", "--size", "20", "--out", str(tmp_path / "o"))) == (
+        "error: --image-size: must be at least 32, got 16")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_interrupted_build_via_cli(tmp_path):
     out = tmp_path / "out"
     line = _error_line(_run("build-shards", "--source", "crashing", "--out", str(out), "--workers", "2"))

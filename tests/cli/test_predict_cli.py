@@ -93,6 +93,8 @@ def test_calibrate_refuses_unreadable_images(photos, tmp_path):
     (("--model", "coreclip"), "coreclip: is a trained model: pass --checkpoint"),
     (("--model", "clip", "--device", "cuda:7"), "--device cuda:7:"),
     (("--checkpoint", "none.safetensors"), "none.safetensors: checkpoint file not found"),
+    (("--model", "clip", "--image-size", "8"), "--image-size: must be at least 32, got 8"),
+    (("--model", "clip", "--batch-size", "0"), "--batch-size: must be at least 1, got 0"),
 ])
 def test_bad_input_is_one_line_and_exit_2(photos, tmp_path, monkeypatch, args, words):
     root, _, _ = photos

@@ -59,6 +59,18 @@ def test_run_bad_input_is_one_line_and_exit_2(data, tmp_path, args, words):
     assert not (tmp_path / "o").exists()
 
 
+@pytest.mark.parametrize(("args", "line"), [
+    (("--workers", "-1"), "error: --workers: must be at least 0, got -1"),
+    (("--image-size", "8"), "error: --image-size: must be at least 32, got 8"),
+    (("--batch-size", "0"), "error: --batch-size: must be at least 1, got 0"),
+])
+def test_sizes_and_workers_are_checked_before_any_work(tmp_path, args, line):
+    result = invoke("run", "--model", "clip", "--split", "cc", "--data", str(tmp_path / "absent"), *args,
+                    "--out", str(tmp_path / "o"))
+    assert result.exit_code == 2 and result.output.strip() == line  # before the data is even opened
+    assert not (tmp_path / "o").exists()
+
+
 def test_missing_default_data_suggests_build_shards(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("run", "--model", "clip", "--split", "cc", "--backbone", "caad-tiny")

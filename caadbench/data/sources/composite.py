@@ -25,12 +25,13 @@ from PIL import Image, UnidentifiedImageError
 from caadbench.data.compose import Ground, Layer, render_scene, sample_rng
 from caadbench.data.imageio import read_alpha_cutout, read_mask, read_rgb
 from caadbench.data.rulebook import Rulebook
+from caadbench.data.batch import MIN_IMAGE_SIZE
 from caadbench.data.sample import Sample
 from caadbench.data.sources.base import SampleSpec, Source, register_source
 from caadbench.data.sources.files import index_by_stem, list_dirs, list_images, relative, require_dir
-from caadbench.data.sources.synthetic.source import check_positive, numbered_pairs
+from caadbench.data.sources.synthetic.source import numbered_pairs
 from caadbench.data.sources.synthetic.subjects import draw_prop
-from caadbench.errors import DataError
+from caadbench.errors import DataError, check_at_least
 
 MASK_SUFFIX = "_mask"
 PER_PAIR = 40
@@ -157,7 +158,7 @@ class CompositeSource(Source):
             raise DataError("composite", "needs --root: a folder with rulebook.json, subjects/ and contexts/")
         self.root = require_dir(Path(root).expanduser(), "composite asset")
         self.seed = int(seed)
-        self.image_size = check_positive(image_size, "--image-size", 32)
+        self.image_size = check_at_least(image_size, "--image-size", MIN_IMAGE_SIZE, DataError)
         self.occlusion, self.shadow = float(occlusion), float(shadow)
         rb = next((self.root / n for n in ("rulebook.json", "rulebook.csv") if (self.root / n).is_file()),
                   self.root / "rulebook.json")
@@ -180,7 +181,7 @@ class CompositeSource(Source):
             [relative(p, self.root) for p in list_dirs(subjects_dir) if p.name not in self.cutouts]
             + [relative(p, self.root) for p in list_dirs(contexts_dir) if p.name not in self.backgrounds])
         n_pairs = len(self._rules.allowed_pairs())
-        self.size = min(PER_PAIR * n_pairs, MAX_DEFAULT_SIZE) if size is None else check_positive(size, "--size")
+        self.size = min(PER_PAIR * n_pairs, MAX_DEFAULT_SIZE) if size is None else check_at_least(size, "--size", error=DataError)
         self._assets_sha256: str | None = None
 
     @property

@@ -14,12 +14,13 @@ from typing import Any
 
 from caadbench.data.compose import Scene, render_scene, sample_rng
 from caadbench.data.rulebook import Rulebook, spread_over_pairs
+from caadbench.data.batch import MIN_IMAGE_SIZE
 from caadbench.data.sample import Sample, validate_key
 from caadbench.data.sources.base import SampleSpec, Source, register_source
 from caadbench.data.sources.files import sanitize
 from caadbench.data.sources.synthetic.contexts import CONTEXTS, draw_context
 from caadbench.data.sources.synthetic.subjects import SUBJECTS, draw_prop, draw_subject
-from caadbench.errors import DataError
+from caadbench.errors import DataError, check_at_least
 
 BUILTIN_RULEBOOK = Path(__file__).with_name("rulebook.json")
 DEFAULT_SIZE = 3000
@@ -64,12 +65,6 @@ def draw_scene(seed: int, key: str, subject: str, context: str, image_size: int,
     return replace(scene, params={**scene.params, "ground": ground.to_json()})
 
 
-def check_positive(value: int, what: str, minimum: int = 1) -> int:
-    if int(value) < minimum:
-        raise DataError(what, f"must be at least {minimum}, got {value}")
-    return int(value)
-
-
 @register_source("synthetic")
 class SyntheticSource(Source):
     """Procedural subjects composited onto procedural contexts under a compatibility rulebook.
@@ -88,8 +83,8 @@ class SyntheticSource(Source):
     def __init__(self, root: str | Path | None = None, seed: int = 0, size: int | None = None,
                  image_size: int = 256, *, occlusion: float = 0.3, shadow: float = 0.6) -> None:
         self.seed = int(seed)
-        self.size = DEFAULT_SIZE if size is None else check_positive(size, "--size")
-        self.image_size = check_positive(image_size, "--image-size", 32)
+        self.size = DEFAULT_SIZE if size is None else check_at_least(size, "--size", error=DataError)
+        self.image_size = check_at_least(image_size, "--image-size", MIN_IMAGE_SIZE, DataError)
         self.occlusion, self.shadow = float(occlusion), float(shadow)
         self.rulebook_path = self._rulebook_file(root)
         self._rules = Rulebook.load(self.rulebook_path)
