@@ -288,7 +288,8 @@ class Runner:
         # or be negatives; they appear at inference only
         model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
                           device=self.device, output_dir=out_dir if self.dist.is_main else None,
-                          validate=self._validator(size) if self.select != "none" else None))
+                          validate=self._validator(size) if self.select != "none" else None,
+                          train_identity=f"dataset {training.ds.fingerprint[:16]} {training.split}/{training.part}"))
         return {}
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:

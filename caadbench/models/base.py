@@ -37,6 +37,8 @@ from caadbench.models.options import check_options
 from caadbench.utils.devices import PRECISIONS, autocast, resolve_precision
 
 CHECKPOINT_FORMAT = "caadbench-checkpoint-1"
+IN_PROGRESS = "in-progress"
+"""The ``training`` metadata of a checkpoint a trainer wrote before training ended (resumable, not a model)."""
 
 
 class Learning(str, enum.Enum):
@@ -186,6 +188,8 @@ class FitData:
             macro I-AUROC over the validation subjects in [0, 1] (higher is better). Trainers use it for early
             stopping and model selection; ``None`` when the split has no validation part or selection is off.
             It never reads the test part.
+        train_identity: what ``train`` reads (the dataset fingerprint, split and part); trainers record it in
+            their state and refuse to resume a checkpoint trained on other data (``None``: unknown, not checked).
     """
 
     subjects: list[str]
@@ -196,6 +200,7 @@ class FitData:
     device: str = "cpu"
     output_dir: Path | None = None
     validate: Callable[[AnomalyModel], float] | None = None
+    train_identity: str | None = None
 
 
 class AnomalyModel(nn.Module, ABC):
@@ -305,8 +310,13 @@ class AnomalyModel(nn.Module, ABC):
                                         f"unexpected {unexpected[:5]})")
         self.load_state_dict(tensors, strict=False)
 
-    def save(self, path: str | Path) -> Path:
-        """Write the fitted state, name, config and backbone identity to a safetensors file (atomically)."""
+    def save(self, path: str | Path, in_progress: str | None = None) -> Path:
+        """Write the fitted state, name, config and backbone identity to a safetensors file (atomically).
+
+        Args:
+            in_progress: set by a trainer on the checkpoints it writes before training ends (where it stands,
+                e.g. ``"stage 2, step 40 of 120"``): :meth:`load` then refuses the file unless it resumes training.
+        """
         from caadbench.utils.atomic import atomic_write_bytes
         from safetensors.torch import save
 
@@ -317,19 +327,28 @@ class AnomalyModel(nn.Module, ABC):
             "config": json.dumps(self.config.to_dict(), sort_keys=True),
             "backbone": json.dumps(self.identity.to_dict(), sort_keys=True),
         }
+        if in_progress is not None:
+            meta |= {"training": IN_PROGRESS, "training_at": in_progress}
         tensors = {k: v.detach().cpu().contiguous() for k, v in self.fitted_state().items()}
         atomic_write_bytes(path, save(tensors, metadata=meta))
         return path
 
-    def load(self, path: str | Path) -> AnomalyModel:
+    def load(self, path: str | Path, resuming: bool = False) -> AnomalyModel:
         """Load a checkpoint written by :meth:`save` of the same variant, method config and backbone weights.
 
+        Args:
+            resuming: a trainer resumes from it (only then may it be a checkpoint written before training ended).
+
         Raises:
-            ModelError: the file is not a caadbench checkpoint, or it is for another variant (``coreclip`` vs
-                ``coreclip.no_orthogonality``), another method config (naming every differing option with both
-                values) or another backbone.
+            ModelError: the file is not a caadbench checkpoint, it was left by a training run that did not finish
+                (unless ``resuming``), or it is for another variant (``coreclip`` vs ``coreclip.no_orthogonality``),
+                another method config (naming every differing option with both values) or another backbone.
         """
         meta, tensors = read_checkpoint(path)
+        if meta.get("training") == IN_PROGRESS and not resuming:
+            raise ModelError(path, f"was written while training ran ({meta.get('training_at', 'unfinished')}), not by "
+                                   "a finished training: resume that run (same --out, --option resume=auto) or pass "
+                                   "the checkpoint of a finished one")
         if self.name and meta["model"] != self.name:
             raise ModelError(path, f"checkpoint is for model {meta['model']!r}, this model is {self.name!r}")
         self._check_method_config(path, json.loads(meta["config"]))

@@ -9,7 +9,9 @@ when any rank runs out of batches, and only rank 0 writes checkpoints and shows 
 Checkpoints: ``<output_dir>/<checkpoint_name>`` (the fitted state, written by :meth:`AnomalyModel.save` with the
 backbone identity and config) and a sidecar ``…safetensors.trainer.pt`` with the stage to resume in, step,
 optimizer, scheduler, position in the epoch, the loss logs so far and the sha256 of the safetensors file it
-belongs to. Beside them, ``training_<stage>.csv`` (and TensorBoard events when installed) log every step: see
+belongs to, and ``FitData.train_identity`` (the data trained on: resuming on other data is refused). A checkpoint
+written before training ends says so in its metadata (``AnomalyModel.save(in_progress=...)``), so only a resume, never
+``--checkpoint``, loads it. Beside them, ``training_<stage>.csv`` (and TensorBoard events when installed) log every step: see
 :mod:`caadbench.models.step_log`. A model's config must have ``progress``, ``resume`` (``None``, ``"auto"`` or a path) and
 ``checkpoint_every``.
 
@@ -354,7 +356,8 @@ class TrainerBase:
         ``output_dir``). ``stage`` is the stage to resume in."""
         path = self.checkpoint_path()
         if path is not None and self.dist.is_main:
-            self.model.save(path)
+            final = stage > len(self.logs)
+            self.model.save(path, in_progress=None if final else f"stage {stage}, step {step}")
             state = {
                 "stage": stage, "step": step, "epoch": epoch, "batch_in_epoch": batch_in_epoch,
                 "optimizer": opt.state_dict() if opt is not None else None,
@@ -363,6 +366,7 @@ class TrainerBase:
                 "checkpoint_sha256": sha256_file(path),
                 "world_size": self.dist.world_size,
                 "selection": self.selection.state() if self.selection is not None else None,
+                "train_identity": self.data.train_identity,
                 **self.extra_state(),
             }
             buffer = io.BytesIO()
@@ -390,13 +394,18 @@ class TrainerBase:
         side = path.with_name(path.name + STATE_SUFFIX)
         if not side.is_file():
             raise ModelError(side, "trainer state of the checkpoint to resume from not found")
-        self.model.load(path)
         try:
             state = torch.load(side, map_location=self.device, weights_only=True)
         except Exception as exc:  # torch raises several types for a bad pickle
             raise ModelError(side, f"unreadable trainer state ({exc})") from exc
         if state.get("checkpoint_sha256") != sha256_file(path):
             raise ModelError(side, f"trainer state does not belong to {path.name} (written by another save)")
+        theirs, mine = state.get("train_identity"), self.data.train_identity
+        if theirs and mine and theirs != mine:
+            raise ModelError(side, f"the checkpoint was trained on other data ({theirs}) than this run trains on "
+                                   f"({mine}); resume only with the data it was trained on, or train afresh "
+                                   "(another --out, or without resume)")
+        self.model.load(path, resuming=True)
         self.logs = {k: LossLog(v) for k, v in state["logs"].items()}
         self.selection = Selection.from_state(state.get("selection"))
         self.restore_extra(state)

@@ -15,10 +15,10 @@ SUBJECTS = ["plate", "tile"]
 QUICK = {"progress": False, "prompt_set": "two"}
 
 
-def fit(backbone, tmp_path=None, seed=0, loader=None, **options):
+def fit(backbone, tmp_path=None, seed=0, loader=None, identity=None, **options):
     model = create_model("aprilgan", backbone=backbone, **{**QUICK, **options})
     model.fit(FitData(subjects=SUBJECTS, train=loader or toy_industrial_loader(2, 4), seed=seed,
-                      output_dir=tmp_path))
+                      output_dir=tmp_path, train_identity=identity))
     return model
 
 
@@ -65,6 +65,24 @@ def test_resume_continues_exactly(tmp_path, tiny_backbone):
     assert resumed.train_log["train"]["steps"] == 4  # 2 before the crash + 2 after
     for key, value in straight.fitted_state().items():
         torch.testing.assert_close(resumed.fitted_state()[key], value, rtol=1e-6, atol=1e-7, msg=key)
+
+
+def test_a_killed_runs_checkpoint_is_no_finished_model_and_other_data_cannot_resume_it(tmp_path, tiny_backbone):
+    config = {"max_steps": 4, "checkpoint_every": 2}
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        fit(tiny_backbone, tmp_path, loader=Interrupting(toy_industrial_loader(2, 4), 1, on_call=2),
+            identity="dataset aaaa cc/train", **config)
+    left = tmp_path / create_model("aprilgan", backbone=tiny_backbone, **QUICK).checkpoint_name
+    fresh = create_model("aprilgan", backbone=tiny_backbone, **{**QUICK, **config})
+    with pytest.raises(ModelError, match=rf"^{left}: was written while training ran \(stage 1, step 2\), not by a "
+                                         r"finished training: resume that run"):
+        fresh.load(left)
+    with pytest.raises(ModelError, match=r"trained on other data \(dataset aaaa cc/train\) than this run trains on "
+                                         r"\(dataset bbbb cc/train\)"):
+        fit(tiny_backbone, tmp_path, resume="auto", identity="dataset bbbb cc/train", **config)
+    done = fit(tiny_backbone, tmp_path, resume="auto", identity="dataset aaaa cc/train", **config)
+    assert done.train_log["train"]["steps"] == 4
+    fresh.load(left)  # finished now: a model
 
 
 def test_no_batches(tiny_backbone):

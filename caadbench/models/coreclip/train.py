@@ -179,7 +179,8 @@ class Trainer(TrainerBase):
         """Train the CSR adapters, fusion and temperature with the text frozen."""
         model, c = self.model, self.cfg
         params = [p for p in model.visual_parameters() if p.requires_grad]
-        if not params:
+        if not params:  # nothing to train in stage 2: stage 1's state is the finished model
+            self._checkpoint(3, 0, opt=None, sched=None, epoch=0, batch_in_epoch=0)
             return
         model.prototypes_for(self.subjects)  # cache the frozen text once
         train_masks, mask_spec = c.uses_masks, c.mask_spec
