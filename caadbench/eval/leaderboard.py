@@ -13,6 +13,7 @@ it and fails when the committed file is stale (``caadbench leaderboard --check``
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections import defaultdict
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from caadbench.data.splits import INDUSTRIAL_SPLITS
 from caadbench.errors import ResultsError
+from caadbench.eval.duplicates import duplicate_groups
 from caadbench.eval.evaluator import SEEN, UNSEEN
 from caadbench.eval.flatten import HEADLINE_METRIC, flatten
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
@@ -29,6 +31,8 @@ from caadbench.eval.results import read_results
 from caadbench.eval.schema import Results
 from caadbench.eval.summaries import CHANCE_METRICS, chance_levels
 from caadbench.eval.tables import markdown_table, pct, row_stat
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_RESULTS_DIR = Path("leaderboards/results")
 DEFAULT_OUT = Path("leaderboards/README.md")
@@ -415,10 +419,13 @@ def generate_leaderboard(
     references: str | Path | None = None,
     out: str | Path = DEFAULT_OUT,
 ) -> str:
-    """Read the inputs and render the markdown for ``out`` (not written)."""
+    """Read the inputs and render the markdown for ``out`` (not written); warn about duplicate results files."""
     refs_path = PACKAGED_REFERENCES if references is None else Path(references)
     refs = read_references(refs_path)
     measured = read_results_dir(results_dir)
+    for why, paths in duplicate_groups(measured):
+        logger.warning(f"{', '.join(map(str, paths))}: duplicate results ({why}): each is a row of the "
+                       "leaderboard; keep one")
     label = "caadbench/eval/references.json" if references is None else str(references)
     return render_leaderboard(measured, refs, results_label=str(results_dir), references_label=label,
                               out_dir=Path(out).parent)
