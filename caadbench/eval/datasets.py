@@ -6,6 +6,12 @@ those layouts gets an id of its own: a subset of the official categories ``mvtec
 :data:`NAMED_SUBSET` categories by name, else ``mvtec-ad-subset-<k>of15-<sha256[:8] of the list>``); a dataset
 with other categories ``mvtec-layout-<folder>`` (``visa-layout-<folder>``). The evaluated categories are always
 listed in the results (``Results.categories``).
+
+Likewise ``caad-synth`` names only the default synthetic build (the generator's defaults, split seed = generator
+seed): a build with other recorded parameters (``source`` in ``index.json``) is ``caad-synth-`` followed by what
+differs, ``n<size>``, ``<image_size>px``, ``seed<seed>``, ``split<split seed>``, ``occ<occlusion>``,
+``shadow<shadow>``, ``rules-<rulebook file stem>`` (``caad-synth-n300-128px``), so its results never pass for the
+benchmark's.
 """
 
 from __future__ import annotations
@@ -52,11 +58,35 @@ def industrial_id(paper_id: str, categories: Iterable[str], root: str | Path) ->
     return f"{LAYOUT_PREFIX[paper_id]}-{slug(Path(str(root)).name)}"
 
 
-def dataset_id(source: dict, categories: Iterable[str], root: str | Path) -> str:
-    """The results' dataset id of shards built from ``source`` (the manifest's ``source`` record)."""
+SYNTHETIC_LABELS = {"size": "n{}", "image_size": "{}px", "seed": "seed{}", "occlusion": "occ{:g}",
+                    "shadow": "shadow{:g}"}
+"""How a synthetic build parameter that differs from the default is written in the dataset id."""
+
+
+def synthetic_id(source: dict, split_seed: int | None = None) -> str:
+    """``caad-synth`` for the default synthetic build, else ``caad-synth-<what differs>`` (module docstring)."""
+    from caadbench.data.sources.synthetic import SyntheticSource
+
+    default = SyntheticSource().describe()
+    parts = [label.format(source[key]) for key, label in SYNTHETIC_LABELS.items()
+             if key in source and source[key] != default[key]]
+    seed = source.get("seed", default["seed"])
+    if split_seed is not None and split_seed != seed:
+        parts.append(f"split{split_seed}")
+    rulebook = source.get("rulebook", default["rulebook"])
+    if rulebook != default["rulebook"]:
+        parts.append(f"rules-{slug(Path(str(rulebook)).stem)}")
+    return "-".join([SOURCE_IDS["synthetic"], *parts])
+
+
+def dataset_id(source: dict, categories: Iterable[str], root: str | Path, split_seed: int | None = None) -> str:
+    """The results' dataset id of shards built from ``source`` (the manifest's ``source`` record) with split seed
+    ``split_seed`` (the manifest's ``seed``)."""
     name = source.get("name", "")
     if name in ("mvtec", "visa"):
         return industrial_id(SOURCE_IDS[name], categories, source.get("root") or root)
+    if name == "synthetic":
+        return synthetic_id(source, split_seed)
     if name in SOURCE_IDS:
         return SOURCE_IDS[name]
     return slug(Path(str(source.get("root") or root)).name)
@@ -79,4 +109,5 @@ def check_dataset_id(chosen: str, categories: Iterable[str], where: str | Path) 
                                f"differ ({what}); drop --dataset-id to get an id of their own")
 
 
-__all__ = ["OFFICIAL_CATEGORIES", "SOURCE_IDS", "check_dataset_id", "dataset_id", "industrial_id", "slug"]
+__all__ = ["OFFICIAL_CATEGORIES", "SOURCE_IDS", "check_dataset_id", "dataset_id", "industrial_id", "slug",
+           "synthetic_id"]

@@ -30,11 +30,12 @@ from caadbench.eval import datasets
 from caadbench.eval.evaluator import Evaluator
 from caadbench.eval.examples import examples_path, write_examples
 from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.naming import RunData, check_replace, fit_part, results_name, weights_part
 from caadbench.eval.provenance import collect_provenance
 from caadbench.eval.results import build_results, write_results
 from caadbench.eval.schema import Results
 from caadbench.eval.transfer import TrainingSet, open_training_set
-from caadbench.models import AnomalyModel, ClipBackbone, FitData, Learning, get_model_spec
+from caadbench.models import AnomalyModel, BackboneIdentity, ClipBackbone, FitData, Learning, get_model_spec
 from caadbench.utils import distributed as D
 from caadbench.utils.devices import resolve_device
 
@@ -99,16 +100,17 @@ class RunConfig:
 SELECT_MODES = ("auto", "early-stop", "search", "none")
 
 
-def results_name(dataset: str, split: str, model: str, shots: int, trained_on: str | None = None) -> str:
-    """``<dataset>_<split>_<model>_<shots>shot[_train-<trained_on>].json`` (the model name's dots kept: it is a file
-    name, not a key); ``trained_on`` names training data other than the evaluated split's train part."""
-    suffix = f"_train-{trained_on}" if trained_on else ""
-    return f"{dataset}_{split}_{model}_{shots}shot{suffix}.json"
-
-
 def dataset_id(ds: CaadDataset, split: str) -> str:
     """The results' dataset id for a shard directory (the split's subjects are its categories)."""
-    return datasets.dataset_id(ds.manifest.source, ds.subjects(split), ds.root)
+    return datasets.dataset_id(ds.manifest.source, ds.subjects(split), ds.root, ds.manifest.seed)
+
+
+def native_image_size(arch: str) -> int | None:
+    """The input side an open_clip architecture is defined with (``None`` when its config is not registered)."""
+    import open_clip
+
+    size = ((open_clip.get_model_config(arch) or {}).get("vision_cfg") or {}).get("image_size")
+    return size if isinstance(size, int) else None
 
 
 def check_run_sizes(cfg: RunConfig) -> None:
@@ -244,6 +246,24 @@ class Runner:
         return f"{t.dataset}-{t.split}-{t.part}"
 
     # ----------------------------------------------------------------- pieces
+    def results_path(self, identity: BackboneIdentity) -> Path:
+        """Where the results of this run on a backbone of ``identity`` go (:func:`~caadbench.eval.naming.results_name`;
+        the checkpoints of a trained model go to ``checkpoints/<its stem>_seed<s>/`` beside it)."""
+        cfg = self.cfg
+        from caadbench.utils.hashing import sha256_file
+
+        checkpoint = sha256_file(cfg.checkpoint) if cfg.checkpoint is not None else None
+        return cfg.out / results_name(
+            dataset=self.dataset, split=cfg.split, model=cfg.model,
+            fit=fit_part(str(self.learning), cfg.shots, self.trained_on, checkpoint), backbone=identity.arch,
+            weights=weights_part(identity.weights, identity.sha256, identity.init_seed),
+            image_size=identity.image_size if identity.image_size != native_image_size(identity.arch) else None)
+
+    def _run_data(self, identity: BackboneIdentity) -> RunData:
+        t = self.training.record() if self.training is not None else None
+        return RunData(self.ds.fingerprint, identity.arch, identity.image_size, identity.weights, identity.sha256,
+                       None if t is None else (t.fingerprint, t.split, t.part))
+
     def _backbone(self) -> ClipBackbone:
         c = self.model_config
         return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed, c.pos_embed_resize)
@@ -282,8 +302,7 @@ class Runner:
             return self._batches(training.part, size, training, shuffle=True, seed=seed, epoch=epoch,
                                  batch_size=getattr(model.config, "batch_size", cfg.batch_size))
 
-        suffix = f"_train-{self.trained_on}" if self.trained_on else ""
-        out_dir = cfg.out / "checkpoints" / f"{self.dataset}_{cfg.split}_{cfg.model}{suffix}{tag}_seed{seed}"
+        out_dir = cfg.out / "checkpoints" / f"{self.results_path(model.identity).stem}{tag}_seed{seed}"
         # the trained part's subjects only: held-out (cs) or other datasets' names must not get training losses
         # or be negatives; they appear at inference only
         model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
@@ -359,6 +378,9 @@ class Runner:
 
         cfg = self.cfg
         backbone = self._backbone().to(self.device)
+        path = self.results_path(backbone.identity)
+        if self.dist.is_main:
+            check_replace(path, self._run_data(backbone.identity), list(cfg.seeds))
         evaluations, supports, training, examples, model = [], {}, {}, None, None
         overrides = {k: v for k, v in self._overrides().items() if k not in ("backbone", "image_size")}
         with ResourceMeter(self.device) as meter:
@@ -392,7 +414,6 @@ class Runner:
             train_data=self.training.record() if self.training is not None else None,
             selection=self._selection_record(training),
         )
-        path = cfg.out / results_name(self.dataset, cfg.split, cfg.model, cfg.shots, self.trained_on)
         write_results(path, results)
         if examples is not None:
             write_examples(examples_path(path), examples)

@@ -44,7 +44,7 @@ def test_run_verify_and_info_by_url_equal_the_folder(data, tmp_path):
         assert remote.exit_code == 0, remote.output
         verified = invoke("verify", url)
         info = invoke("info", url)
-    name = "caad-synth_cc_clip_0shot.json"
+    name = "caad-synth-n60-64px_cc_clip_zeroshot_caad-tiny-random-init.json"
     a, b = read_results(tmp_path / "folder" / name), read_results(tmp_path / "url" / name)
     assert {m: s.per_seed for m, s in a.metrics.items()} == {m: s.per_seed for m, s in b.metrics.items()}
     assert [s.scores for s in a.samples] == [s.scores for s in b.samples]

@@ -30,7 +30,7 @@ def test_run_prints_the_metrics_and_the_results_path(data, tmp_path):
     assert result.exit_code == 0, result.output
     assert "I-AUROC" in result.output and "not comparable** to paper numbers" in result.output
     assert "| metric   | unseen %" in result.output  # 60 images: no seen pair has 2 images, so no seen column
-    assert (tmp_path / "caad-synth_cc_clip.ensemble_0shot.json").is_file()
+    assert (tmp_path / "caad-synth-n60-64px_cc_clip.ensemble_zeroshot_caad-tiny-random-init.json").is_file()
 
 
 @pytest.mark.parametrize(
@@ -88,12 +88,13 @@ def test_quickstart_runs_models_reports_and_leaderboard(data, tmp_path):
     assert "clip.few_shot" in board and "◇" in board and "†" not in board  # the shipped world weights by default
     from caadbench.eval.results import read_results
 
-    zero = read_results(out / "results" / "caad-synth_cc_clip_0shot.json")
-    few = read_results(out / "results" / "caad-synth_cc_clip.few_shot_1shot.json")
+    zero = read_results(out / "results" / "caad-synth-n60-64px_cc_clip_zeroshot_caad-tiny-world.json")
+    few = read_results(out / "results" / "caad-synth-n60-64px_cc_clip.few_shot_1shot_caad-tiny-world.json")
     assert zero.seeds == [0] and few.seeds == [0, 1]  # seeds only where the result depends on one
     assert zero.provenance.weights == few.provenance.weights == "world"
     assert "| clip.few_shot" in result.output and "LEADERBOARD.md" in result.output
-    for stem in ("caad-synth_cc_clip_0shot", "caad-synth_cc_clip.few_shot_1shot"):
+    for stem in ("caad-synth-n60-64px_cc_clip_zeroshot_caad-tiny-world",
+                 "caad-synth-n60-64px_cc_clip.few_shot_1shot_caad-tiny-world"):
         assert (out / "results" / f"{stem}.json").is_file()
         assert (out / "reports" / stem / "report.md").is_file()
 

@@ -16,7 +16,7 @@ from caadbench.eval.runner import RunConfig
 from tests.cli.test_run_cli import data  # noqa: F401  (the shards fixture)
 
 MODEL = "clip.ensemble"
-NAME = f"caad-synth_cc_{MODEL}_0shot.json"
+NAME = f"caad-synth-n60-64px_cc_{MODEL}_zeroshot_caad-tiny-random-init.json"
 
 
 def invoke(*args: str):

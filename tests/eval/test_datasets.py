@@ -27,6 +27,21 @@ def test_ids_name_what_was_evaluated():
     assert dataset_id({"name": "folder", "root": "/data/My Parts"}, ["part"], "/d") == "My-Parts"
 
 
+def test_only_the_default_synthetic_build_is_caad_synth():
+    from caadbench.data.sources.synthetic import SyntheticSource
+
+    def synth(split_seed=None, **kw):
+        return dataset_id(SyntheticSource(**kw).describe(), ["cow"], "/d", split_seed)
+
+    assert synth() == synth(0) == "caad-synth"
+    assert synth(size=300, image_size=128) == "caad-synth-n300-128px"
+    assert synth(1, seed=1) == "caad-synth-seed1" and synth(0, seed=1) == "caad-synth-seed1-split0"
+    assert synth(2) == "caad-synth-split2"
+    assert synth(occlusion=0.5, shadow=0.0) == "caad-synth-occ0.5-shadow0"
+    rules = {**SyntheticSource().describe(), "rulebook": "/home/me/farm rules.json"}
+    assert dataset_id(rules, ["cow"], "/d") == "caad-synth-rules-farm-rules"
+
+
 def test_a_paper_id_is_refused_for_an_incomplete_set():
     check_dataset_id("mvtec-ad", MVTEC, "index.json")
     check_dataset_id("my-own", ["bottle"], "index.json")

@@ -17,6 +17,7 @@ from caadbench.eval.results import read_results
 from caadbench.eval.runner import RunConfig, run
 
 TINY = "caad-tiny"
+DATASET = "caad-synth-n60-64px"  # the fixture's synthetic build: 60 images of 64 px, not the default caad-synth
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +37,9 @@ def config(data: Path, out: Path, model: str = "clip", **kw) -> RunConfig:
 
 def test_zero_shot_run_writes_one_complete_results_file(data, tmp_path):
     path = run(config(data, tmp_path))
-    assert path == tmp_path / "caad-synth_cc_clip_0shot.json"
+    assert path == tmp_path / f"{DATASET}_cc_clip_zeroshot_caad-tiny-random-init.json"
     res = read_results(path)
-    assert res.model == "clip" and res.learning == "zero-shot" and res.dataset == "caad-synth"
+    assert res.model == "clip" and res.learning == "zero-shot" and res.dataset == DATASET
     assert res.shots == 0 and res.seeds == [0] and res.support_keys == {}
     from caadbench.data.loader import open_dataset
 
@@ -79,9 +80,15 @@ def test_trained_model_trains_on_train_and_records_its_log(data, tmp_path):
     res = read_results(run(config(data, tmp_path, model="coreclip", options=opts)))
     log = res.training["0"]
     assert res.learning == "trained" and 0 < log["trainable_share"] < 1 and log["stage2"]["steps"] >= 1
-    ckpt = tmp_path / "checkpoints" / "caad-synth_cc_coreclip_seed0" / "coreclip-last.safetensors"
+    stem = f"{DATASET}_cc_coreclip_trained_caad-tiny-random-init"  # trained, not 0-shot
+    assert res.learning == "trained" and (tmp_path / f"{stem}.json").is_file()
+    ckpt = tmp_path / "checkpoints" / f"{stem}_seed0" / "coreclip-last.safetensors"
     assert ckpt.is_file()
-    again = read_results(run(config(data, tmp_path / "again", model="coreclip", options=opts, checkpoint=ckpt)))
+    again_path = run(config(data, tmp_path / "again", model="coreclip", options=opts, checkpoint=ckpt))
+    from caadbench.utils.hashing import sha256_file
+
+    assert again_path.name == f"{DATASET}_cc_coreclip_trained-ckpt{sha256_file(ckpt)[:8]}_caad-tiny-random-init.json"
+    again = read_results(again_path)
     assert [s.scores[0] for s in again.samples] == pytest.approx([s.scores[0] for s in res.samples], abs=1e-6)
 
 
@@ -122,7 +129,31 @@ def test_altered_dataset_fails_naming_the_shard(data, tmp_path):
     shard.write_bytes(bytes(raw))
     with pytest.raises(ShardError, match=shard.name):
         run(config(copy, tmp_path / "out"))
-    assert not (tmp_path / "out" / "caad-synth_cc_clip_0shot.json").exists()
+    assert not list((tmp_path / "out").glob("*.json"))
+
+
+def test_a_run_never_replaces_the_results_of_other_data_and_says_when_it_replaces_its_own(data, tmp_path, caplog):
+    import logging
+
+    from caadbench.data.shards import build_shards
+    from caadbench.data.sources import get_source_class
+    from caadbench.errors import ResultsError
+
+    path = run(config(data, tmp_path))
+    before = path.read_bytes()
+    other = tmp_path / "other"  # other images under the same id: only a forced --dataset-id can do that
+    build_shards(get_source_class("synthetic")(seed=1, size=60, image_size=64), other, workers=1, progress=False)
+    with pytest.raises(ResultsError, match=rf"^{path}: holds the results of another run: dataset fingerprint "):
+        run(config(other, tmp_path, dataset_id=DATASET))
+    assert path.read_bytes() == before
+    world = run(config(data, tmp_path, pretrained="world"))  # other weights: another name
+    assert world.name == f"{DATASET}_cc_clip_zeroshot_caad-tiny-world.json" and path.read_bytes() == before
+    smaller = run(config(data, tmp_path, image_size=64))  # another input size: another name
+    assert smaller.name == f"{DATASET}_cc_clip_zeroshot_caad-tiny-64px-random-init.json"
+    with caplog.at_level(logging.INFO, logger="caadbench"):
+        assert run(config(data, tmp_path, seeds=(1,))) == path
+    assert f"replacing {path} (an earlier run of the same model, data, backbone and weights; seeds 0 there, 1 here)" \
+        in caplog.text
 
 
 def test_checkpoint_for_another_backbone_is_refused(data, tmp_path):
@@ -149,7 +180,7 @@ def test_two_processes_give_the_metrics_of_one(data, tmp_path):
            "--batch-size", "16", "--out", str(tmp_path / "two")]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    double = read_results(tmp_path / "two" / "caad-synth_cc_winclip_0shot.json")
+    double = read_results(tmp_path / "two" / f"{DATASET}_cc_winclip_zeroshot_caad-tiny-random-init.json")
     assert [s.key for s in double.samples] == [s.key for s in single.samples]
     for m, stat in single.metrics.items():
         assert double.metrics[m].mean == pytest.approx(stat.mean, abs=1e-6), m

@@ -54,15 +54,16 @@ def config(data: Path, out: Path, model: str, **kw) -> RunConfig:
 @pytest.mark.parametrize("model", ["aprilgan", "anomalyclip"])
 def test_cc_run_trains_on_the_train_part_records_it_and_reloads(synth, tmp_path, model):
     path = run(config(synth, tmp_path, model))
-    assert path.name == f"caad-synth_cc_{model}_0shot.json"
+    assert path.name == f"caad-synth-n60-64px_cc_{model}_trained_caad-tiny-random-init.json"
     res = read_results(path)
     ds = open_dataset(synth)
     t = res.train_data
     assert res.learning == "trained" and res.training["0"]["train"]["steps"] == 2
-    assert (t.dataset, t.split, t.part, t.samples, t.fingerprint) == ("caad-synth", "cc", "train",
+    assert (t.dataset, t.split, t.part, t.samples, t.fingerprint) == ("caad-synth-n60-64px", "cc", "train",
                                                                       ds.count("cc", "train"), ds.fingerprint)
     assert not res.cross_dataset and res.config["max_steps"] == 2
-    ckpt = tmp_path / "checkpoints" / f"caad-synth_cc_{model}_seed0" / f"{model}-last.safetensors"
+    ckpt = (tmp_path / "checkpoints" / f"caad-synth-n60-64px_cc_{model}_trained_caad-tiny-random-init_seed0"
+            / f"{model}-last.safetensors")
     again = read_results(run(config(synth, tmp_path / "again", model, checkpoint=ckpt)))
     assert again.train_data is None  # loaded, not trained here
     assert [s.scores[0] for s in again.samples] == pytest.approx([s.scores[0] for s in res.samples], abs=1e-6)
@@ -70,20 +71,20 @@ def test_cc_run_trains_on_the_train_part_records_it_and_reloads(synth, tmp_path,
 
 def test_cross_dataset_run_trains_on_synthetic_and_evaluates_on_mvtec(synth, mvtec, tmp_path):
     path = run(config(mvtec, tmp_path, "anomalyclip", split="std", train_data=synth, train_split="cc"))
-    assert path.name == "mvtec-ad-subset-bottle-metal_nut_std_anomalyclip_0shot_train-caad-synth-cc-train.json"
+    assert path.name == ("mvtec-ad-subset-bottle-metal_nut_std_anomalyclip_trained-on-caad-synth-n60-64px-cc-train_"
+                         "caad-tiny-random-init.json")
     res = read_results(path)
     train, evaluated = open_dataset(synth), open_dataset(mvtec)
     t = res.train_data
     assert res.dataset == "mvtec-ad-subset-bottle-metal_nut" and res.split == "std" and res.cross_dataset
-    assert (t.dataset, t.fingerprint, t.split, t.part) == ("caad-synth", train.fingerprint, "cc", "train")
+    assert (t.dataset, t.fingerprint, t.split, t.part) == ("caad-synth-n60-64px", train.fingerprint, "cc", "train")
     assert t.path == str(train.root) and t.samples == train.count("cc", "train")
     assert res.provenance.dataset_fingerprint == evaluated.fingerprint != t.fingerprint
     assert {s.key for s in res.samples} == part_keys(evaluated, "std", "test")
     assert set(res.per_subject) == {"bottle", "metal_nut"}  # evaluated on subjects never trained on
-    assert (tmp_path / "checkpoints"
-            / "mvtec-ad-subset-bottle-metal_nut_std_anomalyclip_train-caad-synth-cc-train_seed0").is_dir()
+    assert (tmp_path / "checkpoints" / f"{path.stem}_seed0").is_dir()
     board = generate_leaderboard(tmp_path, None, tmp_path / "README.md")
-    assert f"trained on caad-synth cc/train ({t.samples} images, fingerprint {t.fingerprint[:12]})" in board
+    assert f"trained on caad-synth-n60-64px cc/train ({t.samples} images, fingerprint {t.fingerprint[:12]})" in board
 
 
 def test_refuses_training_on_the_evaluated_test_part(synth, tmp_path):

@@ -16,6 +16,7 @@ def test_example_builds_runs_two_models_tabulates_and_predicts(tmp_path, capsys)
                  "--pretrained", "random-init", "--device", "cpu"])
     out = capsys.readouterr().out
     results = sorted(p.name for p in (tmp_path / "results").glob("*.json"))
-    assert results == ["caad-synth_cc_clip.few_shot_1shot.json", "caad-synth_cc_clip_0shot.json"]
+    assert results == ["caad-synth-n60-64px_cc_clip.few_shot_1shot_caad-tiny-random-init.json",
+                       "caad-synth-n60-64px_cc_clip_zeroshot_caad-tiny-random-init.json"]
     assert "clip.few_shot" in out and "i_auroc" in out
     assert out.count("anomaly score") == 4
