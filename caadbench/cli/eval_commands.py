@@ -138,7 +138,8 @@ def _print_results(path: Path) -> None:
     kind = p.weights_kind
     t = results.train_data
     trained = f", trained on {t.dataset} {t.split}/{t.part}" if results.cross_dataset else ""
-    click.echo(f"\n{results.model} on {results.dataset}/{results.split} ({results.shots}-shot, seeds "
+    fit = f"{results.shots}-shot" if results.learning == "few-shot" else results.learning
+    click.echo(f"\n{results.model} on {results.dataset}/{results.split} ({fit}, seeds "
                f"{', '.join(map(str, results.seeds))}{trained}), backbone {p.backbone_arch} {p.weights_label()}"
                + (f"\n{kind.mark} {kind.legend}" if kind.legend else ""))
     headers, rows = summarize(results)

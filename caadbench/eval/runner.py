@@ -30,6 +30,7 @@ from caadbench.eval import datasets
 from caadbench.eval.evaluator import Evaluator
 from caadbench.eval.examples import examples_path, write_examples
 from caadbench.eval.meter import ResourceMeter
+from caadbench.eval.plan import plan_line, training_steps
 from caadbench.eval.naming import RunData, check_replace, fit_part, results_name, weights_part
 from caadbench.eval.provenance import collect_provenance
 from caadbench.eval.results import build_results, write_results
@@ -264,6 +265,19 @@ class Runner:
         return RunData(self.ds.fingerprint, identity.arch, identity.image_size, identity.weights, identity.sha256,
                        None if t is None else (t.fingerprint, t.split, t.part))
 
+    def _announce(self) -> None:
+        """Log the plan line (:mod:`caadbench.eval.plan`): a warning when the weights are random-init."""
+        cfg, c = self.cfg, self.model_config
+        trains = self.training is not None
+        line, random_init = plan_line(
+            model=cfg.model, learning=self.learning, data=str(self.ds.root), split=cfg.split,
+            test_images=self.ds.count(cfg.split, "test"), seeds=len(cfg.seeds), backbone=c.backbone,
+            backbone_given="backbone" in self._overrides(), pretrained=c.pretrained,
+            pretrained_given="pretrained" in self._overrides(), shots=cfg.shots, subjects=len(self.subjects),
+            training=training_steps(c, self.training.size, cfg.batch_size) if trains else None,
+            checkpoint=None if cfg.checkpoint is None else str(cfg.checkpoint))
+        logger.log(logging.WARNING if random_init else logging.INFO, line)
+
     def _backbone(self) -> ClipBackbone:
         c = self.model_config
         return ClipBackbone(c.backbone, c.pretrained, c.image_size, c.init_seed, c.pos_embed_resize)
@@ -377,6 +391,8 @@ class Runner:
         from caadbench.eval.runconfig import run_config_to_dict
 
         cfg = self.cfg
+        if self.dist.is_main:
+            self._announce()
         backbone = self._backbone().to(self.device)
         path = self.results_path(backbone.identity)
         if self.dist.is_main:

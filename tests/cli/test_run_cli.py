@@ -71,6 +71,24 @@ def test_sizes_and_workers_are_checked_before_any_work(tmp_path, args, line):
     assert not (tmp_path / "o").exists()
 
 
+def test_run_says_up_front_which_backbone_weights_and_cost(data, tmp_path):
+    result = invoke("run", "--model", "clip", "--split", "cc", "--data", str(data), "--backbone", "caad-tiny",
+                    "--out", str(tmp_path))
+    assert result.exit_code == 0, result.output
+    first = result.output.splitlines()[0]
+    assert first.startswith(f"warning: run: clip (zero-shot) on {data} cc: ") and " test images × 1 seed" in first
+    assert "backbone caad-tiny, weights random-init †, the model's default (scores check the pipeline only" in first
+    assert "(zero-shot, seeds 0)" in result.output
+    trained = invoke("run", "--model", "aprilgan", "--split", "cc", "--data", str(data), "--backbone", "caad-tiny",
+                     "--pretrained", "world", "--option", "max_steps=1", "--option", "prompt_set=two",
+                     "--out", str(tmp_path))
+    assert trained.exit_code == 0, trained.output
+    first = trained.output.splitlines()[0]
+    assert first.startswith("run: aprilgan (trained) on ") and "training 1 step (max_steps 1) on " in first
+    assert first.endswith("backbone caad-tiny, weights world ◇ (the shipped synthetic-world weights)")
+    assert "(trained, seeds 0)" in trained.output and "0-shot" not in trained.output
+
+
 def test_missing_default_data_suggests_build_shards(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = invoke("run", "--model", "clip", "--split", "cc", "--backbone", "caad-tiny")
