@@ -18,17 +18,15 @@ subject is everything after the first ``/`` and may be any string.
 
 from __future__ import annotations
 
-import sys
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from tqdm import tqdm
 
 from caadbench.models.api import (AnomalyModel, ClipBackbone, FitData, Learning, ModelConfig, ModelError,
-                                  frozen_prototypes, get_prompt_set)
+                                  frozen_prototypes, get_prompt_set, progress)
 
 
 def anomaly_probability(embeddings: torch.Tensor, prototypes: torch.Tensor, logit_scale: float) -> torch.Tensor:
@@ -234,8 +232,7 @@ class PromptedBaseline(AnomalyModel):
                                                                    "(FitData.support is empty)")
             collected: dict[str, dict[str, list[torch.Tensor]]] = defaultdict(lambda: defaultdict(list))
             with torch.inference_mode():
-                for batch in tqdm(batches, desc=f"{self.name or 'model'} support", unit="batch",
-                                  disable=None, file=sys.stderr):
+                for batch in progress(batches, desc=f"{self.name or 'model'} support", unit="batch"):
                     feats = self.memory_features(batch.to(self.device).images)
                     for i, subject in enumerate(batch.subjects):
                         for kind, f in feats.items():

@@ -23,7 +23,6 @@ import torch
 import torch.nn.functional as F
 import webdataset as wds
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from caadbench.data import pipeline as P
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
@@ -34,6 +33,7 @@ from caadbench.data.sample_cache import SAMPLES, sample_key
 from caadbench.data.shards import decode_record
 from caadbench.data.splits import PARTS, seeded_rng
 from caadbench.errors import SplitError
+from caadbench.utils.progress import progress as progress_bar
 
 
 def resize_mask(mask: np.ndarray, size: int) -> torch.Tensor:
@@ -277,7 +277,7 @@ class CaadDataset:
             workers: DataLoader worker processes (0: read in this process).
             shuffle: permute shard order by ``(seed, epoch)`` and shuffle through a seeded buffer.
             seed, epoch: shuffling seed; pass the epoch number to get a new order per epoch.
-            progress: tqdm bar on stderr.
+            progress: show progress (:func:`caadbench.utils.progress.progress`).
 
         Yields:
             Batches; without ``shuffle`` in a deterministic order (manifest order for ``workers=0``).
@@ -292,7 +292,7 @@ class CaadDataset:
         stream = self._pipeline(plan, image_size, eval_size, rank, world_size, shuffle, seed, epoch)
         lo, hi = P.block(sum(len(ks) for _, ks in plan), rank, world_size)
         loader = DataLoader(stream, batch_size=batch_size, collate_fn=collate, num_workers=workers)
-        with tqdm(total=hi - lo, desc=f"{split}/{part}", unit="img", disable=None if progress else True) as bar:
+        with progress_bar(total=hi - lo, desc=f"{split}/{part}", unit="img", enabled=progress) as bar:
             for batch in loader:
                 if isinstance(batch, P.Failure):
                     batch.raise_()

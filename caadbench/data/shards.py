@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import webdataset as wds
-from tqdm import tqdm
 
 from caadbench import __version__, errors
 from caadbench.data.imageio import decode_png, encode_png
@@ -42,6 +41,7 @@ from caadbench.errors import CaadError, DataError, ShardError, check_at_least
 from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.atomic import atomic_directory
 from caadbench.utils.hashing import sha256_file
+from caadbench.utils.progress import progress as progress_bar
 
 MAX_SHARD_SAMPLES = 256
 MAX_SHARD_BYTES = 64 * 1024 * 1024
@@ -156,7 +156,7 @@ def _materialise_all(source: Source, specs: Sequence[SampleSpec], staging: Path,
         executor = ProcessPoolExecutor(workers, mp_context=mp.get_context(method), initializer=_init_worker,
                                        initargs=(source, str(staging)))
         results = executor.map(_materialise, specs, chunksize=max(1, min(16, len(specs) // (workers * 8))))
-    bar = tqdm(total=len(specs), desc="encode", unit="img", disable=None if progress else True)
+    bar = progress_bar(total=len(specs), desc="encode", unit="img", enabled=progress)
     try:
         for status, payload in results:
             if status == "error":
@@ -203,7 +203,7 @@ def _shard_groups(keys: Sequence[str], sizes: dict[str, int], max_samples: int, 
 
 
 def _write_part(tmp: Path, split: str, part: str, specs: Sequence[SampleSpec], staging: Path,
-                max_shard_samples: int, max_shard_bytes: int, bar: tqdm) -> list[ShardEntry]:
+                max_shard_samples: int, max_shard_bytes: int, bar: Any) -> list[ShardEntry]:
     entries = []
     (tmp / split).mkdir(exist_ok=True)
     sizes = {s.key: sum((staging / f"{s.key}.{ext}").stat().st_size + 1024 for ext in MEMBERS) for s in specs}
@@ -255,7 +255,8 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
         max_shard_bytes: a tar is closed before it would exceed this size (a larger single sample gets its own
             tar); readers hold one shard in memory at a time.
         overwrite: replace an existing ``out``.
-        progress: show tqdm bars on stderr (when it is a terminal).
+        progress: show progress (:func:`caadbench.utils.progress.progress`: bars on a terminal, log lines
+            elsewhere).
 
     Returns:
         The manifest (also written to ``out/index.json``).
@@ -287,7 +288,7 @@ def build_shards(source: Source, out: str | Path, *, splits: Sequence[str] | Non
             sizes, masks = _materialise_all(source, todo, staging, workers or os.cpu_count() or 1, progress)
             total = sum(len(p) for by_part in parts.values() for p in by_part.values())
             shards: list[ShardEntry] = []
-            with tqdm(total=total, desc="write", unit="img", disable=None if progress else True) as bar:
+            with progress_bar(total=total, desc="write", unit="img", enabled=progress) as bar:
                 for name in sorted(parts):
                     for part in PARTS:
                         shards += _write_part(tmp, name, part, parts[name][part], staging, max_shard_samples,

@@ -6,13 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tqdm import tqdm
-
 from caadbench.data.location import Location
 from caadbench.data.manifest import MANIFEST
 from caadbench.data.selection import read_set, shard_urls
 from caadbench.data.shards import MEMBERS, iter_records, read_shard
 from caadbench.errors import ShardError
+from caadbench.utils.progress import progress as progress_bar
 
 
 @dataclass
@@ -50,7 +49,7 @@ def check_shards(root: str | Path | Location, *, progress: bool = False) -> Veri
     whole = shard_urls(root) is None
     root, manifest = read_set(root)
     report = VerifyReport(root)
-    for entry in tqdm(manifest.shards, desc="verify", unit="shard", disable=None if progress else True):
+    for entry in progress_bar(manifest.shards, desc="verify", unit="shard", enabled=progress):
         where = root / entry.path
         report.shards += 1
         try:

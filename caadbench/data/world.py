@@ -348,12 +348,13 @@ def build_world(specs: Sequence[WorldSpec], image_size: int, *, variants: int = 
     import multiprocessing
 
     import torch
-    from tqdm import tqdm
+
+    from caadbench.utils.progress import progress as progress_bar
 
     specs = list(specs)
     jobs = [(specs[i:i + chunk], int(image_size), int(variants)) for i in range(0, len(specs), chunk)]
     parts: list[tuple[dict[str, np.ndarray], dict[str, list]]] = []
-    with tqdm(total=len(specs), desc="world scenes", unit="scene", disable=None if progress else True) as bar:
+    with progress_bar(total=len(specs), desc="world scenes", unit="scene", enabled=progress) as bar:
         if workers > 1 and len(jobs) > 1:
             with multiprocessing.get_context().Pool(min(workers, len(jobs))) as pool:
                 for part in pool.imap(_render_chunk, jobs):

@@ -17,7 +17,6 @@ from concurrent.futures import ProcessPoolExecutor, as_completed
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from tqdm import tqdm
 
 from caadbench.data.loader import open_dataset
 from caadbench.data.shards import build_shards, manifest_path
@@ -29,6 +28,7 @@ from caadbench.models import Learning, get_model_spec, list_models
 from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.atomic import atomic_write_text
 from caadbench.utils.devices import resolve_device, usable_cores
+from caadbench.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def write_reports(paths: Sequence[Path], reports_dir: Path, workers: int | None 
     (:func:`~caadbench.eval.report.write_report` writes atomically).
     """
     workers = min(len(paths), workers or usable_cores())
-    with tqdm(total=len(paths), desc="reports", unit="report", disable=None) as bar:
+    with progress(total=len(paths), desc="reports", unit="report") as bar:
         if workers <= 1:
             for path in paths:
                 write_report(path, reports_dir / path.stem)

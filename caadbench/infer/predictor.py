@@ -15,7 +15,6 @@ scored with :meth:`AnomalyModel.predict` on a :meth:`Batch.from_images` batch: n
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from caadbench.data.batch import EVAL_RESOLUTION, MIN_IMAGE_SIZE, Batch
 from caadbench.data.imageio import binarize_mask, read_mask
@@ -35,6 +33,7 @@ from caadbench.infer.threshold import DEFAULT_QUANTILE, Threshold, calibrate_thr
 from caadbench.models import AnomalyModel, FitData, Learning, get_model_spec
 from caadbench.models.base import read_checkpoint
 from caadbench.utils.devices import resolve_device
+from caadbench.utils.progress import progress as progress_bar
 
 DEFAULT_FEW_SHOT = "winclip.plus"
 """The model ``references`` use when no ``model`` is named."""
@@ -204,8 +203,7 @@ def iter_predictions(loaded: LoadedModel, refs: Sequence[ImageRef], *, batch_siz
         for i, (ref, rgb) in enumerate(items):
             yield ImagePrediction(ref, rgb, float(scores[i]), maps[i])
 
-    with tqdm(total=len(refs), desc="predict", unit="img", disable=None if progress else True,
-              file=sys.stderr) as bar:
+    with progress_bar(total=len(refs), desc="predict", unit="img", enabled=progress) as bar:
         for ref in refs:
             try:
                 rgb = ref.read()

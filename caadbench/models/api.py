@@ -15,6 +15,7 @@ from caadbench.models.prompts import class_prototypes, get_prompt_set
 from caadbench.models.text_cache import frozen_prototypes
 from caadbench.models.registry import Variant, register_model
 from caadbench.models.training import SingleStageTrainer
+from caadbench.utils.progress import progress
 
 __all__ = [
     "AnomalyModel",
@@ -33,5 +34,6 @@ __all__ = [
     "class_prototypes",
     "frozen_prototypes",
     "get_prompt_set",
+    "progress",
     "register_model",
 ]

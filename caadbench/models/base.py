@@ -118,7 +118,7 @@ class TrainedModelConfig(ModelConfig):
     Attributes:
         checkpoint_every: also checkpoint every N optimisation steps (0: only at the end of each stage).
         resume: ``None``, ``"auto"`` (the last checkpoint in ``FitData.output_dir`` if there is one) or a path.
-        progress: tqdm bars (on rank 0, on stderr; hidden when stderr is not a terminal).
+        progress: show training progress on rank 0: a bar on a terminal, log lines elsewhere (logs, CI, nohup).
         val_every: with ``FitData.validate``, score the model on the validation part every N optimisation steps
             of the (last) training stage and at its end, keep the best-scoring state and end training with it
             (0: at the end of every epoch). Without ``FitData.validate`` nothing is scored.

@@ -24,14 +24,12 @@ from __future__ import annotations
 import io
 import logging
 import math
-import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
 import torch
-from tqdm import tqdm
 
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
@@ -40,6 +38,7 @@ from caadbench.models.base import AnomalyModel, FitData
 from caadbench.models.step_log import StepLog
 from caadbench.utils import distributed as D
 from caadbench.utils.atomic import atomic_write_bytes
+from caadbench.utils.progress import progress
 
 logger = logging.getLogger(__name__)
 
@@ -301,7 +300,7 @@ class TrainerBase:
         sched.step()
 
     def _record(self, log: str, step: int, total: torch.Tensor, parts: dict[str, torch.Tensor],
-                bar: tqdm) -> dict[str, float]:
+                bar: Any) -> dict[str, float]:
         """Add the step's losses to the log and the bar; return them (``total`` and one value per part)."""
         values = {"total": float(total.detach())} | {k: float(v.detach()) for k, v in parts.items()}
         self.logs[log].add(step, values)
@@ -310,10 +309,9 @@ class TrainerBase:
             bar.set_postfix({k: f"{v:.4f}" for k, v in self.logs[log].running().items()}, refresh=False)
         return values
 
-    def _bar(self, total: int, initial: int, desc: str) -> tqdm:
+    def _bar(self, total: int, initial: int, desc: str) -> Any:
         show = getattr(self.cfg, "progress", True) and self.dist.is_main
-        return tqdm(total=total, initial=initial, desc=desc, unit="step", file=sys.stderr,
-                    disable=None if show else True, dynamic_ncols=True)
+        return progress(total=total, initial=initial, desc=desc, unit="step", enabled=show)
 
     def step_log(self, log: str, resume_step: int = 0) -> StepLog:
         """The per-step CSV (and TensorBoard) writer of one stage (a no-op off rank 0 or without output_dir)."""

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from caadbench.cli import main
 from caadbench.eval.results import read_results
 from caadbench.utils.static_server import serve_directory
+from tests.cli.test_run_cli import without_plan
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +31,7 @@ def invoke(*args: str):
 
 
 def one_error_line(result) -> str:
-    lines = [ln for ln in result.output.splitlines() if ln.strip()]
+    lines = without_plan(result.output)
     assert result.exit_code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.output
     return lines[0]
 

@@ -42,7 +42,6 @@ from typing import Any
 import open_clip
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from caadbench.data.world import MONITOR_PREFIX, MONITOR_SEED, WorldSet, build_world, cached_world, world_specs
 from caadbench.errors import ModelError
@@ -53,6 +52,7 @@ from caadbench.models.world.weights import WEIGHTS_FORMAT
 from caadbench.models.world.zeroshot import ZeroShotReport, zero_shot
 from caadbench.utils import distributed as D
 from caadbench.utils.atomic import atomic_write_bytes, atomic_write_text
+from caadbench.utils.progress import progress
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +160,7 @@ class Pretrainer:
         device: ``cpu``, ``cuda`` or ``cuda:i`` (the local device under ``torchrun``).
         resume: continue from ``out.state.pt``.
         force: start over even if ``out`` or its state exist.
-        progress: a tqdm bar with the running loss (rank 0).
+        progress: progress with the running loss (rank 0; a bar on a terminal, log lines elsewhere).
         cache: a folder where the drawn world is kept between runs (``None``: draw it every time).
         command: the command line that started the run, recorded in the recipe.
     """
@@ -276,8 +276,8 @@ class Pretrainer:
             log.info("resuming %s at step %d of %d", self.out, step, cfg.steps)
         D.broadcast_parameters(list(model.parameters()))
         params = [p for p in model.parameters() if p.requires_grad]
-        bar = tqdm(total=cfg.steps, initial=step, desc=f"pretrain {cfg.arch}", unit="step",
-                   disable=None if self.progress and self.dist.is_main else True, dynamic_ncols=True)
+        bar = progress(total=cfg.steps, initial=step, desc=f"pretrain {cfg.arch}", unit="step",
+                       enabled=self.progress and self.dist.is_main)
         started = time.perf_counter()
         while step < cfg.steps:
             t0 = time.perf_counter()
