@@ -179,6 +179,12 @@ def _run_settings(ctx: click.Context, flags: dict) -> tuple[dict, dict]:
     return defaults, given
 
 
+def stdout_is_terminal() -> bool:
+    import sys
+
+    return sys.stdout.isatty()
+
+
 @main.command("results")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["md", "csv", "json"]), default="md", show_default=True,
@@ -186,15 +192,24 @@ def _run_settings(ctx: click.Context, flags: dict) -> tuple[dict, dict]:
 @click.option("--by", type=click.Choice(["subject", "context"]), default=None,
               help="one row per run × subject or per run × (subject, context) pair  [default: one row per run]")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="write here instead of stdout")
-def results_command(path: Path, fmt: str, by: str | None, out: Path | None) -> None:
+@click.option("--columns", "shown", default="auto", show_default=True, metavar="auto|short|all|NAME,...",
+              help="short: a run's identity in brief and its headline numbers; all: every column; or a comma list; "
+                   "auto: short for a markdown table on a terminal, else all")
+def results_command(path: Path, fmt: str, by: str | None, out: Path | None, shown: str) -> None:
     """Flatten a results file, or every results file of a directory, into one table.
 
     The same rows as the Python function ``caadbench.results_frame(PATH, by=...)`` (a pandas DataFrame).
     """
-    from caadbench.eval.flatten import format_rows, results_rows
+    from caadbench.eval.flatten import SHORT_COLUMNS, format_rows, results_rows, select_columns
     from caadbench.utils.atomic import atomic_write_text
 
-    text = format_rows(results_rows(path, by=by), fmt)
+    rows = results_rows(path, by=by)
+    if shown == "auto":
+        shown = "short" if fmt == "md" and out is None and stdout_is_terminal() else "all"
+    if shown != "all":
+        names = SHORT_COLUMNS[by] if shown == "short" else [c.strip() for c in shown.split(",") if c.strip()]
+        rows = select_columns(rows, names)
+    text = format_rows(rows, fmt)
     if out is None:
         click.echo(text, nl=False)
     else:

@@ -36,6 +36,17 @@ RUN_COLUMNS = ("file", "model", "learning", "dataset", "split", "shots", "seeds"
 
 HEADLINE_METRIC = "i_auroc"
 
+SHORT_COLUMNS = {
+    None: ("model", "learning", "shots", "dataset", "split", "backbone", "weights_label", "seeds", *METRIC_NAMES,
+           "seen_i_auroc", "gap_i_auroc"),
+    "subject": ("model", "dataset", "split", "weights_label", "subject", "n", "n_anomalous", *METRIC_NAMES,
+                "seen_i_auroc", "gap_i_auroc"),
+    "context": ("model", "dataset", "split", "weights_label", "subject", "context", "role", "pair_label", "n",
+                "n_anomalous", "auroc", "mean_score"),
+}
+"""The columns ``caadbench results`` shows in a terminal (``--columns short``): a run's identity in brief and its
+headline numbers; every column with ``--columns all`` (and in files, pipes, csv and json)."""
+
 
 def _stat(prefix: str, stat: MetricStat | None) -> dict[str, float | None]:
     if stat is None:
@@ -198,6 +209,21 @@ def is_missing(value: Any) -> bool:
 FORMATS = ("md", "csv", "json")
 
 
+def select_columns(rows: list[dict[str, Any]], names: list[str] | tuple[str, ...]) -> list[dict[str, Any]]:
+    """``rows`` with only the columns ``names``, in that order.
+
+    Raises:
+        CaadError: a name that is no column of ``rows`` (naming the closest one).
+    """
+    from caadbench.models.options import unknown_name_problem
+
+    known = columns(rows)
+    for name in names:
+        if rows and name not in known:
+            raise CaadError("--columns", unknown_name_problem(name, known, "column"))
+    return [{name: row.get(name) for name in names} for row in rows]
+
+
 def format_rows(rows: list[dict[str, Any]], fmt: str = "md") -> str:
     """``rows`` as text: ``md`` (a markdown table, fractions in percent, see
     :func:`~caadbench.eval.tables.cell_text`), ``csv`` (raw values; missing ones empty) or ``json`` (a list of
@@ -221,5 +247,5 @@ def format_rows(rows: list[dict[str, Any]], fmt: str = "md") -> str:
     raise CaadError(f"format {fmt!r}", f"expected one of {', '.join(FORMATS)}")
 
 
-__all__ = ["BY", "FORMATS", "format_rows", "HEADLINE_METRIC", "RUN_COLUMNS", "columns", "flatten", "is_missing", "result_files",
-           "results_frame", "results_rows", "run_identity"]
+__all__ = ["BY", "FORMATS", "format_rows", "HEADLINE_METRIC", "RUN_COLUMNS", "SHORT_COLUMNS", "columns", "flatten",
+           "is_missing", "result_files", "results_frame", "results_rows", "run_identity", "select_columns"]

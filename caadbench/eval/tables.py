@@ -49,7 +49,7 @@ def row_stat(row: dict[str, Any], key: str, *, signed: bool = False) -> str:
     return mean_std_of(row[key], row.get(f"{key}_std"), row["n_seeds"], signed=signed)
 
 
-FRACTION_PREFIXES = ("i_", "p_", "seen_", "gap_", "auroc")
+FRACTION_PREFIXES = ("i_", "p_", "seen_", "gap_", "auroc", "aupro")
 """Flat columns holding fractions in [0, 1] (shown in percent by :func:`cell_text`)."""
 
 

@@ -101,6 +101,27 @@ def test_cli_on_the_committed_leaderboard_results_equals_the_dataframe():
     assert md.exit_code == 0 and md.output.count("\n") == 2 + len(result_files(COMMITTED))
 
 
+def test_cli_in_a_terminal_shows_a_short_table_and_every_column_on_request(tmp_path, monkeypatch):
+    from caadbench.eval.flatten import SHORT_COLUMNS
+
+    write_fake_run(tmp_path / "a.json", examples=False, seeds=(0,))
+    runner = CliRunner()
+    monkeypatch.setattr("caadbench.cli.eval_commands.stdout_is_terminal", lambda: True)
+    short = runner.invoke(main, ["results", str(tmp_path)]).output.splitlines()
+    assert short[0] == "| " + " | ".join(SHORT_COLUMNS[None]) + " |" and len(SHORT_COLUMNS[None]) == 16
+    by_subject = runner.invoke(main, ["results", str(tmp_path), "--by", "subject"]).output.splitlines()
+    assert by_subject[0].startswith("| model | dataset | split | weights_label | subject | n |")
+    every = runner.invoke(main, ["results", str(tmp_path), "--columns", "all"]).output.splitlines()
+    assert every[0].startswith("| file | model | learning |") and every[0].count("|") > 60
+    picked = runner.invoke(main, ["results", str(tmp_path), "--columns", "model,aupro"]).output.splitlines()
+    aupro = read_results(tmp_path / "a.json").metrics["aupro"].mean
+    assert picked[0] == "| model | aupro |" and picked[2] == f"| coreclip | {100 * aupro:.1f} |"  # in percent
+    bad = runner.invoke(main, ["results", str(tmp_path), "--columns", "model,iauroc"])
+    assert bad.exit_code == 2 and "error: --columns: unknown column 'iauroc' (did you mean 'i_auroc'?)" in bad.output
+    monkeypatch.setattr("caadbench.cli.eval_commands.stdout_is_terminal", lambda: False)
+    assert runner.invoke(main, ["results", str(tmp_path)]).output.splitlines()[0] == every[0]  # a pipe: all
+
+
 def test_cli_writes_a_file_and_refuses_a_missing_path(tmp_path):
     runner = CliRunner()
     out = tmp_path / "table.csv"
