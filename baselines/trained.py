@@ -75,7 +75,8 @@ class TrainedConfig(TrainedModelConfig):
         feature_layers: 0-based image blocks whose patch tokens make the maps, or a named set, ``"quarters"`` or
             ``"top"`` (``None``: the method's default, ``DEFAULT_BLOCKS``: ``quarters`` for APRIL-GAN, ``top`` for
             AnomalyCLIP).
-        epochs, max_steps: passes over the train part (``max_steps > 0`` overrides ``epochs``).
+        epochs: passes over the train part (``max_steps > 0`` overrides it).
+        max_steps: optimisation steps to train (0: ``epochs`` passes).
         lr: Adam's learning rate (constant; betas 0.5, 0.999 as in both official scripts).
         batch_size: training batch size.
     """

@@ -59,7 +59,8 @@ class AnomalyClipConfig(TrainedConfig):
             projection (CLIP's standard embedding); off: projected as it is, as the official code.
         object_agnostic: prompts say ``object``; off: the subject's name (object-aware prompts).
         temperature: ``τ`` of every softmax.
-        w_global, w_local: weights of the image-level CE and of the pixel-level focal + Dice terms.
+        w_global: weight of the image-level cross-entropy term.
+        w_local: weight of the pixel-level focal + Dice terms.
         map_sigma: Gaussian smoothing of the map, in pixels of a 518-px input (scaled with the input side; 0: off).
     """
 

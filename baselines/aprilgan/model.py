@@ -40,7 +40,8 @@ class AprilGanConfig(TrainedConfig):
     Attributes:
         prompt_set: prompt set of the frozen text prototypes.
         logit_scale: the fixed inverse temperature ``s`` of maps and image score (100 in the official code).
-        w_focal, w_dice: weights of the focal and Dice terms.
+        w_focal: weight of the pixel-level focal term.
+        w_dice: weight of the pixel-level Dice term.
         image_score: ``clip`` (the paper: frozen CLIP zero-shot score) or ``map`` (max of the anomaly map).
     """
 

@@ -11,6 +11,13 @@ from caadbench.paths import DEFAULT_DATA
 from caadbench.utils.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 
+BACKBONE_HELP = ("open_clip architecture: caad-tiny, ViT-B-16-plus-240, ..., hf-hub:ORG/NAME or local-dir:PATH  "
+                 "[default: the model's: `caadbench models --options MODEL` shows it]")
+PRETRAINED_HELP = ("backbone weights: world (caad-tiny's shipped synthetic-world weights), an open_clip pretrained tag, "
+                   "a weights file (.bin/.pt/.safetensors), TAG=FILE (a file of that tag's weights), or random-init  "
+                   "[default: random-init]")
+
+
 def _use_text_cache(_ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
     if value is not None:
         from caadbench.models.text_cache import use_disk
@@ -227,9 +234,8 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None, show
               help="shard directory built by `caadbench build-shards`, or its URL (https://…/, pipe:…, s3://…)")
 @click.option("--shots", type=int, default=0, show_default=True, help="k-shot support (few-shot models)")
 @click.option("--seeds", default="0", show_default=True, help="comma-separated seeds (one fit + evaluation each)")
-@click.option("--backbone", default=None, help="open_clip architecture [default: the model's]")
-@click.option("--pretrained", default=None,
-              help="open_clip pretrained tag, local checkpoint file, or TAG=FILE (a file of that tag's weights)")
+@click.option("--backbone", default=None, help=BACKBONE_HELP)
+@click.option("--pretrained", default=None, help=PRETRAINED_HELP)
 @click.option("--image-size", type=int, default=None, help="input side in pixels [default: the backbone's]")
 @click.option("--precision", type=click.Choice(PRECISIONS), default=None, help=f"{PRECISION_HELP}  [default: auto]")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
@@ -237,8 +243,10 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None, show
 @click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
               help="model option (repeatable; `caadbench models --options MODEL` lists them)")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
-@click.option("--batch-size", type=int, default=32, show_default=True)
-@click.option("--workers", type=int, default=0, show_default=True, help="shard reader worker processes")
+@click.option("--batch-size", type=int, default=32, show_default=True,
+              help="images per evaluation (and support) batch; trained models train with their batch_size option")
+@click.option("--workers", type=int, default=0, show_default=True,
+              help="DataLoader processes reading shards (0: read in this process)")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("runs"), show_default=True,
               help="directory for the results file, its examples and checkpoints")
 @click.option("--dataset-id", default=None, help="dataset id in the results [default: from the shards' source]")

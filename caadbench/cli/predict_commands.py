@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from caadbench.cli import main
+from caadbench.cli.eval_commands import BACKBONE_HELP, PRETRAINED_HELP
 from caadbench.utils.devices import DEVICE_HELP, PRECISION_HELP, PRECISIONS
 
 EXIT_SKIPPED = 1
@@ -27,9 +28,8 @@ def model_options(command):
         click.option("--reference-subject", default=None, help="subject of every reference image"),
         click.option("--subject", default=None,
                      help="subject of every image  [default: one sub-folder per subject, or the parent folder]"),
-        click.option("--backbone", default=None, help="open_clip architecture [default: the model's]"),
-        click.option("--pretrained", default=None,
-                     help="open_clip pretrained tag, local weights file, or TAG=FILE"),
+        click.option("--backbone", default=None, help=BACKBONE_HELP),
+        click.option("--pretrained", default=None, help=PRETRAINED_HELP),
         click.option("--image-size", type=int, default=None, help="input side in pixels [default: the backbone's]"),
         click.option("--option", "options", multiple=True, metavar="KEY=VALUE",
                      help="model option (repeatable; `caadbench models --options MODEL` lists them)"),

@@ -1,7 +1,8 @@
 """The line ``caadbench run`` logs before any work: which backbone and weights it will use, and what it will cost.
 
-A run given no ``--backbone`` / ``--pretrained`` uses the model's defaults (for every built-in model a randomly
-initialised ViT-B-16-plus-240), so the line says where each came from. Random-init weights check the pipeline only:
+A run given no ``--backbone`` / ``--pretrained`` uses the model's defaults (for the built-in models a randomly
+initialised ViT-B-16-plus-240, or the papers' ViT-L-14-336 for APRIL-GAN and AnomalyCLIP), so the line says where
+each came from. Random-init weights check the pipeline only:
 the line is then a warning (shown under ``-q`` too), so such a run is never silent until its results table.
 """
 

@@ -45,6 +45,18 @@ def test_every_option_of_every_model_is_described():
             assert o.description and "``" not in o.description, (spec.name, o.name)
 
 
+def test_no_two_options_of_a_model_share_one_description():
+    """A shared ``a, b: text`` entry describes neither option (``max_steps`` read "passes over the train part")."""
+    for spec in list_models():
+        options = config_options(spec.cls.config_cls, spec.overrides)
+        seen: dict[str, str] = {}
+        for o in options:
+            assert o.description not in seen, f"{spec.name}: {o.name} and {seen[o.description]} share a description"
+            seen[o.description] = o.name
+    text = {o.name: o.description for o in config_options(get_model_spec("aprilgan").cls.config_cls)}
+    assert text["max_steps"].startswith("optimisation steps") and text["epochs"].startswith("passes over")
+
+
 def test_variant_defaults_are_the_variant_overrides():
     spec = get_model_spec("coreclip.no_csr")
     by_name = {o.name: o for o in config_options(spec.cls.config_cls, spec.overrides)}
