@@ -61,11 +61,8 @@ def _subjects_line(refs) -> str:
 
 
 def _describe(info: dict) -> str:
-    line = (f"{info['model']} ({info['learning']}) on {info['backbone']} {info['weights']}, {info['device']} "
+    return (f"{info['model']} ({info['learning']}) on {info['backbone']} {info['weights']}, {info['device']} "
             f"{info['precision']}")
-    if info["random_init"]:
-        line += "\nrandom-init backbone: scores check the pipeline only (pass --pretrained for real weights)"
-    return line
 
 
 @main.command("predict")

@@ -15,6 +15,7 @@ scored with :meth:`AnomalyModel.predict` on a :meth:`Batch.from_images` batch: n
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +35,8 @@ from caadbench.models import AnomalyModel, FitData, Learning, get_model_spec
 from caadbench.models.base import read_checkpoint
 from caadbench.utils.devices import resolve_device
 from caadbench.utils.progress import progress as progress_bar
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_FEW_SHOT = "winclip.plus"
 """The model ``references`` use when no ``model`` is named."""
@@ -122,14 +125,37 @@ def load_model(*, model: str | AnomalyModel | None = None, checkpoint: str | Pat
         net.fit(FitData(subjects=subjects, support=support, device=device))
     net.eval()
     identity = net.identity
+    notice = weights_notice(identity.weights, subjects)
+    if notice:
+        logger.warning(notice)
     info = {
         "model": net.name, "learning": str(net.learning), "config": net.config.to_dict(),
         "backbone": identity.arch, "image_size": identity.image_size, "weights": identity.weights,
         "weights_sha256": identity.sha256, "random_init": identity.is_random_init,
         "precision": net.precision_for("predict"), "device": device, **notes,
-        "fingerprint": model_fingerprint(net),
+        "fingerprint": model_fingerprint(net), "notice": notice,
     }
     return LoadedModel(net, device, info)
+
+
+def weights_notice(weights: str, subjects: Iterable[str]) -> str | None:
+    """What to expect of scores from these weights on a user's images (``None`` for real weights): random-init
+    weights check the pipeline only; world weights know only the synthetic world's drawings."""
+    from caadbench.data.sources.synthetic.contexts import CONTEXTS
+    from caadbench.data.sources.synthetic.subjects import SUBJECTS
+    from caadbench.eval.provenance import WeightsKind, weights_kind
+
+    kind = weights_kind(weights)
+    if kind is WeightsKind.RANDOM_INIT:
+        return (f"random-init backbone weights {kind.mark}: the scores check the pipeline only; pass --pretrained "
+                "with real CLIP weights (an open_clip tag or a weights file)")
+    if kind is WeightsKind.WORLD:
+        outside = sorted(set(subjects) - set(SUBJECTS))
+        return (f"world weights {kind.mark} know only the synthetic world's drawings ({len(SUBJECTS)} subjects, "
+                f"{len(CONTEXTS)} contexts): on photos their scores say little"
+                + (f"; not one of its subjects: {', '.join(outside)}" if outside else "")
+                + "; for photos pass real CLIP weights (--backbone ViT-B-16-plus-240 --pretrained FILE or TAG)")
+    return None
 
 
 def _from_checkpoint(path: Path, name: str | None, overrides: dict[str, Any], device: str) -> AnomalyModel:
@@ -406,4 +432,4 @@ def calibrate(images: Any, *, quantile: float = DEFAULT_QUANTILE, out: str | Pat
 
 
 __all__ = ["DEFAULT_FEW_SHOT", "ImagePrediction", "LoadedModel", "Predictions", "calibrate", "iter_predictions",
-           "load_model", "predict"]
+           "load_model", "predict", "weights_notice"]

@@ -106,6 +106,18 @@ def test_bad_input_is_one_line_and_exit_2(photos, tmp_path, monkeypatch, args, w
     assert not (tmp_path / "o").exists()
 
 
+def test_world_weights_on_photos_say_what_to_expect_once(photos, tmp_path):
+    root, _, _ = photos
+    result = invoke("predict", root / "cow", "--subject", "giraffe", "--model", "clip", *TINY, "--pretrained",
+                    "world", "--no-overlays", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    notices = [line for line in result.output.splitlines() if "world weights" in line]
+    assert notices == ["warning: world weights ◇ know only the synthetic world's drawings (10 subjects, 15 contexts): "
+                       "on photos their scores say little; not one of its subjects: giraffe; for photos pass real "
+                       "CLIP weights (--backbone ViT-B-16-plus-240 --pretrained FILE or TAG)"]
+    assert json.loads((tmp_path / "o" / "predict.json").read_text())["model"]["notice"] == notices[0][9:]
+
+
 def test_nothing_readable_writes_nothing(photos, tmp_path):
     root, _, bad = photos
     result = invoke("predict", *(root / b for b in bad), "--subject", "car", "--model", "clip", *TINY,
