@@ -42,3 +42,14 @@ def test_baselines_install_under_the_caadbench_namespace(tmp_path):
     no_top_level, families = proc.stdout.split("\n")[:2]
     assert no_top_level == "True"
     assert "'clip'" in families and "'winclip'" in families
+
+
+def test_python_requires_agrees_with_the_tested_python_and_the_readme():
+    import re
+
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / "setup.cfg")
+    required = cfg["options"]["python_requires"].strip()
+    tested = re.search(r"envlist\s*=\s*py3(\d+)", (ROOT / "tox.ini").read_text()).group(1)
+    readme = re.search(r"need only Python (3\.\d+)", (ROOT / "README.md").read_text()).group(1)
+    assert required == f">=3.{tested}" and readme == f"3.{tested}"
