@@ -21,6 +21,7 @@ from caadbench.errors import CaadError
 from caadbench.eval.provenance import git_state
 from caadbench.eval.runconfig import merge, run_config_from_dict, run_config_to_dict
 from caadbench.eval.runner import RunConfig, run
+from caadbench.models import Learning, get_model_spec
 
 logger = logging.getLogger(__name__)
 
@@ -109,7 +110,9 @@ def run_board(configs: list[RunConfig], *, force: bool = False,
     timings = []
     for i, cfg in enumerate(configs, 1):
         done = None if force else _done(cfg, commit)
-        label = f"[{i}/{len(configs)}] {cfg.model} ({cfg.split}, {cfg.shots}-shot, seeds {list(cfg.seeds)})"
+        learning = get_model_spec(cfg.model).make_config(**cfg.options).learning
+        fit = f"{cfg.shots}-shot" if learning == Learning.FEW_SHOT else str(learning)
+        label = f"[{i}/{len(configs)}] {cfg.model} ({cfg.split}, {fit}, seeds {list(cfg.seeds)})"
         if done is not None:
             echo(f"{label}: done at this commit ({done.name}), skipped")
             timings.append(RowTiming(cfg.model, done, False, 0.0, 0.0))

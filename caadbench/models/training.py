@@ -89,8 +89,9 @@ class LossLog:
 
     @staticmethod
     def _mean(rows: list[dict[str, float]]) -> dict[str, float]:
-        keys = [k for k in (rows[0] if rows else {}) if k != "step"]
-        return {k: sum(r[k] for r in rows) / len(rows) for k in keys}
+        """Per value, its mean over the rows that hold it (a monitored value may join a row after the losses)."""
+        keys = dict.fromkeys(k for r in rows for k in r if k != "step")
+        return {k: sum(r[k] for r in rows if k in r) / sum(1 for r in rows if k in r) for k in keys}
 
     def summary(self) -> dict[str, Any]:
         """``steps``, mean losses over the first and last 10 % of steps, and at most ``CURVE_POINTS`` rows."""

@@ -54,7 +54,7 @@ def test_dataset_api(root):
     held = m["splits"]["cs"]["definition"]["held_out_subjects"]
     assert ds.subjects("cs", "test") == held and not set(ds.subjects("cs", "train")) & set(held)
     sides = ds.context_sides("cc")
-    assert sides == {s: {"seen": v["seen"], "unseen": v["unseen"]}
+    assert sides == {s: {k: v[k] for k in ("seen", "unseen", "val") if k in v}
                      for s, v in m["splits"]["cc"]["definition"]["context_sides"].items()}
     assert all(v["unseen"] == [] for v in ds.context_sides("ic").values())
     with pytest.raises(SplitError, match=rf"{root / MANIFEST}: split 'xx' is not stored here"):

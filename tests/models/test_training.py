@@ -32,6 +32,9 @@ def test_helpers():
         log.add(step, {"total": float(step)})
     summary = log.summary()
     assert summary["steps"] == 20 and summary["losses_first"]["total"] == 1.5 and summary["losses_last"]["total"] == 19.5
+    log.entries[-2]["cos"] = 0.5  # a value monitored after the step's losses were logged (CoRe-CLIP's cos_t0_t1)
+    log.add(21, {"total": 21.0})
+    assert log.running(window=3) == {"total": 20.0, "cos": 0.5}
 
 
 def test_official_optimiser_and_checkpoint(tmp_path, tiny_backbone):
