@@ -63,3 +63,16 @@ def test_a_bad_spec_fails_before_any_run(data, tmp_path):
     spec.write_text("rows: []\n")
     with pytest.raises(CaadError, match="a board spec is a mapping with 'rows'"):
         board_configs(spec, tmp_path / "r")
+
+
+def test_row_labels_say_how_a_model_is_fitted(tmp_path, monkeypatch):
+    from caadbench.eval import board
+    from caadbench.eval.runner import RunConfig
+
+    monkeypatch.setattr(board, "git_state", lambda directory=None: ("beef", False))
+    monkeypatch.setattr(board, "_done", lambda cfg, commit: tmp_path / "done.json")  # every row done: skipped
+    lines: list[str] = []
+    run_board([RunConfig(model="aprilgan", split="cc", data=tmp_path),
+               RunConfig(model="winclip.plus", split="cc", data=tmp_path, shots=4)], echo=lines.append)
+    assert lines[0].startswith("[1/2] aprilgan (cc, trained, seeds [0]): done at this commit")
+    assert lines[1].startswith("[2/2] winclip.plus (cc, 4-shot, seeds [0]): done")
