@@ -213,7 +213,7 @@ class Runner:
             raise SplitError(t.ds.root / "index.json", f"split {t.split} {why}, or run with --select none")
         return mode
 
-    def _validator(self, size: int) -> Any:
+    def validator(self, size: int) -> Any:
         """``validate(model) -> float``: macro I-AUROC over the validation part's subjects (reads ``val`` only)."""
         from caadbench.eval.metrics import auroc, macro_mean
 
@@ -321,9 +321,20 @@ class Runner:
         # or be negatives; they appear at inference only
         model.fit(FitData(subjects=training.subjects, train=train_pass, train_size=training.size, seed=seed,
                           device=self.device, output_dir=out_dir if self.dist.is_main else None,
-                          validate=self._validator(size) if self.select != "none" else None,
+                          validate=self.validator(size) if self.select != "none" else None,
                           train_identity=f"dataset {training.ds.fingerprint[:16]} {training.split}/{training.part}"))
         return {}
+
+    def fit_seed(self, seed: int, backbone: ClipBackbone | None = None, **options: Any) -> AnomalyModel:
+        """Build the run's model (with model ``options`` on top of the run's) and fit it for ``seed`` exactly as
+        :meth:`run` does — trained models on the train part with the run's selection on ``val`` — without
+        evaluating anything: what a selection study reads (``benchmarks/coreclip_selection.py``)."""
+        backbone = backbone or self._backbone().to(self.device)
+        overrides = {k: v for k, v in self._overrides().items() if k not in ("backbone", "image_size")}
+        seed_everything(seed)
+        model = self.spec.build(backbone=backbone, **{**overrides, **options}).to(self.device)
+        self._fit(model, seed)
+        return model
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
         seen = {s: side["seen"] for s, side in self.ds.context_sides(self.cfg.split).items()} or None
