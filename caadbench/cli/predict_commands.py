@@ -89,7 +89,9 @@ def predict_command(images: tuple[str, ...], threshold: str | None, out: Path, n
     if rule is not None:
         rule.check_model(loaded.fingerprint)
     click.echo(_describe(loaded.info), err=True)
-    writer = PredictionWriter(out, rule, overlays=not no_overlays)
+    if not no_overlays and not loaded.model.gives_maps:
+        click.echo(f"{loaded.info['model']} gives no anomaly maps: scores.csv only, no overlays", err=True)
+    writer = PredictionWriter(out, rule, overlays=not no_overlays and loaded.model.gives_maps)
     skipped: list[str] = []
 
     def skip(exc) -> None:

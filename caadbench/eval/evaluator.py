@@ -11,6 +11,10 @@ Anomaly maps arrive at the model's input size and are resized bilinearly to ``EV
 ground truth is already there (nearest from the full-size mask). Under ``torchrun`` each rank evaluates its
 shards and rank 0 :meth:`Evaluator.merge` s the gathered evaluators: the result equals one process's.
 
+A model without maps (``AnomalyOutput.maps is None``, :attr:`~caadbench.models.base.AnomalyModel.gives_maps`
+false) gets image metrics only: its pixel metrics are NaN with the note "unavailable (the model gives no maps)",
+shown ``n/a`` in every table, and its example images carry NaN maps that the report draws as "no map".
+
 Scopes: when the test set has images of unseen contexts (``cc``), the *headline* metrics are computed on those
 only (:data:`UNSEEN`), and the images of seen contexts (``cc``'s held-out share) get their own metrics
 (:data:`SEEN`); otherwise (``ic``, ``cs``, industrial sets) the headline is every test image (:data:`ALL`).
@@ -166,7 +170,8 @@ class ExampleSet:
     Attributes:
         keys, subjects, contexts, categories: ``N`` strings each.
         labels: ``(N,)`` int64. scores: ``(N,)`` float32.
-        images: ``(N, R, R, 3)`` uint8. maps: ``(N, R, R)`` float16. gt: ``(N, R, R)`` bool.
+        images: ``(N, R, R, 3)`` uint8. maps: ``(N, R, R)`` float16, all NaN for an image whose model gives no
+            maps. gt: ``(N, R, R)`` bool.
     """
 
     keys: list[str]
@@ -213,6 +218,7 @@ class Evaluator:
         self._labels: list[int] = []
         self._scores: list[float] = []
         self._without_gt: dict[str, list[int]] = {}  # (role, subject) group: [anomalous, normal] images without pixel gt
+        self._without_maps: dict[str, int] = {}  # (role, subject) group: images whose model gave no map
         # per category: a min-heap of (rank, key, counter, payload); the worst kept candidate is at the top
         self._examples: list[list[tuple]] = [[] for _ in EXAMPLE_CATEGORIES]
         self._offered = 0
@@ -228,7 +234,8 @@ class Evaluator:
             batch: the test batch: ``labels`` required; ``gt_masks`` ``(B, R, R)`` at ``resolution`` where known
                 (images without pixel ground truth, ``has_gt`` false or ``gt_masks`` ``None``, count for image
                 metrics only).
-            output: the model's ``scores (B,)`` and ``maps (B, S, S)``.
+            output: the model's ``scores (B,)`` and ``maps (B, S, S)`` (``None``: the model gives no maps; the
+                images count for image metrics only).
 
         Raises:
             ModelError: outputs of the wrong shape or with non-finite values.
@@ -239,16 +246,17 @@ class Evaluator:
             raise DataError("test batch", "has no labels: metrics need the label of every image (predict "
                                           "unlabelled images with caadbench.predict instead)")
         scores = output.scores.detach().float().reshape(-1)
-        maps = output.maps.detach().float()
-        if scores.shape[0] != B or maps.ndim != 3 or maps.shape[0] != B:
+        maps = None if output.maps is None else output.maps.detach().float()
+        if scores.shape[0] != B or (maps is not None and (maps.ndim != 3 or maps.shape[0] != B)):
             raise ModelError("model output", f"scores {tuple(output.scores.shape)} and maps "
-                                             f"{tuple(output.maps.shape)} do not match a batch of {B} images")
+                                             f"{None if maps is None else tuple(maps.shape)} do not match a batch "
+                                             f"of {B} images")
         if batch.gt_masks is not None and tuple(batch.gt_masks.shape) != (B, R, R):
             raise DataError("test batch", f"ground truth is {tuple(batch.gt_masks.shape)}, expected ({B}, {R}, {R}) "
                                           f"at the evaluation resolution")
-        if tuple(maps.shape[-2:]) != (R, R):
+        if maps is not None and tuple(maps.shape[-2:]) != (R, R):
             maps = F.interpolate(maps[:, None], size=(R, R), mode="bilinear", align_corners=False)[:, 0]
-        maps_np = maps.cpu().numpy()
+        maps_np = np.full((B, R, R), np.nan, dtype=np.float32) if maps is None else maps.cpu().numpy()
         if batch.gt_masks is None:
             gt_np, has_gt = np.zeros((B, R, R), dtype=bool), np.zeros(B, dtype=bool)
         else:
@@ -260,7 +268,10 @@ class Evaluator:
             raise ModelError("image scores", "contain NaN or infinite values; metrics need finite scores")
         roles = [self._role(s, c) for s, c in zip(batch.subjects, batch.contexts)]
         groups = [_group(r, s) for r, s in zip(roles, batch.subjects)]
-        if has_gt.all():
+        if maps is None:
+            for g in groups:
+                self._without_maps[g] = self._without_maps.get(g, 0) + 1
+        elif has_gt.all():
             self.pixels.update(maps_np, gt_np, groups)
         else:
             keep = np.flatnonzero(has_gt)
@@ -310,6 +321,8 @@ class Evaluator:
             mine = self._without_gt.setdefault(subject, [0, 0])
             mine[0] += anomalous
             mine[1] += normal
+        for group, n in other._without_maps.items():
+            self._without_maps[group] = self._without_maps.get(group, 0) + n
         self.pixels.merge(other.pixels)
         for mine, theirs in zip(self._examples, other._examples):
             for rank, key, _, payload in theirs:
@@ -356,7 +369,7 @@ class Evaluator:
         if headline == UNSEEN and (roles == SEEN).any():
             scopes[SEEN] = roles == SEEN
         evaluated = {
-            name: _scope_metrics(mask, subjects, labels, scores, roles, pixel, self._without_gt,
+            name: _scope_metrics(mask, subjects, labels, scores, roles, pixel, self._without_gt, self._without_maps,
                                  prefix="" if name == ALL else f"{name} contexts: ")
             for name, mask in scopes.items()
         }
@@ -416,9 +429,10 @@ def _group(role: str, subject: str) -> str:
 
 def _scope_metrics(mask: np.ndarray, subjects: np.ndarray, labels: np.ndarray, scores: np.ndarray,
                    roles: np.ndarray, pixel: Mapping[str, Any], without_gt: Mapping[str, Sequence[int]],
-                   prefix: str) -> ScopeEvaluation:
-    """The six macro metrics over the images in ``mask`` (``(N,)`` bool); ``pixel`` and ``without_gt``
-    (anomalous and normal images without pixel ground truth) are keyed by :func:`_group`."""
+                   without_maps: Mapping[str, int], prefix: str) -> ScopeEvaluation:
+    """The six macro metrics over the images in ``mask`` (``(N,)`` bool); ``pixel``, ``without_gt`` (anomalous and
+    normal images without pixel ground truth) and ``without_maps`` (images the model gave no map) are keyed by
+    :func:`_group`."""
     per_subject: dict[str, dict[str, float]] = {}
     bounds_per_subject: dict[str, dict[str, float]] = {}
     counts: dict[str, tuple[int, int]] = {}
@@ -436,7 +450,8 @@ def _scope_metrics(mask: np.ndarray, subjects: np.ndarray, labels: np.ndarray, s
         counts[subject] = (int(in_subject.sum()), int(s_labels.sum()))
         without = tuple(without_gt.get(_group(role, subject), (0, 0)))
         notes += [prefix + n for n in _undefined_notes(subject, values, counts[subject], px.n_anomalous if px else 0,
-                                                       px.n_pixels if px else 0, without)]
+                                                       px.n_pixels if px else 0, without,
+                                                       without_maps.get(_group(role, subject), 0))]
     metrics, bounds = {}, {}
     for name in METRIC_NAMES:
         included = [s for s in per_subject if not math.isnan(per_subject[s][name])]
@@ -459,9 +474,9 @@ def _display_images(images: torch.Tensor, resolution: int) -> np.ndarray:
 
 
 def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, int], n_anom_px: int, n_px: int,
-                     without_gt: tuple[int, int] = (0, 0)):
+                     without_gt: tuple[int, int] = (0, 0), without_maps: int = 0):
     """Why a subject's metric is NaN, and which images pixel metrics left out (``without_gt``: anomalous and
-    normal images without pixel ground truth)."""
+    normal images without pixel ground truth; ``without_maps``: images whose model gave no map)."""
     n, n_anomalous = counts
     notes = []
     image_nan = [METRIC_LABELS[m] for m in IMAGE_METRICS if math.isnan(values[m])]
@@ -471,7 +486,9 @@ def _undefined_notes(subject: str, values: dict[str, float], counts: tuple[int, 
     pixel_nan = [METRIC_LABELS[m] for m in PIXEL_METRICS if math.isnan(values[m])]
     missing = without_gt[0] + without_gt[1]
     if pixel_nan:
-        if missing and n_anom_px == 0:
+        if without_maps and n_px == 0:
+            word, why = "unavailable", "the model gives no maps"
+        elif missing and n_anom_px == 0:
             word, why = "unavailable", f"no pixel ground truth: {without_gt[0]} anomalous image(s) without a mask"
         else:
             word, why = "undefined", "no anomalous pixel" if n_anom_px == 0 else "no normal pixel"

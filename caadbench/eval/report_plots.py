@@ -267,10 +267,17 @@ def plot_scores(results: Results, out_dir: Path, seed_index: int = 0) -> str:
 
 
 def plot_examples(examples: ExampleSet, out_dir: Path) -> str:
-    """Grid of example images: the image, its anomaly map (ground truth outlined), the ground truth."""
+    """``examples.png``: :func:`examples_figure`."""
+    return _save(examples_figure(examples), out_dir, "examples.png")
+
+
+def examples_figure(examples: ExampleSet) -> Figure:
+    """Grid of example images: the image, its anomaly map (ground truth outlined; "no map" where the model gives
+    none, its maps all NaN), the ground truth."""
     n = len(examples)
     maps = examples.maps.astype(np.float32)
-    vmin, vmax = float(maps.min()), float(maps.max())
+    finite = maps[np.isfinite(maps)]
+    vmin, vmax = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
     vmax = vmax if vmax > vmin else vmin + 1e-6
     fig = Figure(figsize=(8.8, 2.7 * n + 0.3), layout="constrained")
     axes = fig.subplots(n, 3, squeeze=False)
@@ -278,7 +285,12 @@ def plot_examples(examples: ExampleSet, out_dir: Path) -> str:
     for i in range(n):
         a, b, c = axes[i]
         a.imshow(examples.images[i])
-        image = b.imshow(maps[i], cmap="inferno", vmin=vmin, vmax=vmax)
+        if np.isfinite(maps[i]).any():
+            image = b.imshow(maps[i], cmap="inferno", vmin=vmin, vmax=vmax)
+        else:
+            b.imshow(np.zeros_like(examples.gt[i], dtype=float), cmap="gray", vmin=-1, vmax=1)
+            b.text(0.5, 0.5, "no map\n(the model gives none)", ha="center", va="center", transform=b.transAxes,
+                   fontsize=8)
         if examples.gt[i].any():
             b.contour(examples.gt[i].astype(float), levels=[0.5], colors="cyan", linewidths=1.0)
         c.imshow(examples.gt[i], cmap="gray", vmin=0, vmax=1)
@@ -293,10 +305,11 @@ def plot_examples(examples: ExampleSet, out_dir: Path) -> str:
     if image is not None:
         fig.colorbar(image, ax=axes[:, 2].tolist(), location="right", shrink=min(0.6, 3.0 / n),
                      label="anomaly map (one scale for all; cyan: ground truth)")
-    return _save(fig, out_dir, "examples.png")
+    return fig
 
 
 __all__ = [
+    "examples_figure",
     "plot_examples",
     "plot_per_context",
     "plot_per_subject",

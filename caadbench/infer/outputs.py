@@ -25,6 +25,7 @@ from typing import Any
 import torch
 
 from caadbench import __version__
+from caadbench.errors import ModelError
 from caadbench.eval.provenance import git_state
 from caadbench.infer.overlay import render_overlay
 from caadbench.infer.predictor import ImagePrediction
@@ -42,7 +43,8 @@ class PredictionWriter:
     Args:
         out: the output folder (created).
         threshold: labels are written only with one.
-        overlays: write the overlay PNGs.
+        overlays: write the overlay PNGs (a model without maps, ``AnomalyModel.gives_maps`` false, has none to
+            write: pass false).
     """
 
     def __init__(self, out: str | Path, threshold: Threshold | None = None, overlays: bool = True) -> None:
@@ -70,6 +72,8 @@ class PredictionWriter:
             row.update(threshold=f"{value:.6g}", label=label)
             title += f" (threshold {value:.4g}): {'anomalous' if label else 'normal'}"
         if self.overlays:
+            if p.map is None:
+                raise ModelError(p.ref.name, "the model gives no anomaly map to overlay (write scores only)")
             name = self._overlay_name(p.ref.rel)
             atomic_write_bytes(self.out / OVERLAYS / name, render_overlay(p.rgb, p.map, title))
             row["overlay"] = f"{OVERLAYS}/{name}"

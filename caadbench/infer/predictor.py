@@ -202,13 +202,13 @@ class ImagePrediction:
         ref: the input.
         rgb: ``(H, W, 3)`` uint8, as read (EXIF-oriented).
         score: the image anomaly score (higher is more anomalous).
-        map: ``(S, S)`` float32 anomaly map at the model's input size.
+        map: ``(S, S)`` float32 anomaly map at the model's input size; ``None`` when the model gives no maps.
     """
 
     ref: ImageRef
     rgb: np.ndarray
     score: float
-    map: np.ndarray
+    map: np.ndarray | None
 
 
 def iter_predictions(loaded: LoadedModel, refs: Sequence[ImageRef], *, batch_size: int = 16,
@@ -225,9 +225,10 @@ def iter_predictions(loaded: LoadedModel, refs: Sequence[ImageRef], *, batch_siz
     def run(items: list[tuple[ImageRef, np.ndarray]]) -> Iterator[ImagePrediction]:
         images = torch.stack([image_tensor(rgb, size) for _, rgb in items])
         out = model.predict(Batch.from_images(images, [r.subject for r, _ in items], keys=[r.name for r, _ in items]))
-        scores, maps = out.scores.cpu().numpy(), out.maps.cpu().numpy()
+        scores = out.scores.cpu().numpy()
+        maps = None if out.maps is None else out.maps.cpu().numpy()
         for i, (ref, rgb) in enumerate(items):
-            yield ImagePrediction(ref, rgb, float(scores[i]), maps[i])
+            yield ImagePrediction(ref, rgb, float(scores[i]), None if maps is None else maps[i])
 
     with progress_bar(total=len(refs), desc="predict", unit="img", enabled=progress) as bar:
         for ref in refs:
@@ -257,8 +258,8 @@ class Predictions:
         names: each image's path (or ``image-<i>`` for in-memory images), in input order; skipped ones left out.
         subjects: each image's subject.
         scores: ``(N,)`` float32 image anomaly scores.
-        maps: ``(N, S, S)`` float32 anomaly maps at the model's input size; :meth:`full_map` gives one at its
-            image's size.
+        maps: ``(N, S, S)`` float32 anomaly maps at the model's input size (``None``: the model gives no maps);
+            :meth:`full_map` gives one at its image's size.
         sizes: each image's ``(height, width)`` after EXIF orientation.
         labels: ``(N,)`` int64 predicted labels (1 anomalous: score above the threshold) when a threshold was
             given, else ``None``.
@@ -272,7 +273,7 @@ class Predictions:
     names: list[str]
     subjects: list[str]
     scores: np.ndarray
-    maps: torch.Tensor
+    maps: torch.Tensor | None
     sizes: list[tuple[int, int]]
     labels: np.ndarray | None = None
     thresholds: np.ndarray | None = None
@@ -284,7 +285,13 @@ class Predictions:
         return len(self.names)
 
     def full_map(self, i: int) -> np.ndarray:
-        """``(H, W)`` float32 anomaly map of image ``i`` at its own size (bilinear)."""
+        """``(H, W)`` float32 anomaly map of image ``i`` at its own size (bilinear).
+
+        Raises:
+            ModelError: the model gives no maps.
+        """
+        if self.maps is None:
+            raise ModelError(self.model.get("model", "model"), "gives no anomaly maps (image scores only)")
         return resize_map(self.maps[i], *self.sizes[i])
 
 
@@ -342,13 +349,14 @@ def predict(images: Any, *, model: str | AnomalyModel | None = None, checkpoint:
                               progress=progress):
         kept.append(index[id(p.ref)])
         scores.append(p.score)
-        maps.append(torch.from_numpy(p.map))
+        maps.append(None if p.map is None else torch.from_numpy(p.map))
         sizes.append(tuple(p.rgb.shape[:2]))
     if not kept:
         raise CaadError("predict", f"no image could be read ({len(skipped)} skipped)")
     result = Predictions(
         names=[refs[i].name for i in kept], subjects=[refs[i].subject for i in kept],
-        scores=np.asarray(scores, dtype=np.float32), maps=torch.stack(maps), sizes=sizes, skipped=skipped,
+        scores=np.asarray(scores, dtype=np.float32), maps=None if maps[0] is None else torch.stack(maps), sizes=sizes,
+        skipped=skipped,
         model=loaded.info)
     if rule is not None:
         result.thresholds = np.array([rule.value_for(s) for s in result.subjects], dtype=np.float64)

@@ -158,12 +158,14 @@ class AnomalyOutput:
 
     Attributes:
         scores: ``(B,)`` float32 image anomaly scores, higher is more anomalous.
-        maps: ``(B, H, W)`` float32 pixel anomaly maps at the input resolution.
+        maps: ``(B, H, W)`` float32 pixel anomaly maps at the input resolution; ``None`` exactly when the model
+            gives no maps (:attr:`AnomalyModel.gives_maps` is false): its pixel metrics are then unavailable,
+            never computed from a made-up constant map.
         extras: method-specific tensors with a leading batch dimension (e.g. CoRe-CLIP's ``alpha``, ``(B, 3)``).
     """
 
     scores: torch.Tensor
-    maps: torch.Tensor
+    maps: torch.Tensor | None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
@@ -245,6 +247,12 @@ class AnomalyModel(nn.Module, ABC):
     def device(self) -> torch.device:
         return self.backbone.mean.device
 
+    @property
+    def gives_maps(self) -> bool:
+        """Whether :meth:`predict` returns anomaly maps. A method that scores whole images only (an image-level
+        probe) says false here and returns ``maps=None``; the evaluator then marks its pixel metrics unavailable."""
+        return True
+
     def parameter_counts(self) -> dict[str, int]:
         """``{"trainable": n, "total": n}`` parameter counts."""
         total = sum(p.numel() for p in self.parameters())
@@ -273,12 +281,14 @@ class AnomalyModel(nn.Module, ABC):
         return autocast(self.device, self.precision_for(path))
 
     def predict(self, batch: Batch) -> AnomalyOutput:
-        """Predict a batch: scores ``(B,)`` and maps ``(B, S, S)`` (float32, on the model's device).
+        """Predict a batch: scores ``(B,)`` and maps ``(B, S, S)`` (float32, on the model's device; maps ``None``
+        when the model gives none, see :attr:`gives_maps`).
 
         Runs under :meth:`autocast` (bf16 when the resolved precision is bf16); outputs are float32 either way.
 
         Raises:
-            ModelError: the model needs fitting first, or the method returned wrongly shaped outputs.
+            ModelError: the model needs fitting first, or the method returned wrongly shaped outputs (or maps that
+                disagree with :attr:`gives_maps`).
         """
         if not self.is_fitted:
             raise ModelError(self.name or type(self).__name__, f"a {self.learning} model must be fitted before predicting")
@@ -290,10 +300,16 @@ class AnomalyModel(nn.Module, ABC):
         finally:
             self.train(was_training)
         B, S = len(batch), batch.images.shape[-1]
-        if tuple(out.scores.shape) != (B,) or tuple(out.maps.shape) != (B, batch.images.shape[-2], S):
+        if (out.maps is None) == self.gives_maps:
+            raise ModelError(self.name, "predict returned maps although the model gives none" if out.maps is not None
+                             else "predict returned no maps although the model gives them")
+        maps_shape = None if out.maps is None else tuple(out.maps.shape)
+        if tuple(out.scores.shape) != (B,) or maps_shape not in (None, (B, batch.images.shape[-2], S)):
             raise ModelError(self.name, f"predict returned scores {tuple(out.scores.shape)} and maps "
-                                        f"{tuple(out.maps.shape)} for a batch of {B} images of {S}px")
-        out.scores, out.maps = out.scores.float(), out.maps.float()
+                                        f"{maps_shape} for a batch of {B} images of {S}px")
+        out.scores = out.scores.float()
+        if out.maps is not None:
+            out.maps = out.maps.float()
         return out
 
     # ----------------------------------------------------------------- state

@@ -22,6 +22,7 @@ BUILTIN_MODULES = {
     "winclip": "caadbench.baselines.winclip",
     "aprilgan": "caadbench.baselines.aprilgan",
     "anomalyclip": "caadbench.baselines.anomalyclip",
+    "probe": "caadbench.baselines.probe",
     "coreclip": "caadbench.models.coreclip",
 }
 ENTRY_POINT_GROUP = "caadbench.models"

@@ -145,6 +145,27 @@ def test_examples_are_the_extremes_of_each_category(batches):
     assert ex.gt[0].any() and not ex.gt[2].any()
 
 
+def test_a_model_without_maps_gets_image_metrics_only_and_a_note(batches):
+    """maps=None: the image metrics are those of the same scores with maps, the pixel metrics NaN with the note
+    (never computed from a stand-in map), on both scopes and after merging ranks; example maps are NaN."""
+    no_maps = [(b, AnomalyOutput(o.scores, None)) for b, o in batches]
+    ranks = [evaluate(no_maps[0::2]), evaluate(no_maps[1::2])]
+    ranks[0].merge(ranks[1])
+    with_maps = evaluate(batches).compute()
+    for ev in (evaluate(no_maps), ranks[0]):
+        result = ev.compute()
+        for scope in (UNSEEN, SEEN):
+            for m in ("i_auroc", "i_ap", "i_f1max"):
+                assert result.scopes[scope].metrics[m] == with_maps.scopes[scope].metrics[m]
+            assert all(math.isnan(result.scopes[scope].metrics[m]) for m in ("p_auroc", "p_f1max", "aupro"))
+        for scope in ("unseen", "seen"):
+            for subject in SUBJECTS:
+                assert (f"{scope} contexts: subject {subject!r}: P-AUROC, P-F1max, AUPRO unavailable (the model gives "
+                        f"no maps); excluded from the macro mean") in result.notes
+        ex = ev.examples()
+        assert len(ex) and np.isnan(ex.maps.astype(np.float32)).all()
+
+
 def test_bad_inputs(batches):
     batch, output = batches[0]
     ev = Evaluator({})

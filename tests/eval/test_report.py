@@ -59,6 +59,23 @@ def test_the_report_opens_with_seen_and_unseen_side_by_side(run_with_examples):
     assert "Seen I-AUROC | Gap I-AUROC |" in text  # per subject
 
 
+def test_examples_of_a_model_without_maps_say_so(run_with_examples):
+    """NaN maps (a model that gives none) are drawn as "no map", not as an empty colour scale."""
+    import numpy as np
+
+    from caadbench.eval.examples import examples_path, read_examples
+    from caadbench.eval.report_plots import examples_figure
+
+    examples = read_examples(examples_path(run_with_examples))
+    with_maps = examples_figure(examples)
+    examples.maps[:] = np.nan
+    without = examples_figure(examples)
+    texts = [t.get_text() for ax in without.axes for t in ax.texts]
+    assert texts.count("no map\n(the model gives none)") == len(examples)
+    assert not any(ax.texts for ax in with_maps.axes)
+    assert len(without.axes) == 3 * len(examples)  # no colour bar without any map
+
+
 def test_works_without_the_examples_sidecar(tmp_path):
     path = write_fake_run(tmp_path / "cc.json", seeds=(0,), n_per_pair=1, examples=False, seen=False)
     out = tmp_path / "custom-out"
