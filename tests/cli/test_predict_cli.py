@@ -12,6 +12,7 @@ from PIL import Image
 
 from caadbench.cli import main
 from tests.infer.photos import photos  # noqa: F401  (a fixture)
+from tests.infer.probe import probe_checkpoint
 
 TINY = ("--backbone", "caad-tiny")
 
@@ -78,6 +79,18 @@ def test_calibrate_then_predict_with_the_threshold_file(photos, tmp_path):
     for r in table:
         assert r["label"] == str(int(float(r["score"]) > float(r["threshold"])))
         assert float(r["threshold"]) == pytest.approx(data["threshold"][r["subject"]], rel=1e-5)
+    assert not (out / "overlays").exists()
+
+
+def test_a_model_without_maps_writes_scores_only(photos, tmp_path):
+    root, sizes, _ = photos
+    ckpt = probe_checkpoint(tmp_path / "probe.safetensors")
+    out = tmp_path / "out"
+    result = invoke("predict", root / "cow", "--checkpoint", ckpt, "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "probe gives no anomaly maps: scores.csv only, no overlays" in result.output
+    table = rows(out / "scores.csv")
+    assert list(table[0]) == ["path", "subject", "score"] and len(table) == len(list((root / "cow").iterdir()))
     assert not (out / "overlays").exists()
 
 

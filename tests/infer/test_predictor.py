@@ -18,6 +18,7 @@ from caadbench.errors import CaadError, ModelError
 from caadbench.infer import Threshold, calibrate, load_model, predict
 from caadbench.models import FitData, create_model
 from tests.infer.photos import photos  # noqa: F401  (a fixture)
+from tests.infer.probe import probe_checkpoint
 
 TINY = "caad-tiny"
 
@@ -130,6 +131,17 @@ def test_references_checkpoint_and_calibration(refs, tmp_path):
     np.testing.assert_array_equal(labelled.labels, (labelled.scores > threshold.per_subject["cow"]).astype(int))
     with pytest.raises(ModelError, match="calibrated with another model or fitted state"):
         predict(images, model="clip", backbone=TINY, subjects="cow", threshold=out)
+
+
+def test_a_model_without_maps_gives_scores_and_no_maps(tmp_path):
+    ckpt = probe_checkpoint(tmp_path / "probe.safetensors")
+    images = [_image(i) for i in range(4)]
+    result = predict(images, checkpoint=ckpt, subjects="cow", labels=[0, 1, 0, 1])
+    assert result.maps is None and np.isfinite(result.scores).all()
+    with pytest.raises(ModelError, match="gives no anomaly maps"):
+        result.full_map(0)
+    assert math.isnan(result.evaluation.metrics["p_auroc"]) and not math.isnan(result.evaluation.metrics["i_auroc"])
+    assert any("unavailable (the model gives no maps)" in n for n in result.evaluation.notes)
 
 
 @pytest.mark.parametrize(("kwargs", "words"), [
