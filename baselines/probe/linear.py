@@ -101,6 +101,8 @@ class LinearProbe:
         return self.head(subject).logits(patches)
 
     def state(self) -> dict[str, torch.Tensor]:
+        if self.shared is None:  # not fitted
+            return {}
         state = subject_state({s: h.tensors() for s, h in self.heads.items()})
         state.update({f"{SHARED}.{part}": t for part, t in self.shared.tensors().items()})
         return state

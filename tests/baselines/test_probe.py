@@ -105,13 +105,14 @@ def reference_scores(kind: str, bb, train, test_batch, block: int | None = None,
 # --------------------------------------------------------------------------- registry and options
 def test_the_registry_lists_the_probes_as_trained_models(tiny_backbone):
     specs = {s.name: s for s in list_models("probe")}
-    assert set(specs) == {"probe", "probe.linear_block", "probe.knn"}
+    assert set(specs) == {"probe", "probe.linear_block", "probe.knn", "probe.knn_block"}
     assert all(s.learning == Learning.TRAINED and s.family == "probe" for s in specs.values())
-    maps = {name: get_model_spec(name).build(backbone=tiny_backbone).gives_maps for name in specs}
-    assert maps == {"probe": False, "probe.linear_block": True, "probe.knn": False}
-    assert create_model("probe.linear_block", backbone=tiny_backbone).block == MIDDLE
+    built = {name: get_model_spec(name).build(backbone=tiny_backbone) for name in specs}
+    assert {name: m.gives_maps for name, m in built.items()} == {
+        "probe": False, "probe.linear_block": True, "probe.knn": False, "probe.knn_block": False}
+    assert {name: m.block for name, m in built.items()} == {
+        "probe": None, "probe.linear_block": MIDDLE, "probe.knn": None, "probe.knn_block": MIDDLE}
     assert create_model("probe", backbone=tiny_backbone, layer=-1).block == 7
-    assert not create_model("probe.knn", backbone=tiny_backbone, layer="middle").gives_maps
 
 
 @pytest.mark.parametrize(("options", "words"), [
