@@ -99,6 +99,8 @@ class RunConfig:
 
 
 SELECT_MODES = ("auto", "early-stop", "search", "none")
+SEED_SELECTION = ("selected_step", "stopped_at", "selected", "val_score")
+"""Keys of a model's ``train_log["selection"]`` the results' ``selection.per_seed`` keeps (those it has)."""
 
 
 def dataset_id(ds: CaadDataset, split: str) -> str:
@@ -374,7 +376,9 @@ class Runner:
         return {f: best[f] for f in fields}
 
     def _selection_record(self, training: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
-        """What was selected on validation: the mode, the search (if any) and each seed's early-stopping point."""
+        """What was selected on validation: the mode, the search (if any) and each seed's choice: a trainer's
+        early-stopping point (``selected_step``, ``stopped_at``), a probe's grid value (``selected``), and its
+        ``val_score``."""
         if self.training is None:
             return None
         record: dict[str, Any] = {"mode": self.select} | (self.selection or {})
@@ -384,7 +388,7 @@ class Runner:
                              "the set was built before validation parts (rebuild to select)" if kind is None
                              else f"the split has no validation part ({kind})")
             return record
-        record["per_seed"] = {str(seed): {k: log["selection"][k] for k in ("selected_step", "stopped_at", "val_score")}
+        record["per_seed"] = {str(seed): {k: v for k, v in log["selection"].items() if k in SEED_SELECTION}
                               for seed, log in training.items() if log.get("selection")}
         return record
 

@@ -273,22 +273,32 @@ def shards(tmp_path_factory):
     return root
 
 
-@pytest.mark.parametrize(("name", "split", "maps"), [("probe", "cc", False), ("probe.linear_block", "cc", True),
-                                                     ("probe.knn", "cs", False)])
-def test_runs_end_to_end_through_the_runner(shards, tmp_path, name, split, maps):
-    """Fitted on the split's train part (no validation part yet: the default), evaluated on test; on ``cs`` the
-    held-out subjects are scored by the shared classifier; pixel metrics only where the probe gives maps."""
+@pytest.mark.parametrize(("name", "split", "select", "maps"), [("probe", "cc", "auto", False),
+                                                               ("probe.linear_block", "cc", "auto", True),
+                                                               ("probe.knn", "cs", "none", False)])
+def test_runs_end_to_end_through_the_runner(shards, tmp_path, name, split, select, maps):
+    """Fitted on the split's train part and selected on its val part (or the default with --select none), evaluated
+    on test; on ``cs`` the held-out subjects are scored by the shared classifier; pixel metrics only where the probe
+    gives maps, else n/a with the note."""
     from caadbench.eval.examples import examples_path, read_examples
     from caadbench.eval.results import read_results
     from caadbench.eval.runner import RunConfig, run, summarize
 
     path = run(RunConfig(model=name, split=split, data=shards, backbone="caad-tiny", out=tmp_path, batch_size=16,
-                         progress=False))
+                         progress=False, select=select))
     res = read_results(path)
     log = res.training["0"]
     assert res.learning == "trained" and res.train_data.part == "train"
-    assert log["selection"]["selected"] == ({"k": 5} if name == "probe.knn" else {"c": 1.0})
     assert log["train_images"] == res.train_data.samples
+    sel = log["selection"]
+    option = "k" if name == "probe.knn" else "c"
+    if select == "auto":
+        grid = list(getattr(get_model_spec(name).make_config(), f"{option}_grid"))
+        assert res.selection["mode"] == "early-stop" and sel["searched"] == {option: grid}
+        assert sel["val_score"] == max(sel["val_scores"]) and sel["selected"][option] in grid
+        assert res.selection["per_seed"]["0"] == {"selected": sel["selected"], "val_score": sel["val_score"]}
+    else:
+        assert res.selection["why"] == "--select none" and sel["selected"] == {option: 5} and sel["val_score"] is None
     pixel = [res.metrics[m].mean for m in ("p_auroc", "p_f1max", "aupro")]
     assert all(math.isnan(v) for v in pixel) != maps
     assert any("unavailable (the model gives no maps)" in n for n in res.notes) != maps
@@ -298,3 +308,11 @@ def test_runs_end_to_end_through_the_runner(shards, tmp_path, name, split, maps)
     if split == "cs":
         held_out = set(res.categories) - set(log["per_subject"]) - set(log["shared_for"])
         assert held_out and all(math.isfinite(s.scores[0]) for s in res.samples)
+
+
+def test_the_learning_rate_search_is_refused_for_a_probe(shards, tmp_path):
+    from caadbench.eval.runner import RunConfig, run
+
+    with pytest.raises(ModelError, match="no search space"):
+        run(RunConfig(model="probe", split="cc", data=shards, backbone="caad-tiny", out=tmp_path, progress=False,
+                      select="search"))
