@@ -62,9 +62,9 @@ class ProbeConfig(ModelConfig):
     classifier: str = LINEAR
     layer: int | str = GLOBAL
     c: float = 1.0
-    c_grid: tuple[float, ...] = (0.01, 0.1, 1.0, 10.0)
+    c_grid: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
     k: int = 5
-    k_grid: tuple[int, ...] = (1, 3, 5, 10, 20)
+    k_grid: tuple[int, ...] = (1, 3, 5, 10, 20, 50)
     knn_metric: str = "cosine"
     knn_weights: str = "distance"
     max_iter: int = 1000

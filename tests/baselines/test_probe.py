@@ -177,8 +177,8 @@ def test_block_probe_map_is_the_per_patch_score_upsampled(tiny_backbone, train, 
 
 # --------------------------------------------------------------------------- selection
 @pytest.mark.parametrize(("name", "option", "preset", "chosen"), [
-    ("probe", "c", [0.7, 0.9, 0.9, math.nan], 1),  # a tie goes to the value listed first; NaN never wins
-    ("probe.knn", "k", [0.5, 0.6, math.nan, 0.8, 0.1], 3),
+    ("probe", "c", [0.7, 0.6, 0.9, 0.9, math.nan, 0.8], 2),  # a tie goes to the value listed first; NaN never wins
+    ("probe.knn", "k", [0.5, 0.6, math.nan, 0.8, 0.1, 0.7], 3),
 ])
 def test_selection_keeps_the_candidate_validation_prefers(tiny_backbone, train, test_batch, name, option, preset,
                                                           chosen):
