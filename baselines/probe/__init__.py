@@ -1,6 +1,6 @@
 """Probes on frozen features, reference rows that bound what a method can get from the backbone
-(``docs/probes.md``), registered as ``probe`` (the linear probe on the global embedding), ``probe.linear_block``, ``probe.knn`` and
-``probe.knn_block``."""
+(``docs/probes.md``), registered as ``probe`` (the linear probe on the global embedding), ``probe.linear_block``,
+``probe.knn`` and ``probe.knn_block``."""
 
 from caadbench.baselines.probe.model import KNN, LINEAR, ProbeConfig, ProbeModel
 from caadbench.models.api import Learning, Variant, register_model

@@ -35,7 +35,11 @@ SHARED = "shared"
 
 @dataclass
 class LinearHead:
-    """A fitted scaler and logistic regression. ``mean``, ``scale``, ``coef``: ``(C,)`` float64; ``intercept``: ``()``."""
+    """A fitted scaler and logistic regression.
+
+    Attributes:
+        mean, scale, coef: ``(C,)`` float64. intercept: ``()`` float64.
+    """
 
     mean: torch.Tensor
     scale: torch.Tensor
@@ -51,7 +55,11 @@ class LinearHead:
 
 
 def fit_head(x: np.ndarray, y: np.ndarray, c: float, max_iter: int) -> tuple[LinearHead, bool]:
-    """Fit the scaler and the balanced logistic regression on ``x`` ``(n, C)``, ``y`` ``(n,)``; ``(head, converged)``."""
+    """Fit the scaler and the balanced logistic regression on ``x`` ``(n, C)`` and ``y`` ``(n,)``.
+
+    Returns:
+        ``(head, converged)``: converged is false when lbfgs stopped at ``max_iter``.
+    """
     scaler = StandardScaler().fit(x)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
