@@ -4,9 +4,9 @@ Layers (the config's ``layer``):
 
 * ``"global"``: the backbone's projected, L2-normalised image embedding (``ClipBackbone.encode_image``), ``(B, D)``;
 * an image block (``"middle"``: block ``⌈n/2⌉ − 1`` of an ``n``-block encoder, 3 of caad-tiny's 8, 5 of ViT-B's
-  12; or a 0-based index, negative from the end): that block's output patch tokens, the raw residual stream (no final
-  LayerNorm, no projection, ``ClipBackbone.image_tokens(..., project=False)``), ``(B, N, C)``; the image-level
-  feature is their mean over the ``N`` patches, ``(B, C)``.
+  12; or a 0-based index, negative from the end): that block's output patch tokens, the raw residual stream (no
+  final LayerNorm, no projection, ``ClipBackbone.image_tokens(..., project=False)``), ``(B, N, C)``; the
+  image-level feature is their mean over the ``N`` patches, ``(B, C)``.
 
 Both go through the backbone's feature cache (``caadbench.models.feature_cache``): a second pass over the same
 pixels with the same frozen tower on the CPU (a validation pass per candidate) costs no forward.
