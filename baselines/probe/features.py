@@ -15,16 +15,14 @@ pixels with the same frozen tower on the CPU (a validation pass per candidate) c
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.distributed as dist
-from tqdm import tqdm
 
-from caadbench.models.api import Batch, ClipBackbone, ModelError
+from caadbench.models.api import Batch, ClipBackbone, ModelError, progress
 
 GLOBAL = "global"
 MIDDLE = "middle"
@@ -101,7 +99,7 @@ class TrainFeatures:
 
 
 def collect_train_features(backbone: ClipBackbone, block: int | None, batches: Iterable[Batch], device: torch.device,
-                           where: str, progress: bool = True) -> TrainFeatures:
+                           where: str, show: bool = True) -> TrainFeatures:
     """Read the train part once and keep every image's feature (gathered from every rank under torchrun).
 
     Sorting by key makes the result independent of the reading order (shuffling, ranks, workers).
@@ -114,8 +112,8 @@ def collect_train_features(backbone: ClipBackbone, block: int | None, batches: I
     labels: list[int] = []
     rows: list[np.ndarray] = []
     with torch.inference_mode():
-        for batch in tqdm(batches, desc=f"{where} features", unit="batch", disable=None if progress else True,
-                          file=sys.stderr):
+        main = not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
+        for batch in progress(batches, desc=f"{where} train features", unit="batch", enabled=show and main):
             if batch.labels is None:
                 raise ModelError(where, "train batches need labels (normal / anomalous) to fit a probe")
             rows.append(image_features(backbone, batch.images.to(device), block).image.numpy())

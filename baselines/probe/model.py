@@ -56,7 +56,7 @@ class ProbeConfig(ModelConfig):
         knn_weights: ``distance`` (a neighbour weighs 1/distance) or ``uniform``.
         max_iter: lbfgs iterations of each logistic regression.
         batch_size: images per forward pass when reading the train part.
-        progress: a progress bar over the train part (stderr; hidden when stderr is not a terminal).
+        progress: show the pass over the train part (a bar on a terminal, log lines elsewhere).
     """
 
     classifier: str = LINEAR
