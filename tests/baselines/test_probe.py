@@ -284,9 +284,11 @@ def test_runs_end_to_end_through_the_runner(shards, tmp_path, name, split, selec
     from caadbench.eval.results import read_results
     from caadbench.eval.runner import RunConfig, run, summarize
 
+    seeds = (0, 1) if name == "probe" else (0,)
     path = run(RunConfig(model=name, split=split, data=shards, backbone="caad-tiny", out=tmp_path, batch_size=16,
-                         progress=False, select=select))
+                         progress=False, select=select, seeds=seeds))
     res = read_results(path)
+    assert all(s.scores == [s.scores[0]] * len(seeds) for s in res.samples)  # no seed enters a probe's fit
     log = res.training["0"]
     assert res.learning == "trained" and res.train_data.part == "train"
     assert log["train_images"] == res.train_data.samples
