@@ -223,7 +223,7 @@ def test_foreign_towers_are_refused_up_front(name, tmp_path, empty_hub):
     with pytest.raises(ModelError) as err:
         ClipBackbone(f"local-dir:{folder}", pretrained="random")
     line = str(err.value)
-    assert "\n" not in line and "none can use it" in line and "clip, coreclip, winclip" in line
+    assert "\n" not in line and "none can use it" in line and "clip, coreclip, probe, winclip" in line
     assert {"siglip-like": "timm model vit_tiny", "eva-like": "timm model eva02", "hf-text": "Hugging Face model",
             "resnet": "ResNet"}[name] in line
 

@@ -54,7 +54,7 @@ def test_unknown_names_suggest_the_nearest_or_list_the_families():
         get_model_spec("coreclip.no_orthogonalty")
     with pytest.raises(ModelError, match=r"did you mean 'clip\.few_shot'\?"):
         get_model_spec("clip.fewshot")
-    with pytest.raises(ModelError, match=r"unknown model \(families: anomalyclip, aprilgan, clip, coreclip, winclip;"):
+    with pytest.raises(ModelError, match=r"unknown model \(families: anomalyclip, aprilgan, clip, coreclip, probe, winclip;"):
         get_model_spec("no_such_method")
 
 
