@@ -46,6 +46,7 @@ from caadbench.eval.metrics import (
     image_metrics,
     macro_mean,
 )
+from caadbench.eval.pixel_stats import ImagePixelHistogram, image_histogram
 from caadbench.models.base import AnomalyOutput
 
 UNSEEN, SEEN, ALL = "unseen", "seen", "all"
@@ -90,7 +91,9 @@ class ContextCell(ContextInfo):
 
 @dataclass
 class SampleScores:
-    """Per-image outcome, sorted by key. Arrays are ``(N,)``."""
+    """Per-image outcome, sorted by key. Arrays are ``(N,)``; ``pixel`` holds each image's pixel histogram
+    (:mod:`caadbench.eval.pixel_stats`; ``None`` for an image without pixel ground truth), what the bootstrap
+    resamples for the pixel metrics' intervals."""
 
     keys: list[str]
     subjects: list[str]
@@ -98,6 +101,7 @@ class SampleScores:
     labels: np.ndarray
     seen: list[bool | None]
     scores: np.ndarray
+    pixel: list[ImagePixelHistogram | None] = field(default_factory=list)
 
 
 @dataclass
@@ -197,6 +201,9 @@ class Evaluator:
         resolution: side of the pixel-metric grid (``EVAL_RESOLUTION``).
         n_bins, exact_pixels: :class:`~caadbench.eval.metrics.PixelMetricAccumulator` memory settings.
         examples_per_category: images kept per :data:`EXAMPLE_CATEGORIES` entry for the report (0: none).
+
+    Memory: the pixel accumulator's bound, the examples, and per image its key, scores and pixel histogram
+    (:data:`~caadbench.eval.pixel_stats.IMAGE_BINS` bins, 6 KiB).
     """
 
     def __init__(
@@ -217,6 +224,7 @@ class Evaluator:
         self._contexts: list[str] = []
         self._labels: list[int] = []
         self._scores: list[float] = []
+        self._pixel: list[ImagePixelHistogram | None] = []
         self._without_gt: dict[str, list[int]] = {}  # (role, subject) group: [anomalous, normal] images without pixel gt
         self._without_maps: dict[str, int] = {}  # (role, subject) group: images whose model gave no map
         # per category: a min-heap of (rank, key, counter, payload); the worst kept candidate is at the top
@@ -284,6 +292,7 @@ class Evaluator:
         self._contexts += list(batch.contexts)
         self._labels += labels
         self._scores += [float(v) for v in scores_np]
+        self._pixel += [image_histogram(m, g) if ok else None for m, g, ok in zip(maps_np, gt_np, has_gt)]
         if self.examples_per_category:
             self._offer_examples(batch, scores_np, labels, maps_np, gt_np)
 
@@ -317,6 +326,7 @@ class Evaluator:
         self._contexts += other._contexts
         self._labels += other._labels
         self._scores += other._scores
+        self._pixel += other._pixel
         for subject, (anomalous, normal) in other._without_gt.items():
             mine = self._without_gt.setdefault(subject, [0, 0])
             mine[0] += anomalous
@@ -360,7 +370,8 @@ class Evaluator:
         labels = np.array([self._labels[i] for i in order], dtype=np.int64)
         scores = np.array([self._scores[i] for i in order], dtype=np.float64)
         samples = SampleScores(keys, list(subjects), list(contexts), labels,
-                               [self._seen(s, c) for s, c in zip(subjects, contexts)], scores.astype(np.float32))
+                               [self._seen(s, c) for s, c in zip(subjects, contexts)], scores.astype(np.float32),
+                               [self._pixel[i] for i in order])
 
         roles = np.array([role_of(v) for v in samples.seen], dtype=object)
         pixel = self.pixels.compute()

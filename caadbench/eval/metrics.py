@@ -64,87 +64,181 @@ scores span few float32 values gets one bin per value (exact)."""
 
 
 # --------------------------------------------------------------------------------------------------- curves
+# Every curve function works on the last axis and accepts leading batch axes (one curve per bootstrap resample).
 def _cumulate(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray | None = None):
     """Cumulative counts from the highest level down.
 
     Args:
-        pos, neg: ``(L,)`` positives / negatives per score level, levels in increasing score order.
-        pro: ``(L,)`` per-region overlap mass per level (Σ 1/|region| over its anomalous pixels), or ``None``.
+        pos, neg: ``(..., L)`` positives / negatives per score level, levels in increasing score order.
+        pro: ``(..., L)`` per-region overlap mass per level (Σ 1/|region| over its anomalous pixels), or ``None``.
 
     Returns:
-        ``(tp, fp, pro_cum)``: ``(L,)`` float64 arrays, index 0 = highest threshold.
+        ``(tp, fp, pro_cum)``: ``(..., L)`` float64 arrays, index 0 = highest threshold.
     """
-    tp = np.cumsum(np.asarray(pos, dtype=np.float64)[::-1])
-    fp = np.cumsum(np.asarray(neg, dtype=np.float64)[::-1])
-    pro_cum = None if pro is None else np.cumsum(np.asarray(pro, dtype=np.float64)[::-1])
-    return tp, fp, pro_cum
+    def down(x):
+        return np.cumsum(np.flip(np.asarray(x, dtype=np.float64), -1), axis=-1)
+
+    return down(pos), down(neg), None if pro is None else down(pro)
 
 
-def _auroc(tp: np.ndarray, fp: np.ndarray) -> float:
-    n_pos, n_neg = (tp[-1], fp[-1]) if len(tp) else (0.0, 0.0)
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    tpr = np.concatenate(([0.0], tp / n_pos))
-    fpr = np.concatenate(([0.0], fp / n_neg))
-    return float(np.trapezoid(tpr, fpr))
+def _totals(tp: np.ndarray, fp: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(P, N)``: ``(...)`` totals, the last cumulative values (0 for an empty curve)."""
+    if tp.shape[-1] == 0:
+        return np.zeros(tp.shape[:-1]), np.zeros(fp.shape[:-1])
+    return tp[..., -1], fp[..., -1]
 
 
-def _average_precision(tp: np.ndarray, fp: np.ndarray) -> float:
-    n_pos = tp[-1] if len(tp) else 0.0
-    if n_pos == 0:
-        return math.nan
-    precision = tp / (tp + fp)
-    recall = np.concatenate(([0.0], tp / n_pos))
-    return float(np.sum(np.diff(recall) * precision))
+def _from_origin(x: np.ndarray) -> np.ndarray:
+    """Prepend a 0 on the last axis (the curve's start)."""
+    return np.concatenate((np.zeros(x.shape[:-1] + (1,)), x), axis=-1)
 
 
-def _f1(tp: np.ndarray, fp: np.ndarray, n_pos: float) -> np.ndarray:
-    return 2.0 * tp / (tp + fp + n_pos)
+def _scalar(value: np.ndarray) -> float | np.ndarray:
+    return float(value) if np.ndim(value) == 0 else value
 
 
-def _f1max(tp: np.ndarray, fp: np.ndarray) -> float:
-    n_pos = tp[-1] if len(tp) else 0.0
-    if n_pos == 0:
-        return math.nan
-    return float(np.max(_f1(tp, fp, n_pos)))
+def _steps(x: np.ndarray) -> np.ndarray:
+    """``(..., L)`` increments of a cumulative curve that starts at 0."""
+    steps = np.empty_like(x)
+    steps[..., :1] = x[..., :1]
+    np.subtract(x[..., 1:], x[..., :-1], out=steps[..., 1:])
+    return steps
 
 
-def _pro_curve(fp: np.ndarray, pro_cum: np.ndarray, n_regions: int) -> tuple[np.ndarray, np.ndarray] | None:
-    n_neg = fp[-1] if len(fp) else 0.0
-    if n_regions == 0 or n_neg == 0:
-        return None
-    fpr = np.concatenate(([0.0], fp / n_neg, [1.0]))
-    pro = np.concatenate(([0.0], np.clip(pro_cum / n_regions, 0.0, 1.0), [1.0]))
+def _auroc(tp: np.ndarray, fp: np.ndarray) -> float | np.ndarray:
+    """Trapezoids under (FPR, TPR) from (0, 0): ``Σ ΔFP · (TP_k + TP_{k−1}) / (2 P N)``."""
+    n_pos, n_neg = _totals(tp, fp)
+    heights = _steps(tp)
+    np.subtract(2.0 * tp, heights, out=heights)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        area = np.sum(_steps(fp) * heights, axis=-1) / (2.0 * n_pos * n_neg)
+    return _scalar(np.where((n_pos > 0) & (n_neg > 0), area, math.nan))
+
+
+def _average_precision(tp: np.ndarray, fp: np.ndarray) -> float | np.ndarray:
+    """``Σ_k (R_k − R_{k−1}) · P_k``."""
+    n_pos, _ = _totals(tp, fp)
+    precision = tp / np.maximum(tp + fp, np.finfo(np.float64).tiny)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ap = np.sum(_steps(tp) * precision, axis=-1) / n_pos
+    return _scalar(np.where(n_pos > 0, ap, math.nan))
+
+
+def _f1(tp: np.ndarray, fp: np.ndarray, n_pos) -> np.ndarray:
+    return 2.0 * tp / (tp + fp + np.asarray(n_pos)[..., None])
+
+
+def _f1max(tp: np.ndarray, fp: np.ndarray) -> float | np.ndarray:
+    n_pos, _ = _totals(tp, fp)
+    if tp.shape[-1] == 0:
+        return _scalar(np.full(tp.shape[:-1], math.nan))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        best = np.max(_f1(tp, fp, n_pos), axis=-1)
+    return _scalar(np.where(n_pos > 0, best, math.nan))
+
+
+def _pro_curve(fp: np.ndarray, pro_cum: np.ndarray, n_regions) -> tuple[np.ndarray, np.ndarray]:
+    """``(fpr, pro)``: ``(..., L + 2)`` curves from (0, 0) to (1, 1) (NaN where undefined)."""
+    _, n_neg = _totals(fp, fp)
+    n_regions = np.asarray(n_regions, dtype=np.float64)
+    ones = np.ones(fp.shape[:-1] + (1,))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpr = np.concatenate((_from_origin(fp / n_neg[..., None]), ones), axis=-1)
+        pro = np.concatenate((_from_origin(np.clip(pro_cum / n_regions[..., None], 0.0, 1.0)), ones), axis=-1)
     return fpr, pro
 
 
-def _area_to(x: np.ndarray, y: np.ndarray, x_max: float) -> float:
-    """Trapezoidal area under ``y(x)`` (``x`` non-decreasing, ending beyond ``x_max``) on ``[0, x_max]``."""
-    inside = x <= x_max
-    xs, ys = x[inside], y[inside]
-    area = float(np.trapezoid(ys, xs))
-    k = int(np.count_nonzero(inside))
-    if xs[-1] < x_max and k < len(x):
-        x0, y0, x1, y1 = x[k - 1], y[k - 1], x[k], y[k]
-        y_cut = y0 + (y1 - y0) * (x_max - x0) / (x1 - x0)
-        area += 0.5 * (y0 + y_cut) * (x_max - x0)
-    return area
+def _area_to(x: np.ndarray, y: np.ndarray, x_max: float) -> np.ndarray:
+    """Trapezoidal area under ``y(x)`` on ``[0, x_max]``: ``(..., K)`` curves, ``x`` non-decreasing from 0 past
+    ``x_max``; the segment that crosses ``x_max`` is cut there by linear interpolation."""
+    x0, x1, y0, y1 = x[..., :-1], x[..., 1:], y[..., :-1], y[..., 1:]
+    right = np.minimum(x1, x_max)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        y_right = np.where(x1 > x0, y0 + (y1 - y0) * (right - x0) / (x1 - x0), y1)
+    return np.sum(np.maximum(right - x0, 0.0) * (y0 + y_right), axis=-1) / 2.0
 
 
-def _aupro(fp: np.ndarray, pro_cum: np.ndarray, n_regions: int, limit: float = AUPRO_FPR_LIMIT) -> float:
-    curve = _pro_curve(fp, pro_cum, n_regions)
-    if curve is None:
-        return math.nan
-    return float(_area_to(*curve, limit) / limit)
+def _aupro(fp: np.ndarray, pro_cum: np.ndarray, n_regions, limit: float = AUPRO_FPR_LIMIT) -> float | np.ndarray:
+    _, n_neg = _totals(fp, fp)
+    area = _area_to(*_pro_curve(fp, pro_cum, n_regions), limit) / limit
+    return _scalar(np.where((np.asarray(n_regions) > 0) & (n_neg > 0), area, math.nan))
 
 
-def _levels(scores: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Positives and negatives per distinct score, in increasing score order (exact)."""
-    _, inverse = np.unique(scores, return_inverse=True)
-    n_levels = int(inverse.max()) + 1 if len(inverse) else 0
-    pos = np.bincount(inverse, weights=labels.astype(np.float64), minlength=n_levels)
-    neg = np.bincount(inverse, minlength=n_levels) - pos
-    return pos, neg
+def _scan_in_place(x: np.ndarray) -> np.ndarray:
+    """Cumulative sum over axis 0 of a float64 array, in place. Row by row when rows are long: numpy's ``cumsum``
+    runs one element at a time, a row addition is vectorised."""
+    if x.ndim < 2 or x[0].size < 64:
+        return np.cumsum(x, axis=0, out=x)
+    for i in range(1, len(x)):
+        np.add(x[i - 1], x[i], out=x[i])
+    return x
+
+
+def ranked_counts(scores: np.ndarray, labels: np.ndarray,
+                  weights: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The image-level curve: cumulative (weighted) positives and negatives from the highest score down.
+
+    ``tp[..., i]`` and ``fp[..., i]`` are the weights of the positives and negatives scored at or above the
+    ``i``-th threshold. With one row of scores (``(N,)``, any weights) the thresholds are the ``L`` distinct
+    scores; with a score row per weight row (leading axes, e.g. one simulated data set each) every position is a
+    threshold and a tie group repeats its values at each of its positions (a repeated curve point adds nothing to
+    an area, a sum of recall steps or a maximum).
+
+    Args:
+        scores: ``(N,)``, or ``(..., N)`` broadcasting against ``weights``.
+        labels: ``(N,)`` or like ``scores``, bool (true = positive).
+        weights: ``(..., N)`` non-negative weights, e.g. ``(B, N)`` bootstrap resamples; default 1.
+
+    Returns:
+        ``(tp, fp)``: float64 ``(..., L)`` (one row of scores) or ``(..., N)``.
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.broadcast_to(np.asarray(labels, dtype=bool), scores.shape)
+    weights = np.ones(scores.shape) if weights is None else np.asarray(weights, dtype=np.float64)
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    ranked = np.take_along_axis(scores, order, axis=-1)
+    positive = np.take_along_axis(labels, order, axis=-1)
+    last = np.ones(ranked.shape, dtype=bool)
+    last[..., :-1] = ranked[..., 1:] != ranked[..., :-1]
+    if scores.ndim == 1:  # thresholds first in memory: row gathers and row-by-row sums are the fast ones
+        w = np.swapaxes(weights, 0, -1)[order]  # a new array
+        tp = _scan_in_place(w * positive.reshape((-1,) + (1,) * (w.ndim - 1)))
+        fp = _scan_in_place(w)
+        fp -= tp
+        if not last.all():
+            tp, fp = tp[last], fp[last]
+        return np.swapaxes(tp, 0, -1), np.swapaxes(fp, 0, -1)
+    shape = np.broadcast_shapes(scores.shape, weights.shape)
+    w = np.take_along_axis(np.broadcast_to(weights, shape), np.broadcast_to(order, shape), axis=-1)
+    n = scores.shape[-1]
+    end = np.broadcast_to(np.flip(np.minimum.accumulate(np.flip(np.where(last, np.arange(n), n - 1), -1), -1), -1),
+                          shape)
+    tp = np.cumsum(w * np.broadcast_to(positive, shape), axis=-1)
+    return np.take_along_axis(tp, end, axis=-1), np.take_along_axis(np.cumsum(w, axis=-1) - tp, end, axis=-1)
+
+
+def image_curve_metrics(tp: np.ndarray, fp: np.ndarray, names: Sequence[str] = IMAGE_METRICS
+                        ) -> dict[str, float | np.ndarray]:
+    """``{"i_auroc", "i_ap", "i_f1max"}`` (or those of ``names``) of ``(..., L)`` curves from :func:`ranked_counts`;
+    NaN where undefined."""
+    compute = {"i_auroc": _auroc, "i_ap": _average_precision, "i_f1max": _f1max}
+    return {name: compute[name](tp, fp) for name in names}
+
+
+def pixel_curve_metrics(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray,
+                        n_regions) -> dict[str, float | np.ndarray]:
+    """``{"p_auroc", "p_f1max", "aupro"}`` from ``(..., L)`` counts per level in increasing score order (distinct
+    scores or histogram bins) and ``(...)`` region counts; NaN where undefined."""
+    tp, fp, pro_cum = _cumulate(pos, neg, pro)
+    return {"p_auroc": _auroc(tp, fp), "p_f1max": _f1max(tp, fp), "aupro": _aupro(fp, pro_cum, n_regions)}
+
+
+def pixel_curve_bounds(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray, n_regions,
+                       values: dict[str, float | np.ndarray]) -> dict[str, float | np.ndarray]:
+    """Bounds on the error of :func:`pixel_curve_metrics` ``values`` when each level is a histogram bin whose
+    scores are treated as tied (:func:`_histogram_bounds`); same arguments, one bound per curve."""
+    tp, fp, pro_cum = _cumulate(pos, neg, pro)
+    return _histogram_bounds(pos, neg, tp, fp, pro_cum, n_regions, values)
 
 
 def _check_scores(scores: np.ndarray, what: str) -> None:
@@ -173,8 +267,7 @@ def image_metrics(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | 
     _check_scores(s, "image scores")
     if len(s) == 0:
         return {name: math.nan for name in IMAGE_METRICS}
-    tp, fp, _ = _cumulate(*_levels(s, y))
-    return {"i_auroc": _auroc(tp, fp), "i_ap": _average_precision(tp, fp), "i_f1max": _f1max(tp, fp)}
+    return image_curve_metrics(*ranked_counts(s, y))
 
 
 def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> float:
@@ -183,8 +276,7 @@ def auroc(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarr
     y = np.asarray(labels).ravel().astype(bool)
     if len(s) == 0:
         return math.nan
-    tp, fp, _ = _cumulate(*_levels(s, y))
-    return _auroc(tp, fp)
+    return _auroc(*ranked_counts(s, y))
 
 
 def roc_curve(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -195,7 +287,7 @@ def roc_curve(scores: Sequence[float] | np.ndarray, labels: Sequence[int] | np.n
     """
     s = np.asarray(scores, dtype=np.float64).ravel()
     y = np.asarray(labels).ravel().astype(bool)
-    tp, fp, _ = _cumulate(*_levels(s, y))
+    tp, fp = ranked_counts(s, y)
     if len(tp) == 0 or tp[-1] == 0 or fp[-1] == 0:
         raise ValueError("a ROC curve needs both normal and anomalous images")
     return np.concatenate(([0.0], fp / fp[-1])), np.concatenate(([0.0], tp / tp[-1]))
@@ -271,7 +363,7 @@ def region_sizes(gt: np.ndarray) -> tuple[np.ndarray, int]:
     return counts[labelled].astype(np.int32), n
 
 
-def _exponent(lo: float, hi: float, n_bins: int) -> int:
+def dyadic_exponent(lo: float, hi: float, n_bins: int) -> int:
     """The smallest bin-width exponent ``e`` (width ``2^e``) whose grid spans ``[lo, hi]`` in ``n_bins`` bins.
 
     It depends only on ``(lo, hi)`` and never decreases as the range grows, so the histogram of a set of
@@ -314,7 +406,7 @@ class _Group:
     def to_histogram(self, n_bins: int) -> None:
         if self.binned:
             return
-        self.e = _exponent(self.lo, self.hi, n_bins)
+        self.e = dyadic_exponent(self.lo, self.hi, n_bins)
         self.k0 = math.floor(math.ldexp(self.lo, -self.e))
         self.pos = np.zeros(n_bins, np.int64)
         self.neg = np.zeros(n_bins, np.int64)
@@ -326,14 +418,14 @@ class _Group:
 
     def fit_grid(self, n_bins: int) -> None:
         """Coarsen (bin pairs merge exactly) and shift the grid until it spans ``[lo, hi]``."""
-        e = _exponent(self.lo, self.hi, n_bins)
+        e = dyadic_exponent(self.lo, self.hi, n_bins)
         k0 = math.floor(math.ldexp(self.lo, -e))
         if e == self.e and k0 == self.k0:
             return
         shift = e - self.e
         index = ((np.arange(n_bins, dtype=np.int64) + self.k0) >> shift) - k0
         used = (self.pos > 0) | (self.neg > 0) | (self.pro != 0)
-        if np.any(used & ((index < 0) | (index >= n_bins))):  # pragma: no cover - guaranteed by _exponent
+        if np.any(used & ((index < 0) | (index >= n_bins))):  # pragma: no cover - guaranteed by dyadic_exponent
             raise AssertionError("histogram grid does not cover its own data")
         index = np.clip(index, 0, n_bins - 1)
         self.pos = np.bincount(index, weights=self.pos, minlength=n_bins).astype(np.int64)
@@ -479,45 +571,39 @@ class PixelMetricAccumulator:
 
     def _compute_group(self, group: _Group) -> PixelMetrics:
         pos, neg, pro = group.levels()
-        tp, fp, pro_cum = _cumulate(pos, neg, pro)
-        values = {
-            "p_auroc": _auroc(tp, fp),
-            "p_f1max": _f1max(tp, fp),
-            "aupro": _aupro(fp, pro_cum, group.n_regions),
-        }
+        values = pixel_curve_metrics(pos, neg, pro, group.n_regions)
         if group.binned:
-            bound = _histogram_bounds(pos, neg, tp, fp, pro_cum, group.n_regions, values)
+            bound = pixel_curve_bounds(pos, neg, pro, group.n_regions, values)
         else:
             bound = {name: 0.0 for name in PIXEL_METRICS}
         return PixelMetrics(values, bound, group.n_pixels, group.n_anomalous, group.n_regions, not group.binned)
 
 
-def _histogram_bounds(pos, neg, tp, fp, pro_cum, n_regions, values) -> dict[str, float]:
-    """Worst-case error of treating each bin's scores as tied (see docs/evaluation.md).
+def _histogram_bounds(pos, neg, tp, fp, pro_cum, n_regions, values) -> dict[str, float | np.ndarray]:
+    """Worst-case error of treating each bin's scores as tied (see docs/evaluation.md); ``(..., L)`` inputs as in
+    :func:`pixel_curve_metrics`, one bound per curve (0 where the value is undefined).
 
     Inside one bin the exact curve is monotone and stays in the box spanned by the bin's end points; the
     binned curve is the box's diagonal. AUROC: half the box areas, ``½ Σ pos_b·neg_b / (P·N)``. AUPRO: the
     same on the FPR range below 0.3, the whole box height for the bin cut at 0.3. F1max: F1 grows with TP and
     falls with FP, so no threshold inside bin b beats ``2·TP_b / (TP_b + FP_{b−1} + P)``.
     """
-    bound = {name: 0.0 for name in PIXEL_METRICS}
-    n_pos, n_neg = (tp[-1], fp[-1]) if len(tp) else (0.0, 0.0)
-    if not math.isnan(values["p_auroc"]):
-        bound["p_auroc"] = float(0.5 * np.sum(pos.astype(np.float64) * neg) / (n_pos * n_neg))
-    if not math.isnan(values["p_f1max"]):
-        fp_above = np.concatenate(([0.0], fp[:-1]))
-        best = float(np.max(_f1(tp, fp_above, n_pos)))
-        bound["p_f1max"] = max(0.0, best - values["p_f1max"])
-    if not math.isnan(values["aupro"]):
-        fpr = np.concatenate(([0.0], fp / n_neg))
-        pro = np.concatenate(([0.0], np.clip(pro_cum / n_regions, 0.0, 1.0)))
-        f0, f1 = fpr[:-1], fpr[1:]
-        dr = np.diff(pro)
-        full = f1 <= AUPRO_FPR_LIMIT
-        cut = (f0 < AUPRO_FPR_LIMIT) & ~full
-        err = 0.5 * np.sum((f1 - f0)[full] * dr[full]) + np.sum((AUPRO_FPR_LIMIT - f0[cut]) * dr[cut])
-        bound["aupro"] = float(err / AUPRO_FPR_LIMIT)
-    return bound
+    if tp.shape[-1] == 0:
+        return {name: _scalar(np.zeros(tp.shape[:-1])) for name in PIXEL_METRICS}
+    n_pos, n_neg = _totals(tp, fp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        auroc_err = 0.5 * np.sum(np.asarray(pos, np.float64) * neg, axis=-1) / (n_pos * n_neg)
+        fp_above = _from_origin(fp[..., :-1])
+        f1_err = np.maximum(0.0, np.max(_f1(tp, fp_above, n_pos), axis=-1) - values["p_f1max"])
+        fpr = _from_origin(fp / n_neg[..., None])
+        pro = _from_origin(np.clip(pro_cum / np.asarray(n_regions, np.float64)[..., None], 0.0, 1.0))
+    f0, f1, dr = fpr[..., :-1], fpr[..., 1:], np.diff(pro, axis=-1)
+    full = f1 <= AUPRO_FPR_LIMIT
+    cut = (f0 < AUPRO_FPR_LIMIT) & ~full
+    aupro_err = (0.5 * np.sum(np.where(full, (f1 - f0) * dr, 0.0), axis=-1)
+                 + np.sum(np.where(cut, (AUPRO_FPR_LIMIT - f0) * dr, 0.0), axis=-1)) / AUPRO_FPR_LIMIT
+    errors = {"p_auroc": auroc_err, "p_f1max": f1_err, "aupro": aupro_err}
+    return {name: _scalar(np.where(np.isnan(values[name]), 0.0, errors[name])) for name in PIXEL_METRICS}
 
 
 def _to_numpy(x) -> np.ndarray:
@@ -540,9 +626,14 @@ __all__ = [
     "PixelMetricAccumulator",
     "PixelMetrics",
     "auroc",
+    "dyadic_exponent",
     "context_auroc",
+    "image_curve_metrics",
     "image_metrics",
     "macro_mean",
+    "pixel_curve_bounds",
+    "pixel_curve_metrics",
+    "ranked_counts",
     "region_sizes",
     "roc_curve",
 ]

@@ -4,7 +4,8 @@ Build a file with :func:`build_results` (from one :class:`~caadbench.eval.evalua
 a :class:`~caadbench.eval.provenance.Provenance`), write it with :func:`write_results` (atomic, sorted keys,
 floats to 9 significant digits, NaN as ``null``) and read it back with :func:`read_results`, which refuses
 another schema version, a missing field or a wrongly typed one with a :class:`~caadbench.errors.ResultsError`
-naming the file.
+naming the file. :func:`build_results` attaches the bootstrap intervals (:mod:`caadbench.eval.bootstrap`) while the
+per-image pixel statistics are still at hand; files of older versions read without them.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from caadbench.errors import ResultsError
+from caadbench.eval.bootstrap import RunScores, with_intervals
 from caadbench.eval.evaluator import ALL, SEEN, UNSEEN, ContextInfo, ScopeEvaluation, SeedEvaluation
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.provenance import Provenance
@@ -126,6 +128,7 @@ def build_results(
         gap=gap,
         categories=sorted(set(first.subjects)),
     )
+    with_intervals(results, RunScores.of_evaluations(evaluations), contexts=True)
     return results.validate()
 
 
@@ -208,11 +211,14 @@ def read_results(path: str | Path) -> Results:
                                  f"(this caadbench reads versions {', '.join(map(str, READABLE_VERSIONS))})")
     if data["schema_version"] == 1:
         data = upgrade_v1(data)
+    if data["schema_version"] == 2:
+        data = {**data, "schema_version": SCHEMA_VERSION}  # its intervals fields read as null (added later)
     return parse_typed(Results, data, path).validate(path)
 
 
 def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
-    """A version-1 document as version 2: written before seen test images existed, so no seen scope and no gap.
+    """A version-1 document as version 2 (read on as version 2): written before seen test images existed, so no
+    seen scope and no gap.
 
     Its metrics were computed on every test image; when every one is of an unseen context (any ``cc`` run of that
     time) they are the unseen headline, otherwise the headline is ``all``.
@@ -221,7 +227,7 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
     samples = samples if isinstance(samples, list) else []
     unseen = bool(samples) and all(isinstance(s, dict) and s.get("seen") is False for s in samples)
     subjects = sorted({s["subject"] for s in samples if isinstance(s, dict) and isinstance(s.get("subject"), str)})
-    return {**data, "schema_version": SCHEMA_VERSION, "headline": UNSEEN if unseen else ALL, "seen": None,
+    return {**data, "schema_version": 2, "headline": UNSEEN if unseen else ALL, "seen": None,
             "gap": None, "categories": subjects}
 
 

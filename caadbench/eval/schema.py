@@ -23,27 +23,53 @@ from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.provenance import Provenance
 from caadbench.eval.typed_json import ADDED_LATER
 
-SCHEMA_VERSION = 2
-READABLE_VERSIONS = (1, 2)
-"""Version 1 (before seen test images) is read and upgraded: no seen scope, the gap unavailable."""
+SCHEMA_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
+"""Version 1 (before seen test images) is read and upgraded: no seen scope, the gap unavailable. Version 2 (before
+bootstrap intervals) reads with ``intervals``, ``micro_i_auroc`` and every ``ci_*`` null: the commands that show or
+compare intervals compute them from its stored scores (:func:`caadbench.eval.bootstrap.with_intervals`)."""
 HEADLINES = (UNSEEN, ALL)
+
+
+Interval = list[float]
+"""``[low, high]``: a 95 % bootstrap interval (see :class:`IntervalInfo`), in [0, 1] like the value."""
 
 
 @dataclass
 class MetricStat:
-    """A value over seeds.
+    """A value over seeds, with its bootstrap intervals where computed.
 
     Attributes:
         mean: mean over seeds (NaN when undefined in every seed).
         std: population standard deviation over seeds (0 for one seed).
         per_seed: one value per seed, in the order of ``Results.seeds``.
         bound: largest bound over seeds on the histogram error of the value (0 when exact).
+        ci_image, ci_context: intervals of ``mean`` over resampled images (test contexts fixed) and over
+            resampled contexts (``None``: not computed or unavailable, see ``Results.intervals``).
+        ci_image_per_seed, ci_context_per_seed: the same per seed (``None`` for a seed without one).
     """
 
     mean: float
     std: float
     per_seed: list[float]
     bound: float = 0.0
+    ci_image: Interval | None = field(default=None, metadata={ADDED_LATER: True})
+    ci_context: Interval | None = field(default=None, metadata={ADDED_LATER: True})
+    ci_image_per_seed: list[Interval | None] | None = field(default=None, metadata={ADDED_LATER: True})
+    ci_context_per_seed: list[Interval | None] | None = field(default=None, metadata={ADDED_LATER: True})
+
+    def interval(self, level: str) -> Interval | None:
+        """``ci_image`` or ``ci_context``."""
+        return getattr(self, f"ci_{level}")
+
+    def intervals(self) -> list[tuple[str, Interval | None]]:
+        """Every interval field with its name (for validation)."""
+        out: list[tuple[str, Interval | None]] = []
+        for level in ("image", "context"):
+            out.append((f"ci_{level}", getattr(self, f"ci_{level}")))
+            per_seed = getattr(self, f"ci_{level}_per_seed") or []
+            out += [(f"ci_{level}_per_seed[{i}]", ci) for i, ci in enumerate(per_seed)]
+        return out
 
     @classmethod
     def over(cls, values: Sequence[float], bounds: Sequence[float] | None = None) -> MetricStat:
@@ -111,6 +137,30 @@ class SampleEntry:
 
 
 @dataclass
+class IntervalInfo:
+    """How the file's intervals were computed (:mod:`caadbench.eval.bootstrap`; ``docs/evaluation.md``).
+
+    Attributes:
+        method: the resampling scheme and interval formula.
+        confidence: the intervals' confidence level (0.95).
+        resamples: bootstrap resamples per level.
+        seed: the resampling seed (resamples depend on it and on the test set's design only).
+        df: per level (``image``, ``context``), the design's degrees of freedom; 0: the level is unavailable.
+        bounds: per pixel metric, the largest histogram error bound of a resample's value (the pixel metrics'
+            resamples use per-image histograms); empty when the pixel metrics have no intervals.
+        notes: what the intervals leave out (e.g. roles with a single context, pixel metrics not resampled).
+    """
+
+    method: str
+    confidence: float
+    resamples: int
+    seed: int
+    df: dict[str, int]
+    bounds: dict[str, float]
+    notes: list[str]
+
+
+@dataclass
 class TrainData:
     """What a trained model was trained on (``caadbench run --train-data``, or the evaluated split's train part).
 
@@ -167,6 +217,9 @@ class Results:
         selection: what a trained model's run selected on the split's validation part (mode, search candidates
             and their validation scores, each seed's selected step and validation score); ``None`` for zero- and
             few-shot models and files written before selection existed.
+        micro_i_auroc: the I-AUROC of every headline image pooled over subjects, per seed, with its intervals
+            (``None`` in files written before it; computed from the samples when shown).
+        intervals: how the ``ci_*`` intervals were computed; ``None`` in files written before them.
     """
 
     schema_version: int
@@ -192,6 +245,8 @@ class Results:
     seen: ScopeEntry | None = None
     gap: dict[str, MetricStat] | None = None
     categories: list[str] = field(default_factory=list)
+    micro_i_auroc: MetricStat | None = field(default=None, metadata={ADDED_LATER: True})
+    intervals: IntervalInfo | None = field(default=None, metadata={ADDED_LATER: True})
     selection: dict[str, Any] | None = field(default=None, metadata={ADDED_LATER: True})
 
     @property
@@ -245,8 +300,17 @@ class Results:
             stats += [(f"seen.{m}", s) for m, s in self.seen.metrics.items()]
             for subject, entry in self.seen.per_subject.items():
                 stats += [(f"seen.per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
+        if self.micro_i_auroc is not None:
+            stats.append(("micro_i_auroc", self.micro_i_auroc))
         gaps = [(f"gap.{m}", s) for m, s in (self.gap or {}).items()]
         for name, stat in stats + gaps:
+            for ci_name, ci in stat.intervals():
+                if ci is not None and not (len(ci) == 2 and 0.0 <= ci[0] <= ci[1] <= 1.0):
+                    fail(f"{name}.{ci_name}: {ci} is not an interval [low, high] within [0, 1]")
+            for level in ("image", "context"):
+                per_seed = getattr(stat, f"ci_{level}_per_seed")
+                if per_seed is not None and len(per_seed) != n_seeds:
+                    fail(f"{name}.ci_{level}_per_seed: {len(per_seed)} intervals for {n_seeds} seeds")
             if len(stat.per_seed) != n_seeds:
                 fail(f"{name}: {len(stat.per_seed)} per-seed values for {n_seeds} seeds")
             low = -1.0 if name.startswith("gap.") else 0.0
@@ -272,5 +336,5 @@ class Results:
         return self
 
 
-__all__ = ["HEADLINES", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "MetricStat", "Results", "SampleEntry",
-           "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]
+__all__ = ["HEADLINES", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "Interval", "IntervalInfo", "MetricStat",
+           "Results", "SampleEntry", "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]
