@@ -75,8 +75,8 @@ def _edit(path: Path, change) -> Path:
 
 
 def test_refuses_another_schema_version(written):
-    _edit(written, lambda d: d.update(schema_version=3))
-    with pytest.raises(ResultsError, match="schema version 3 is not supported") as info:
+    _edit(written, lambda d: d.update(schema_version=4))
+    with pytest.raises(ResultsError, match="schema version 4 is not supported") as info:
         read_results(written)
     assert str(written) in str(info.value)
 
