@@ -1,4 +1,4 @@
-"""Evaluation commands: ``leaderboard`` and ``report`` (``run`` and ``quickstart`` join them here)."""
+"""Evaluation commands: ``leaderboard``, ``report``, ``compare``, ``results``, ``run`` and ``quickstart``."""
 
 from __future__ import annotations
 
@@ -100,6 +100,19 @@ def board_command(spec: Path, results_dir: Path | None, data: str | None, out: P
     ran = [t for t in timings if t.ran]
     click.echo(f"{len(ran)} of {len(timings)} rows run: {sum(t.wall_s for t in ran):.0f} s wall, "
                f"{sum(t.cpu_s for t in ran):.0f} s CPU; wrote {out}")
+
+
+@main.command("compare")
+@click.argument("a", type=click.Path(path_type=Path))
+@click.argument("b", type=click.Path(path_type=Path))
+def compare_command(a: Path, b: Path) -> None:
+    """Compare two results files of the same test images: each headline metric's A − B, its paired bootstrap
+    interval and p-value, over test images and over contexts (docs/evaluation.md, Uncertainty)."""
+    from caadbench.eval.compare import compare, comparison_text
+    from caadbench.eval.results import read_results
+
+    results_a, results_b = read_results(a), read_results(b)
+    click.echo(comparison_text(results_a, results_b, a, b, compare(results_a, results_b, a, b)), nl=False)
 
 
 @main.command("report")

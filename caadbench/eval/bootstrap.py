@@ -39,20 +39,16 @@ from caadbench.eval.metrics import (
     PIXEL_METRICS,
     auroc,
     image_curve_metrics,
-    pixel_curve_bounds,
     pixel_curve_metrics,
     ranked_counts,
 )
 from caadbench.eval.pixel_stats import ImagePixelHistogram, common_grid
-from caadbench.eval.schema import Interval, IntervalInfo, MetricStat, Results
+from caadbench.eval.schema import LEVELS, MICRO, Interval, IntervalInfo, MetricStat, Results
 
-LEVELS = ("image", "context")
 RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
 METHOD = "rao-wu rescaled bootstrap (k−1 of k units per stratum), value ± t(df)·SE"
-MICRO = "micro_i_auroc"
-"""The pooled I-AUROC over every headline image (all subjects together), beside the macro one."""
 
 
 @dataclass
@@ -263,11 +259,11 @@ def _pixel_values(histograms: list[ImagePixelHistogram | None], subjects: np.nda
         if not idx:
             continue
         grid = common_grid([histograms[i] for i in idx])
-        w = _images(weights, np.array(idx))
+        w = _images(weights, np.array(idx)).T  # (n, B), C-ordered
         unit = pixel_curve_metrics(grid.pos.sum(0), grid.neg.sum(0), grid.pro.sum(0), grid.n_regions.sum())
-        pos, neg, pro, n_regions = w @ grid.pos, w @ grid.neg, w @ grid.pro, w @ grid.n_regions
-        resampled = pixel_curve_metrics(pos, neg, pro, n_regions)
-        bound = pixel_curve_bounds(pos, neg, pro, n_regions, resampled)
+        # (B, bins) views of bins-first arrays: the cumulative sums run row by row
+        pos, neg, pro = ((h.T @ w).T for h in (grid.pos, grid.neg, grid.pro))
+        resampled, bound = pixel_curve_metrics(pos, neg, pro, grid.n_regions @ w, bounds=True)
         for m in PIXEL_METRICS:
             per_subject[m].append(resampled[m])
             defined[m].append(not math.isnan(unit[m]))
@@ -417,6 +413,6 @@ def with_intervals(results: Results, run: RunScores | None = None, *, contexts: 
     return reps
 
 
-__all__ = ["CONFIDENCE", "LEVELS", "METHOD", "MICRO", "RESAMPLES", "SEED", "Replicates", "RunScores",
+__all__ = ["CONFIDENCE", "METHOD", "RESAMPLES", "SEED", "Replicates", "RunScores",
            "cell_intervals", "degrees_of_freedom", "replicates", "resample_weights", "t_interval", "t_quantile",
            "with_intervals"]

@@ -4,10 +4,11 @@ For a metric and a resampling level (:mod:`caadbench.eval.bootstrap`), ``Δ = A 
 Both runs are resampled with the *same* resamples (same images, or same contexts then images), so the replicates
 ``Δ*`` are paired and their spread is the sampling error of the difference on this design. A run with several
 seeds adds the spread of its training (or support) draws: the seeds are a sample of the runs the method could
-have produced, so the variance of its mean over seeds gains ``s² / S`` (``s`` the standard deviation of its
-per-seed values, ``S`` seeds); a run of one seed adds nothing (its spread is unknown; zero-shot runs have none).
+have produced, so the variance of its mean over ``S`` seeds gains ``σ²_seed / S`` (:func:`seed_variance`: the
+spread of its per-seed values less the part the bootstrap already counts); a run of one seed adds nothing (its
+spread is unknown; zero-shot runs have none).
 
-    V = Var(Δ*) + s_A² / S_A + s_B² / S_B,   interval Δ ± t_df · √V,   p = 2 · P(T_df > |Δ| / √V)
+    V = Var(Δ*) + σ²_A / S_A + σ²_B / S_B,   interval Δ ± t_df · √V,   p = 2 · P(T_df > |Δ| / √V)
 
 with ``df`` by Welch–Satterthwaite from the design's degrees of freedom (bootstrap term) and ``S − 1`` (seed
 terms). ``p < 0.05`` exactly when the interval excludes 0. Tests in ``tests/eval/test_compare.py`` check that two
@@ -27,8 +28,6 @@ from scipy import stats
 from caadbench.errors import ResultsError
 from caadbench.eval.bootstrap import (
     CONFIDENCE,
-    LEVELS,
-    MICRO,
     RESAMPLES,
     SEED,
     Replicates,
@@ -36,8 +35,8 @@ from caadbench.eval.bootstrap import (
     replicates,
     t_quantile,
 )
-from caadbench.eval.metrics import METRIC_NAMES
-from caadbench.eval.schema import Results
+from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, PIXEL_METRICS
+from caadbench.eval.schema import LEVELS, MICRO, Results
 
 COMPARED = (*METRIC_NAMES, MICRO)
 """The compared metrics: the six headline ones and the micro I-AUROC."""
@@ -70,12 +69,23 @@ class Difference:
     seed_spread: bool
 
 
-def _seed_term(estimates: np.ndarray) -> tuple[float, float]:
-    """``(s² / S, S − 1)`` of a run's per-seed values; ``(0, inf)`` for one seed."""
-    finite = estimates[np.isfinite(estimates)]
-    if len(finite) < 2:
+def seed_variance(reps: Replicates, metric: str, level: str) -> tuple[float, float]:
+    """``(σ²_seed / S, S − 1)``: the variance the run's mean over ``S`` seeds owes to the seeds themselves.
+
+    The per-seed values ``θ_s`` of one run share the test images, so their sample variance ``s²`` holds the
+    seeds' own spread ``σ²_seed`` *and* the part of each seed's sampling error that the other seeds do not share
+    (``v − c``: a seed's image-sampling variance minus the covariance between seeds), which the bootstrap variance
+    of the mean already counts. The bootstrap estimates that part: ``Σ_s Var*(θ*_s − θ̄*) = (S − 1)(v − c)``; so
+    ``σ²_seed = max(0, s² − Σ_s Var*(θ*_s − θ̄*) / (S − 1))`` (method of moments). ``(0, inf)`` for one seed.
+    """
+    estimates, values = reps.estimates[metric], reps.values[level][metric]
+    keep = np.isfinite(estimates) & np.all(np.isfinite(values), axis=1)
+    n_seeds = int(keep.sum())
+    if n_seeds < 2:
         return 0.0, math.inf
-    return float(np.var(finite, ddof=1) / len(finite)), float(len(finite) - 1)
+    values = values[keep]
+    shared = float(np.sum(np.var(values - values.mean(axis=0), axis=1, ddof=1)) / (n_seeds - 1))
+    return max(0.0, float(np.var(estimates[keep], ddof=1)) - shared) / n_seeds, float(n_seeds - 1)
 
 
 def paired_difference(a: Replicates, b: Replicates, metric: str, level: str, *,
@@ -92,7 +102,7 @@ def paired_difference(a: Replicates, b: Replicates, metric: str, level: str, *,
         return None
     terms = [(float(np.var(delta, ddof=1)), float(a.df[level]))]
     if seed_spread:
-        terms += [_seed_term(a.estimates[metric]), _seed_term(b.estimates[metric])]
+        terms += [seed_variance(a, metric, level), seed_variance(b, metric, level)]
     variance = sum(v for v, _ in terms)
     denominator = sum(v * v / df for v, df in terms if v > 0 and not math.isinf(df))
     df = variance * variance / denominator if denominator > 0 else math.inf
@@ -169,4 +179,50 @@ def compare(a: Results, b: Results, path_a: str | Path = "A", path_b: str | Path
     return out
 
 
-__all__ = ["COMPARED", "Difference", "check_comparable", "comparable", "compare", "holm", "paired_difference"]
+LEVEL_TITLES = {"image": "over test images (the test contexts fixed)",
+                "context": "over contexts (each subject's contexts of a role resampled, then kept whole)"}
+PIXEL_UNAVAILABLE = "results files keep no per-image pixel statistics"
+CONTEXT_UNAVAILABLE = "no subject has two headline contexts of one role"
+
+
+def _p_text(p: float) -> str:
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def comparison_text(a: Results, b: Results, path_a: str | Path, path_b: str | Path,
+                    found: Sequence[Difference | tuple[str, str]]) -> str:
+    """What ``caadbench compare`` prints: the two runs, then per level a table of the differences."""
+    from caadbench.eval.tables import markdown_table, pct
+
+    def who(r: Results, path) -> str:
+        return f"{Path(path).name}: {r.model} ({r.learning}), seeds {', '.join(map(str, r.seeds))}"
+
+    n_headline = sum(e.n for e in a.per_subject.values())
+    lines = [f"A = {who(a, path_a)}", f"B = {who(b, path_b)}",
+             f"same test images: {a.dataset} split {a.split}, {len(a.samples)} test images, {n_headline} in the "
+             f"headline ({a.headline}); differences A − B of the means over seeds, in points", ""]
+    for level in LEVELS:
+        rows = []
+        for item in found:
+            if isinstance(item, Difference):
+                if item.level != level:
+                    continue
+                rows.append([METRIC_LABELS.get(item.metric, "Micro I-AUROC"), pct(item.a), pct(item.b),
+                             pct(item.estimate, signed=True), f"[{pct(item.low, signed=True)}, "
+                             f"{pct(item.high, signed=True)}]", _p_text(item.p),
+                             "inf" if math.isinf(item.df) else f"{item.df:.1f}",
+                             "yes" if item.seed_spread else "no"])
+            elif item[1] == level:
+                why = PIXEL_UNAVAILABLE if item[0] in PIXEL_METRICS else CONTEXT_UNAVAILABLE
+                rows.append([METRIC_LABELS.get(item[0], "Micro I-AUROC"), "", "", "unavailable", why, "", "", ""])
+        lines += [f"{level} level: {LEVEL_TITLES[level]}", ""]
+        lines += markdown_table(["Metric", "A", "B", "A − B", f"{round(100 * CONFIDENCE)} % interval", "p", "df",
+                                 "seed spread"], rows)
+        lines.append("")
+    lines.append("p: two-sided test of no difference (paired bootstrap: both runs resampled alike; a run's spread "
+                 "over seeds added when it has several; Student t at Welch–Satterthwaite df; docs/evaluation.md).")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["COMPARED", "Difference", "check_comparable", "comparable", "compare", "comparison_text", "holm",
+           "paired_difference", "seed_variance"]

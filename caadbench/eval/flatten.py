@@ -5,8 +5,11 @@
 ``float``, ``bool``, ``None``): one row per run (``by=None``), per run × subject (``by="subject"``) or per run ×
 (subject, context) pair (``by="context"``). Every row starts with the run's identity columns (:data:`RUN_COLUMNS`);
 metric values are fractions in [0, 1], each ``<metric>`` (mean over seeds) followed by ``<metric>_std``
-(population std over seeds); NaN where a value is undefined, ``None`` where the run has none (e.g. ``seen_*`` and
-``gap_*`` of a run without seen test images). The column list of a ``by`` never depends on the data
+(population std over seeds) and, for the headline metrics and ``micro_i_auroc``, the bootstrap intervals
+``<metric>_ci_<image|context>_<low|high>`` as stored (``None`` where the file has none: files written before
+intervals; :func:`caadbench.eval.bootstrap.with_intervals` fills a ``Results`` from its samples); NaN where a
+value is undefined, ``None`` where the run has none (e.g. ``seen_*`` and ``gap_*`` of a run without seen test
+images). The column list of a ``by`` never depends on the data
 (:func:`columns`), so files of different runs stack into one table.
 """
 
@@ -22,7 +25,7 @@ from typing import Any
 from caadbench.errors import CaadError, ResultsError
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.results import read_results
-from caadbench.eval.schema import MetricStat, Results
+from caadbench.eval.schema import LEVELS, MICRO, MetricStat, Results
 from caadbench.eval.summaries import inverted_subjects
 from caadbench.eval.tables import cell_text, markdown_table
 
@@ -52,6 +55,16 @@ def _stat(prefix: str, stat: MetricStat | None) -> dict[str, float | None]:
     if stat is None:
         return {prefix: None, f"{prefix}_std": None}
     return {prefix: stat.mean, f"{prefix}_std": stat.std}
+
+
+def _intervals(prefix: str, stat: MetricStat | None, levels=LEVELS) -> dict[str, float | None]:
+    """``<prefix>_ci_<level>_low`` / ``_high`` of each level (``None`` where unknown)."""
+    out: dict[str, float | None] = {}
+    for level in levels:
+        ci = stat.interval(level) if stat is not None else None
+        out[f"{prefix}_ci_{level}_low"] = ci[0] if ci else None
+        out[f"{prefix}_ci_{level}_high"] = ci[1] if ci else None
+    return out
 
 
 def _metrics(metrics: dict[str, MetricStat] | None, prefix: str = "") -> dict[str, float | None]:
@@ -96,6 +109,9 @@ def _run_row(results: Results) -> dict[str, Any]:
         "seen_images": results.seen.n if results.seen is not None else 0,
         "subjects": len(results.categories),
         **_metrics(results.metrics),
+        **{k: v for m in METRIC_NAMES for k, v in _intervals(m, results.metrics[m]).items()},
+        **_stat(MICRO, results.micro_i_auroc),
+        **_intervals(MICRO, results.micro_i_auroc),
         **_metrics(results.seen.metrics if results.seen is not None else None, "seen_"),
         **_metrics(results.gap, "gap_"),
         "subjects_below_chance": below,
@@ -122,7 +138,8 @@ def _context_rows(results: Results) -> list[dict[str, Any]]:
     return [{"subject": c.subject, "context": c.context,
              "role": "—" if c.seen is None else ("seen" if c.seen else "unseen"),
              "pair_label": {0: "normal", 1: "anomalous"}.get(c.label, "mixed"), "n": c.n,
-             "n_anomalous": c.n_anomalous, **_stat("auroc", c.auroc), **_stat("mean_score", c.mean_score)}
+             "n_anomalous": c.n_anomalous, **_stat("auroc", c.auroc), **_intervals("auroc", c.auroc, ("image",)),
+             **_stat("mean_score", c.mean_score)}
             for c in results.per_context]
 
 

@@ -24,13 +24,15 @@ from caadbench.data.splits import INDUSTRIAL_SPLITS
 from caadbench.errors import ResultsError
 from caadbench.eval.duplicates import duplicate_groups
 from caadbench.eval.evaluator import SEEN, UNSEEN
+from caadbench.eval.bootstrap import Replicates, with_intervals
 from caadbench.eval.flatten import HEADLINE_METRIC, flatten
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES
 from caadbench.eval.provenance import WeightsKind
 from caadbench.eval.results import read_results
-from caadbench.eval.schema import Results
+from caadbench.eval.schema import MICRO, Results
+from caadbench.eval.significance import ALPHA, RowTests, table_tests
 from caadbench.eval.summaries import CHANCE_METRICS, chance_levels
-from caadbench.eval.tables import markdown_table, pct, row_stat
+from caadbench.eval.tables import markdown_table, pct, row_interval, row_stat, row_stat_interval
 
 logger = logging.getLogger(__name__)
 
@@ -40,6 +42,18 @@ PACKAGED_REFERENCES = Path(__file__).with_name("references.json")
 REFERENCES_SCHEMA_VERSION = 1
 ASSUMED_MARK = "‡"
 SINGLE_SEED_MARK = "§"
+BEST_MARK, NOT_BELOW_MARK, BELOW_MARK, ABOVE_MARK = "★", "≈", "▼", "▲"
+TABLE_LEGEND = (
+    "*How to read it.* `[low, high]` beside a value: 95 % bootstrap interval over the test images, the test "
+    "contexts and the row's seeds fixed (how sure the number is on this benchmark); *contexts*: 95 % interval when "
+    "the contexts of each subject are resampled too (how sure it is for other contexts of the same world; too narrow "
+    "for a subject with a single test context of a role, `n/a` without any role of two contexts). *vs best* "
+    f"(I-AUROC, paired bootstrap on the same test images with each row's spread over seeds, two-sided 5 %): "
+    f"{BEST_MARK} the table's best mean; {NOT_BELOW_MARK} not significantly below it; {BELOW_MARK} significantly "
+    "below; rows on other test images are not compared. *vs full model*: an ablation's I-AUROC − its full model's "
+    "(same backbone, weights and test images) in points, Holm-adjusted over that model's ablations in this table: "
+    f"{BELOW_MARK} / {ABOVE_MARK} significantly below / above at 5 %, {NOT_BELOW_MARK} not (docs/evaluation.md, "
+    "*Uncertainty*).")
 GAP_UNAVAILABLE = "gap unavailable"
 CHANCE = "chance"
 
@@ -185,10 +199,11 @@ def _reported_headline(ref: Reference) -> float:
 
 @dataclass
 class _Section:
-    """One table: every row of one (dataset, split, shots)."""
+    """One table: every row of one (dataset, split, shots); ``tests`` holds each measured row's tests."""
 
     refs: list[Reference] = field(default_factory=list)
     measured: list[tuple[Path, Results]] = field(default_factory=list)
+    tests: list[RowTests] = field(default_factory=list)
 
     @property
     def cross(self) -> bool:
@@ -196,20 +211,52 @@ class _Section:
         return any(r.headline == UNSEEN for _, r in self.measured)
 
 
+CTX_COLUMN, MICRO_COLUMN, MICRO_CTX_COLUMN = "I-AUROC, contexts", "Micro I-AUROC", "Micro, contexts"
+BEST_COLUMN, FULL_COLUMN = "vs best", "vs full model"
+
+
+def _p(p: float) -> str:
+    return "p < 0.001" if p < 0.001 else f"p {p:.3f}"
+
+
+def _vs_best(tests: RowTests) -> str:
+    if tests.best:
+        return f"{BEST_MARK} best"
+    if tests.not_compared:
+        return f"not compared ({tests.not_compared})"
+    if tests.vs_best is None:
+        return "—"
+    return f"{BELOW_MARK if tests.below_best else NOT_BELOW_MARK} ({_p(tests.vs_best.p)})"
+
+
+def _vs_full(tests: RowTests) -> str:
+    if tests.ablations:
+        return f"full model ({tests.ablations} ablation{'s' if tests.ablations > 1 else ''})"
+    if tests.vs_full is None or tests.holm_p is None:
+        return ""
+    d = tests.vs_full
+    mark = NOT_BELOW_MARK if tests.holm_p >= ALPHA else (BELOW_MARK if d.estimate < 0 else ABOVE_MARK)
+    return f"{mark} {100 * d.estimate:+.1f} (Holm {_p(tests.holm_p)})"
+
+
 class _Renderer:
-    """Builds the rows of every table and remembers which marks need a legend."""
+    """Builds the rows of every table (as column → cell) and remembers which marks need a legend."""
 
     def __init__(self, refs: References, out_dir: Path) -> None:
         self.refs, self.out_dir = refs, out_dir
         self.cite_number = {key: i + 1 for i, key in enumerate(sorted(refs.citations))}
         self.used: set[str] = set()
 
-    def header(self, section: _Section) -> list[str]:
+    @staticmethod
+    def header(section: _Section) -> list[str]:
+        labels = [METRIC_LABELS[m] for m in METRIC_NAMES]
+        if section.measured:
+            labels[1:1] = [CTX_COLUMN, MICRO_COLUMN, MICRO_CTX_COLUMN, BEST_COLUMN, FULL_COLUMN]
         extra = ["Seen I-AUROC", "Gap I-AUROC"] if section.cross else []
-        return ["Method", "Model", "Source", "Backbone", "Weights", "Seeds",
-                *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra, "I-AUROC < 50", "Notes"]
+        return ["Method", "Model", "Source", "Backbone", "Weights", "Seeds", *labels, *extra, "I-AUROC < 50",
+                "Notes"]
 
-    def measured_row(self, path: Path, results: Results, cross: bool) -> list[str]:
+    def measured_row(self, path: Path, results: Results, tests: RowTests) -> dict[str, str]:
         row = flatten(results, path=path)[0]
         kind = results.provenance.weights_kind
         if kind.mark:
@@ -220,54 +267,59 @@ class _Renderer:
         if row["n_seeds"] == 1 and row["learning"] != "zero-shot":  # zero-shot results depend on no seed
             seeds += f" {SINGLE_SEED_MARK}"
             self.used.add(SINGLE_SEED_MARK)
-        extra = []
-        if cross:
-            if results.has_gap:
-                extra = [row_stat(row, f"seen_{HEADLINE_METRIC}"),
-                         row_stat(row, f"gap_{HEADLINE_METRIC}", signed=True)]
-            else:
-                extra = ["—", "unavailable"]
-                self.used.add(GAP_UNAVAILABLE)
+        cells = {
+            "Method": self.refs.method_name(row["model"]) + (f" {kind.mark}" if kind.mark else ""),
+            "Model": row["model"],
+            "Source": f"measured: [{path.name}]({link}) @ {commit}",
+            "Backbone": f"{row['backbone']} @ {row['image_size']}px",
+            "Weights": row["weights_label"],
+            "Seeds": seeds,
+            **{METRIC_LABELS[m]: row_stat_interval(row, m) for m in METRIC_NAMES},
+            CTX_COLUMN: row_interval(row, HEADLINE_METRIC, "context") or "n/a",
+            MICRO_COLUMN: row_stat_interval(row, MICRO),
+            MICRO_CTX_COLUMN: row_interval(row, MICRO, "context") or "n/a",
+            BEST_COLUMN: _vs_best(tests),
+            FULL_COLUMN: _vs_full(tests),
+            "I-AUROC < 50": f"{row['subjects_below_chance']}/{row['subjects_defined']}",
+        }
+        if results.has_gap:
+            cells["Seen I-AUROC"] = row_stat(row, f"seen_{HEADLINE_METRIC}")
+            cells["Gap I-AUROC"] = row_stat(row, f"gap_{HEADLINE_METRIC}", signed=True)
+        elif results.headline == UNSEEN:
+            cells["Seen I-AUROC"], cells["Gap I-AUROC"] = "—", "unavailable"
+            self.used.add(GAP_UNAVAILABLE)
         images = (f"{row['headline_images']} unseen + {row['seen_images']} seen test images"
                   if results.has_gap else f"{row['test_images']} test images")
-        return [
-            self.refs.method_name(row["model"]) + (f" {kind.mark}" if kind.mark else ""),
-            row["model"],
-            f"measured: [{path.name}]({link}) @ {commit}",
-            f"{row['backbone']} @ {row['image_size']}px",
-            row["weights_label"],
-            seeds,
-            *(row_stat(row, m) for m in METRIC_NAMES),
-            *extra,
-            f"{row['subjects_below_chance']}/{row['subjects_defined']}",
-            f"{row['learning']}; {images}" + _categories_note(results) + _trained_on(results),
-        ]
+        cells["Notes"] = f"{row['learning']}; {images}" + _categories_note(results) + _trained_on(results)
+        return cells
 
-    def reported_row(self, ref: Reference, cross: bool) -> list[str]:
+    def reported_row(self, ref: Reference) -> dict[str, str]:
         mark = f" {ASSUMED_MARK}" if ref.shots_assumed else ""
         if mark:
             self.used.add(ASSUMED_MARK)
-        return [ref.method + mark, ", ".join(ref.models) or "—",
-                f"reported: {self.refs.citations[ref.cite]['short']} [{self.cite_number[ref.cite]}]",
-                ref.backbone or "—", ref.weights or "—", "—",
-                *(_reported(ref.metrics.get(m)) for m in METRIC_NAMES), *(["", ""] if cross else []), "",
-                ref.note]
+        return {"Method": ref.method + mark, "Model": ", ".join(ref.models) or "—",
+                "Source": f"reported: {self.refs.citations[ref.cite]['short']} [{self.cite_number[ref.cite]}]",
+                "Backbone": ref.backbone or "—", "Weights": ref.weights or "—", "Seeds": "—",
+                **{METRIC_LABELS[m]: _reported(ref.metrics.get(m)) for m in METRIC_NAMES}, "Notes": ref.note}
 
-    def chance_row(self, results: Results, section: _Section, label: str) -> list[str]:
+    def chance_row(self, results: Results, label: str) -> dict[str, str]:
         self.used.add(CHANCE)
         chance = chance_levels(results)
-        values = [pct(chance[m]) if m in CHANCE_METRICS else "—" for m in METRIC_NAMES]
-        seen = pct(chance_levels(results, SEEN)[HEADLINE_METRIC]) if results.has_gap else "—"
         n = sum(e.n for e in results.per_subject.values())
-        return [label, "—", f"constant score on the {n} headline test images", "—", "—", "—", *values,
-                *([seen, "—"] if section.cross else []), "—", "the level below which a row is worse than guessing"]
+        cells = {"Method": label, "Model": "—", "Source": f"constant score on the {n} headline test images",
+                 "Backbone": "—", "Weights": "—", "Seeds": "—",
+                 **{METRIC_LABELS[m]: pct(chance[m]) if m in CHANCE_METRICS else "—" for m in METRIC_NAMES},
+                 MICRO_COLUMN: pct(0.5), "Gap I-AUROC": "—", "I-AUROC < 50": "—",
+                 "Notes": "the level below which a row is worse than guessing"}
+        cells["Seen I-AUROC"] = pct(chance_levels(results, SEEN)[HEADLINE_METRIC]) if results.has_gap else "—"
+        return cells
 
-    def units(self, section: _Section) -> list[tuple[float, str, list[list[str]]]]:
+    def units(self, section: _Section) -> list[tuple[float, str, list[dict[str, str]]]]:
         """``(headline %, tie-break, rows)`` blocks: a reported row with its measured rows and their Δ rows,
         a measured row, or a chance row."""
-        cross, units, placed = section.cross, [], set()
+        units, placed = [], set()
         for ref in section.refs:
-            rows = [self.reported_row(ref, cross)]
+            rows = [self.reported_row(ref)]
             matches = sorted(((i, p, r) for i, (p, r) in enumerate(section.measured)
                               if r.model in ref.models and i not in placed),
                              key=lambda t: (*_headline_key(100 * t[2].metrics[HEADLINE_METRIC].mean),
@@ -275,18 +327,17 @@ class _Renderer:
             mark = f" {ASSUMED_MARK}" if ref.shots_assumed else ""
             for i, path, res in matches:
                 placed.add(i)
-                rows.append(self.measured_row(path, res, cross))
+                rows.append(self.measured_row(path, res, section.tests[i]))
                 if not res.provenance.weights_kind.paper_comparable:
                     continue
-                gaps = [_gap(res, ref, m) for m in METRIC_NAMES]
-                if any(gaps):
-                    rows.append([f"Δ {res.model} − reported{mark}", "", "", "", "", "", *gaps,
-                                 *(["", ""] if cross else []), "", ""])
+                gaps = {METRIC_LABELS[m]: _gap(res, ref, m) for m in METRIC_NAMES}
+                if any(gaps.values()):
+                    rows.append({"Method": f"Δ {res.model} − reported{mark}", **gaps})
             units.append((_reported_headline(ref), ref.method, rows))
         for i, (path, res) in enumerate(section.measured):
             if i not in placed:
                 units.append((100 * res.metrics[HEADLINE_METRIC].mean, _measured_order(path, res),
-                              [self.measured_row(path, res, cross)]))
+                              [self.measured_row(path, res, section.tests[i])]))
         test_sets: dict[tuple, Results] = {}
         for _, res in sorted(section.measured, key=lambda t: not t[1].has_gap):  # a run with seen images first
             test_sets.setdefault(_test_set(res), res)
@@ -294,9 +345,18 @@ class _Renderer:
             images = sum(e.n for e in res.per_subject.values())
             label = "chance" + (f" ({images} headline images of {res.provenance.dataset_fingerprint[:8]})"
                                 if len(test_sets) > 1 else "")
-            units.append((100 * chance_levels(res)[HEADLINE_METRIC], ("~chance", n),
-                          [self.chance_row(res, section, label)]))
+            units.append((100 * chance_levels(res)[HEADLINE_METRIC], ("~chance", n), [self.chance_row(res, label)]))
         return sorted(units, key=lambda u: (*_headline_key(u[0]), str(u[1])))
+
+    def table(self, section: _Section) -> list[str]:
+        """The table's markdown lines, with its legend when it has measured rows."""
+        header = self.header(section)
+        rows = [[cells.get(column, "") for column in header] for _, _, block in self.units(section)
+                for cells in block]
+        lines = markdown_table(header, rows)
+        if section.measured:
+            lines += ["", TABLE_LEGEND]
+        return lines
 
 
 def _test_set(res: Results) -> tuple:
@@ -333,8 +393,12 @@ def render_leaderboard(
     sections: dict[tuple[str, str, int], _Section] = defaultdict(_Section)
     for ref in refs.rows:
         sections[ref.dataset, ref.split, ref.shots].refs.append(ref)
-    for path, res in measured:
+    replicates: dict[int, Replicates] = {}
+    for i, (path, res) in enumerate(measured):
         sections[res.dataset, res.split, res.shots].measured.append((path, res))
+        replicates[id(res)] = with_intervals(res)  # fills what a file written before intervals lacks
+    for section in sections.values():
+        section.tests = table_tests([(res, replicates[id(res)]) for _, res in section.measured])
 
     lines = [
         "<!-- Generated by `caadbench leaderboard`: do not edit by hand. Regenerate with `caadbench leaderboard`;",
@@ -346,7 +410,10 @@ def render_leaderboard(
         f"in `{references_label}`.",
         "",
         "Values are percentages. **Measured** rows: macro mean over subjects (categories), ± population std over "
-        "seeds when there are several, run here with the stated backbone and weights. **Reported** rows: copied "
+        "seeds when there are several, then its 95 % bootstrap interval over test images `[low, high]`; *contexts*: "
+        "the 95 % interval over contexts; *Micro*: the I-AUROC of all headline images pooled over subjects (the "
+        "legend under each table says how to read them and the marks); run here with the stated backbone and "
+        "weights. **Reported** rows: copied "
         "from the cited paper. **Δ** rows: measured − reported, in points, for the same method, dataset, split, "
         "shot setting and metric. Rows are sorted by the headline I-AUROC within each table (a reported row "
         "carries its measured rows and their Δ rows); the **chance** row is a constant score on the same test "
@@ -365,8 +432,7 @@ def render_leaderboard(
         if section.cross:
             lines += ["Headline metrics on test images of **unseen** contexts; *Seen I-AUROC* on held-out test "
                       "images of seen contexts (never trained on); *Gap* = seen − unseen, per seed, mean ± std.", ""]
-        rows = [row for _, _, block in renderer.units(section) for row in block]
-        lines += markdown_table(renderer.header(section), rows) + [""]
+        lines += renderer.table(section) + [""]
 
     lines += ["## Notes", ""]
     for kind in (WeightsKind.RANDOM_INIT, WeightsKind.WORLD):

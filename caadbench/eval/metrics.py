@@ -76,7 +76,8 @@ def _cumulate(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray | None = None):
         ``(tp, fp, pro_cum)``: ``(..., L)`` float64 arrays, index 0 = highest threshold.
     """
     def down(x):
-        return np.cumsum(np.flip(np.asarray(x, dtype=np.float64), -1), axis=-1)
+        levels_first = np.ascontiguousarray(np.swapaxes(np.asarray(x, dtype=np.float64), 0, -1)[::-1])
+        return np.swapaxes(_scan_in_place(levels_first), 0, -1)
 
     return down(pos), down(neg), None if pro is None else down(pro)
 
@@ -225,20 +226,16 @@ def image_curve_metrics(tp: np.ndarray, fp: np.ndarray, names: Sequence[str] = I
     return {name: compute[name](tp, fp) for name in names}
 
 
-def pixel_curve_metrics(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray,
-                        n_regions) -> dict[str, float | np.ndarray]:
+def pixel_curve_metrics(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray, n_regions, *, bounds: bool = False):
     """``{"p_auroc", "p_f1max", "aupro"}`` from ``(..., L)`` counts per level in increasing score order (distinct
-    scores or histogram bins) and ``(...)`` region counts; NaN where undefined."""
-    tp, fp, pro_cum = _cumulate(pos, neg, pro)
-    return {"p_auroc": _auroc(tp, fp), "p_f1max": _f1max(tp, fp), "aupro": _aupro(fp, pro_cum, n_regions)}
+    scores or histogram bins) and ``(...)`` region counts; NaN where undefined.
 
-
-def pixel_curve_bounds(pos: np.ndarray, neg: np.ndarray, pro: np.ndarray, n_regions,
-                       values: dict[str, float | np.ndarray]) -> dict[str, float | np.ndarray]:
-    """Bounds on the error of :func:`pixel_curve_metrics` ``values`` when each level is a histogram bin whose
-    scores are treated as tied (:func:`_histogram_bounds`); same arguments, one bound per curve."""
+    With ``bounds``, returns ``(values, bounds)``: ``bounds`` holds, per metric and curve, the largest error of
+    treating each level as a histogram bin whose scores are tied (:func:`_histogram_bounds`).
+    """
     tp, fp, pro_cum = _cumulate(pos, neg, pro)
-    return _histogram_bounds(pos, neg, tp, fp, pro_cum, n_regions, values)
+    values = {"p_auroc": _auroc(tp, fp), "p_f1max": _f1max(tp, fp), "aupro": _aupro(fp, pro_cum, n_regions)}
+    return (values, _histogram_bounds(pos, neg, tp, fp, pro_cum, n_regions, values)) if bounds else values
 
 
 def _check_scores(scores: np.ndarray, what: str) -> None:
@@ -571,11 +568,10 @@ class PixelMetricAccumulator:
 
     def _compute_group(self, group: _Group) -> PixelMetrics:
         pos, neg, pro = group.levels()
-        values = pixel_curve_metrics(pos, neg, pro, group.n_regions)
         if group.binned:
-            bound = pixel_curve_bounds(pos, neg, pro, group.n_regions, values)
+            values, bound = pixel_curve_metrics(pos, neg, pro, group.n_regions, bounds=True)
         else:
-            bound = {name: 0.0 for name in PIXEL_METRICS}
+            values, bound = pixel_curve_metrics(pos, neg, pro, group.n_regions), {name: 0.0 for name in PIXEL_METRICS}
         return PixelMetrics(values, bound, group.n_pixels, group.n_anomalous, group.n_regions, not group.binned)
 
 
@@ -631,7 +627,6 @@ __all__ = [
     "image_curve_metrics",
     "image_metrics",
     "macro_mean",
-    "pixel_curve_bounds",
     "pixel_curve_metrics",
     "ranked_counts",
     "region_sizes",

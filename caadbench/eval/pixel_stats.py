@@ -10,7 +10,7 @@ Memory: ``12 · IMAGE_BINS + 40`` bytes per image (6 KiB), whatever the image si
 :func:`common_grid` moves a subject's images onto one grid of the same number of bins spanning all their scores:
 grid exponents only grow with the range, so every image bin falls into exactly one common bin (bin pairs merge
 exactly). Scores inside one common bin are treated as tied, with the error bounds of
-:func:`~caadbench.eval.metrics.pixel_curve_bounds`.
+:func:`~caadbench.eval.metrics.pixel_curve_metrics` (``bounds=True``).
 """
 
 from __future__ import annotations

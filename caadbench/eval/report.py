@@ -15,6 +15,7 @@ import numpy as np
 
 from caadbench.errors import CaadError
 from caadbench.eval import report_plots as plots
+from caadbench.eval.bootstrap import with_intervals
 from caadbench.eval.evaluator import SEEN, UNSEEN
 from caadbench.eval.examples import examples_path, read_examples
 from caadbench.eval.flatten import flatten
@@ -23,7 +24,15 @@ from caadbench.eval.provenance import WeightsKind
 from caadbench.eval.results import read_results
 from caadbench.eval.schema import Results
 from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, gap_status, inverted_subjects
-from caadbench.eval.tables import markdown_table, mean_std, pct, row_stat
+from caadbench.eval.tables import (
+    interval_text,
+    markdown_table,
+    mean_std,
+    pct,
+    row_stat,
+    row_stat_interval,
+    stat_interval,
+)
 from caadbench.utils.atomic import atomic_directory
 
 REPORT_FILE = "report.md"
@@ -55,6 +64,7 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, *,
     """
     results_path = Path(results_path)
     results = read_results(results_path)
+    with_intervals(results, contexts=True)  # a file written before intervals gets them from its samples
     if not 0 <= seed_index < len(results.seeds):
         raise CaadError(results_path, f"seed index {seed_index} out of range ({len(results.seeds)} seeds)")
     sidecar = examples_path(results_path)
@@ -123,23 +133,30 @@ def _seen_vs_unseen(results: Results) -> list[str]:
     headline = results.headline
     if results.has_gap:
         chance_u, chance_s = chance_levels(results, UNSEEN), chance_levels(results, SEEN)
-        rows = [[METRIC_LABELS[m], mean_std(results.metrics[m]), mean_std(results.seen.metrics[m]),
-                 mean_std(results.gap[m], signed=True), pct(chance_u[m]) if m in CHANCE_METRICS else "—",
-                 pct(chance_s[m]) if m in CHANCE_METRICS else "—"] for m in METRIC_NAMES]
-        rows.append(["Subjects with I-AUROC < 50", _inverted(results.per_subject),
+        rows = [[METRIC_LABELS[m], stat_interval(results.metrics[m]), _contexts(results.metrics[m]),
+                 mean_std(results.seen.metrics[m]), mean_std(results.gap[m], signed=True),
+                 pct(chance_u[m]) if m in CHANCE_METRICS else "—", pct(chance_s[m]) if m in CHANCE_METRICS else "—"]
+                for m in METRIC_NAMES]
+        if results.micro_i_auroc is not None:
+            rows.append(["Micro I-AUROC", stat_interval(results.micro_i_auroc), _contexts(results.micro_i_auroc),
+                         "—", "", pct(0.5), ""])
+        rows.append(["Subjects with I-AUROC < 50", _inverted(results.per_subject), "",
                      _inverted(results.seen.per_subject), "", "", ""])
-        header = ["Metric", "Unseen contexts (headline)", "Seen contexts", "Gap (seen − unseen)", "Chance (unseen)",
-                  "Chance (seen)"]
+        header = ["Metric", "Unseen contexts (headline)", "Headline, over contexts", "Seen contexts",
+                  "Gap (seen − unseen)", "Chance (unseen)", "Chance (seen)"]
         intro = ("The headline numbers are on test images of contexts never seen for their subject in training or "
                  "support; the seen column is on held-out images of the seen contexts (never trained on). "
                  "The gap is seen − unseen in points, per seed, then mean ± std over seeds.")
     else:
         chance = chance_levels(results)
         label = "Unseen contexts (headline)" if headline == UNSEEN else "All test images (headline)"
-        rows = [[METRIC_LABELS[m], mean_std(results.metrics[m]), pct(chance[m]) if m in CHANCE_METRICS else "—"]
-                for m in METRIC_NAMES]
-        rows.append(["Subjects with I-AUROC < 50", _inverted(results.per_subject), ""])
-        header = ["Metric", label, "Chance"]
+        rows = [[METRIC_LABELS[m], stat_interval(results.metrics[m]), _contexts(results.metrics[m]),
+                 pct(chance[m]) if m in CHANCE_METRICS else "—"] for m in METRIC_NAMES]
+        if results.micro_i_auroc is not None:
+            rows.append(["Micro I-AUROC", stat_interval(results.micro_i_auroc), _contexts(results.micro_i_auroc),
+                         pct(0.5)])
+        rows.append(["Subjects with I-AUROC < 50", _inverted(results.per_subject), "", ""])
+        header = ["Metric", label, "Headline, over contexts", "Chance"]
         intro = "Macro mean over subjects."
     lines = ["## Seen vs unseen contexts", "",
              intro + " Values in percent" + (", ± population std over seeds" if len(results.seeds) > 1 else
@@ -147,8 +164,33 @@ def _seen_vs_unseen(results: Results) -> list[str]:
              + ". *Chance*: a constant score on the same images (I-AUROC 50; I-AP the anomalous share; I-F1max "
                "2π/(1+π)), macro over subjects.", ""]
     lines += markdown_table(header, rows)
-    lines += ["", f"Gap {gap_status(results)}."]
+    lines += ["", f"Gap {gap_status(results)}.", "", _intervals_text(results)]
     return lines
+
+
+def _per_seed(stat) -> str:
+    """``v [low, high]`` per seed."""
+    intervals = stat.ci_image_per_seed or [None] * len(stat.per_seed)
+    return ", ".join(" ".join(x for x in (pct(v), interval_text(ci)) if x) for v, ci in zip(stat.per_seed, intervals))
+
+
+def _contexts(stat) -> str:
+    """The context-level interval of a headline value, ``n/a`` when unavailable."""
+    return interval_text(stat.ci_context) or "n/a"
+
+
+def _intervals_text(results: Results) -> str:
+    """How to read the intervals of this report, with what they leave out."""
+    info = results.intervals
+    text = ("`[low, high]`: 95 % bootstrap interval over the test images, the test contexts and the seeds fixed (how "
+            "sure the number is on this benchmark); *over contexts*: each subject's contexts of a role are resampled "
+            "too (how sure it is for other contexts of the same world); *Micro*: the I-AUROC of all headline images "
+            "pooled over subjects. Intervals do not include the spread over seeds (± std).")
+    if info is not None:
+        text += (f" {info.resamples} resamples, seed {info.seed}, degrees of freedom: images {info.df['image']}, "
+                 f"contexts {info.df['context']} (docs/evaluation.md, *Uncertainty*).")
+        text += "".join(f" Note: {n}." for n in info.notes)
+    return text
 
 
 def render_report(
@@ -183,10 +225,9 @@ def render_report(
               "Macro mean over subjects of the headline images, in percent. *Bound*: the largest possible error of "
               "the streamed pixel histogram (0: exact).", ""]
     lines += markdown_table(
-        ["Metric", "Value", "Per seed", "Bound"],
-        [[METRIC_LABELS[m], mean_std(results.metrics[m]),
-          ", ".join(pct(v) for v in results.metrics[m].per_seed), f"{100 * results.metrics[m].bound:.3f}"]
-         for m in METRIC_NAMES],
+        ["Metric", "Value", "Per seed [95 % over images]", "Bound"],
+        [[METRIC_LABELS[m], stat_interval(results.metrics[m]), _per_seed(results.metrics[m]),
+          f"{100 * results.metrics[m].bound:.3f}"] for m in METRIC_NAMES],
     )
 
     lines += ["", "## Pooled view", "",
@@ -206,7 +247,7 @@ def render_report(
               "the subject's images of the other label (0.5 = chance, below = systematically inverted).", ""]
     lines += markdown_table(["Subject", "Context", "Role", "Pair label", "Images", "Context AUROC", "Mean score"],
                             [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]),
-                              row_stat(r, "auroc"), f"{r['mean_score']:.4f}"] for r in worst])
+                              row_stat_interval(r, "auroc"), f"{r['mean_score']:.4f}"] for r in worst])
 
     lines += ["", "## Figures", ""]
     captions = {
@@ -243,11 +284,14 @@ def render_report(
                     pct(r["gap_i_auroc"], signed=True) if have else "—"]
         rows.append(row)
     lines += markdown_table(["Subject", "Images", "Anomalous", *(METRIC_LABELS[m] for m in METRIC_NAMES), *extra], rows)
-    lines += ["", "## Per context", ""]
+    lines += ["", "## Per context", "",
+              "Context AUROC (mean ± std over seeds) with its 95 % interval over the test images (images of the pair "
+              "and of the subject's other-label images resampled; the contexts fixed). A pair scored perfectly "
+              "gets a zero-width interval: the bootstrap cannot see beyond its sample.", ""]
     lines += markdown_table(
-        ["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC", "Mean score"],
+        ["Subject", "Context", "Role", "Pair label", "Images", "Anomalous", "Context AUROC [95 %]", "Mean score"],
         [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]), str(r["n_anomalous"]),
-          row_stat(r, "auroc"), f"{r['mean_score']:.4f}"] for r in contexts])
+          row_stat_interval(r, "auroc"), f"{r['mean_score']:.4f}"] for r in contexts])
     if results.notes:
         lines += ["", "## Notes", "", *(f"- {n}" for n in results.notes)]
     lines += ["", "## Provenance", ""]

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from caadbench.errors import ResultsError
-from caadbench.eval.bootstrap import RunScores, with_intervals
+from caadbench.eval.bootstrap import RESAMPLES, RunScores, with_intervals
 from caadbench.eval.evaluator import ALL, SEEN, UNSEEN, ContextInfo, ScopeEvaluation, SeedEvaluation
 from caadbench.eval.metrics import METRIC_NAMES
 from caadbench.eval.provenance import Provenance
@@ -61,8 +61,11 @@ def build_results(
     run_config: Mapping[str, Any] | None = None,
     train_data: TrainData | None = None,
     selection: Mapping[str, Any] | None = None,
+    n_resamples: int = RESAMPLES,
 ) -> Results:
-    """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`.
+    """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`, with the bootstrap
+    intervals of its headline metrics (``n_resamples`` per level; pixel metrics from the evaluations' per-image
+    histograms).
 
     Raises:
         ResultsError: seeds and evaluations differ in number, or the seeds evaluated different test sets.
@@ -128,7 +131,7 @@ def build_results(
         gap=gap,
         categories=sorted(set(first.subjects)),
     )
-    with_intervals(results, RunScores.of_evaluations(evaluations), contexts=True)
+    with_intervals(results, RunScores.of_evaluations(evaluations), contexts=True, n_resamples=n_resamples)
     return results.validate()
 
 

@@ -29,6 +29,10 @@ READABLE_VERSIONS = (1, 2, 3)
 bootstrap intervals) reads with ``intervals``, ``micro_i_auroc`` and every ``ci_*`` null: the commands that show or
 compare intervals compute them from its stored scores (:func:`caadbench.eval.bootstrap.with_intervals`)."""
 HEADLINES = (UNSEEN, ALL)
+LEVELS = ("image", "context")
+"""Bootstrap resampling levels, named in the ``ci_<level>`` fields (see :mod:`caadbench.eval.bootstrap`)."""
+MICRO = "micro_i_auroc"
+"""The pooled I-AUROC over every headline image (all subjects together), beside the macro one."""
 
 
 Interval = list[float]
@@ -65,7 +69,7 @@ class MetricStat:
     def intervals(self) -> list[tuple[str, Interval | None]]:
         """Every interval field with its name (for validation)."""
         out: list[tuple[str, Interval | None]] = []
-        for level in ("image", "context"):
+        for level in LEVELS:
             out.append((f"ci_{level}", getattr(self, f"ci_{level}")))
             per_seed = getattr(self, f"ci_{level}_per_seed") or []
             out += [(f"ci_{level}_per_seed[{i}]", ci) for i, ci in enumerate(per_seed)]
@@ -301,13 +305,13 @@ class Results:
             for subject, entry in self.seen.per_subject.items():
                 stats += [(f"seen.per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
         if self.micro_i_auroc is not None:
-            stats.append(("micro_i_auroc", self.micro_i_auroc))
+            stats.append((MICRO, self.micro_i_auroc))
         gaps = [(f"gap.{m}", s) for m, s in (self.gap or {}).items()]
         for name, stat in stats + gaps:
             for ci_name, ci in stat.intervals():
                 if ci is not None and not (len(ci) == 2 and 0.0 <= ci[0] <= ci[1] <= 1.0):
                     fail(f"{name}.{ci_name}: {ci} is not an interval [low, high] within [0, 1]")
-            for level in ("image", "context"):
+            for level in LEVELS:
                 per_seed = getattr(stat, f"ci_{level}_per_seed")
                 if per_seed is not None and len(per_seed) != n_seeds:
                     fail(f"{name}.ci_{level}_per_seed: {len(per_seed)} intervals for {n_seeds} seeds")
@@ -336,5 +340,5 @@ class Results:
         return self
 
 
-__all__ = ["HEADLINES", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "Interval", "IntervalInfo", "MetricStat",
+__all__ = ["HEADLINES", "LEVELS", "MICRO", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "Interval", "IntervalInfo", "MetricStat",
            "Results", "SampleEntry", "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]

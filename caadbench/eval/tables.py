@@ -2,7 +2,8 @@
 
 Values are fractions in [0, 1] shown as percentages with one decimal; a value over seeds (anything with ``mean``,
 ``std`` and ``per_seed``, e.g. :class:`~caadbench.eval.schema.MetricStat`) shows ``mean ± std`` (population std)
-when it has more than one seed, and ``n/a`` when it is undefined.
+when it has more than one seed, and ``n/a`` when it is undefined; a bootstrap interval ``[low, high]`` follows it
+where one is known.
 """
 
 from __future__ import annotations
@@ -49,7 +50,30 @@ def row_stat(row: dict[str, Any], key: str, *, signed: bool = False) -> str:
     return mean_std_of(row[key], row.get(f"{key}_std"), row["n_seeds"], signed=signed)
 
 
-FRACTION_PREFIXES = ("i_", "p_", "seen_", "gap_", "auroc", "aupro")
+def interval_text(interval: Sequence[float | None] | None, *, signed: bool = False) -> str:
+    """``[0.551, 0.702]`` → ``"[55.1, 70.2]"``; ``""`` when unknown."""
+    if interval is None or any(v is None or math.isnan(v) for v in interval):
+        return ""
+    low, high = interval
+    return f"[{pct(low, signed=signed)}, {pct(high, signed=signed)}]"
+
+
+def row_interval(row: dict[str, Any], key: str, level: str = "image") -> str:
+    """The ``level`` interval of column ``key`` of a flat results row (``<key>_ci_<level>_low/high``)."""
+    return interval_text((row.get(f"{key}_ci_{level}_low"), row.get(f"{key}_ci_{level}_high")))
+
+
+def row_stat_interval(row: dict[str, Any], key: str, level: str = "image") -> str:
+    """``mean ± std [low, high]`` of column ``key`` of a flat results row (the interval where known)."""
+    return " ".join(x for x in (row_stat(row, key), row_interval(row, key, level)) if x)
+
+
+def stat_interval(stat: Any, level: str = "image") -> str:
+    """``mean ± std [low, high]`` of a :class:`~caadbench.eval.schema.MetricStat` (the interval where known)."""
+    return " ".join(x for x in (mean_std(stat), interval_text(stat.interval(level))) if x)
+
+
+FRACTION_PREFIXES = ("i_", "p_", "seen_", "gap_", "auroc", "aupro", "micro_")
 """Flat columns holding fractions in [0, 1] (shown in percent by :func:`cell_text`)."""
 
 
@@ -63,4 +87,5 @@ def cell_text(key: str, value: Any) -> str:
     return str(value)
 
 
-__all__ = ["FRACTION_PREFIXES", "NA", "cell_text", "markdown_table", "mean_std", "mean_std_of", "pct", "row_stat"]
+__all__ = ["FRACTION_PREFIXES", "NA", "cell_text", "interval_text", "markdown_table", "mean_std", "mean_std_of", "pct",
+           "row_interval", "row_stat", "row_stat_interval", "stat_interval"]

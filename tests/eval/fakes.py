@@ -125,10 +125,13 @@ def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-
     results = build_results(
         model=model, learning=learning, dataset=dataset, split=split, shots=shots, seeds=list(seeds),
         evaluations=evaluations, support_keys={}, config={"backbone": "caad-tiny"},
-        provenance=fake_provenance(random_init, weights=weights),
+        provenance=fake_provenance(random_init, weights=weights), n_resamples=FAKE_RESAMPLES,
     )
     return results, example_set
 
+
+FAKE_RESAMPLES = 200
+"""Bootstrap resamples of fake runs (the default's tenth: tests check the intervals' logic, not their precision)."""
 
 V2_FIELDS = ("headline", "seen", "gap", "categories")
 

@@ -14,7 +14,8 @@ import math
 import numpy as np
 from scipy.stats import norm
 
-from caadbench.eval.bootstrap import MICRO, Replicates, RunScores
+from caadbench.eval.bootstrap import Replicates, RunScores
+from caadbench.eval.schema import MICRO
 
 
 def design(n_subjects: int, cells: list[tuple[int, int]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

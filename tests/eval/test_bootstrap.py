@@ -9,7 +9,6 @@ import pytest
 from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
 
 from caadbench.eval.bootstrap import (
-    MICRO,
     RunScores,
     _rao_wu,
     cell_intervals,
@@ -20,6 +19,7 @@ from caadbench.eval.bootstrap import (
 )
 from caadbench.eval.metrics import auroc, image_curve_metrics, pixel_curve_metrics, ranked_counts
 from caadbench.eval.pixel_stats import common_grid, image_histogram
+from caadbench.eval.schema import MICRO
 from tests.eval.score_sims import design, fixed_contexts, random_contexts, run_of
 
 
