@@ -1,4 +1,4 @@
-"""`caadbench leaderboard` and `caadbench report` through the click CLI."""
+"""`caadbench leaderboard`, `caadbench report` and `caadbench compare` through the click CLI."""
 
 from __future__ import annotations
 
@@ -80,3 +80,18 @@ def test_report_bad_input_is_one_line(tmp_path):
     bad.write_text('{"schema_version": 0, "model": "x"}')
     result = invoke("report", str(bad))
     assert result.exit_code == 2 and "schema version 0 is not supported" in result.output
+
+
+def test_compare_prints_both_levels_and_refuses_other_test_images(tmp_path):
+    a = write_fake_run(tmp_path / "a.json", seeds=(0,), n_per_pair=2, examples=False)
+    b = write_fake_run(tmp_path / "b.json", seeds=(1,), n_per_pair=2, examples=False, model="coreclip.no_csr")
+    result = invoke("compare", str(a), str(b))
+    assert result.exit_code == 0, result.output
+    assert "A = a.json: coreclip" in result.output and "B = b.json: coreclip.no_csr" in result.output
+    assert "image level:" in result.output and "context level:" in result.output
+    assert "| I-AUROC |" in result.output and "| Micro I-AUROC |" in result.output
+    other = write_fake_run(tmp_path / "c.json", seeds=(0,), n_per_pair=1, examples=False)
+    result = invoke("compare", str(a), str(other))
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 2 and len(lines) == 1
+    assert lines[0].startswith(f"error: {other}: cannot be compared with {a}: test keys differ")

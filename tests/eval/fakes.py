@@ -51,8 +51,9 @@ def seen_contexts(rules, seed: int = 0) -> dict[str, list[str]]:
 
 
 def make_batches(n_per_pair: int = 4, size: int = 64, batch_size: int = 16, seed: int = 0,
-                 data_seed: int = 0) -> list[tuple[Batch, AnomalyOutput]]:
-    """Predicted test batches; ``seed`` changes the scores (as a few-shot seed would), not the images."""
+                 data_seed: int = 0, signal: float = 1.0) -> list[tuple[Batch, AnomalyOutput]]:
+    """Predicted test batches; ``seed`` changes the scores (as a few-shot seed would), not the images; ``signal``
+    scales how far the scores separate the labels (0: a model at chance)."""
     rules = rulebook(data_seed)
     rng_data = np.random.default_rng(data_seed)
     rng = np.random.default_rng(1000 + seed)
@@ -67,7 +68,7 @@ def make_batches(n_per_pair: int = 4, size: int = 64, batch_size: int = 16, seed
             img[:] = CONTEXT_COLORS[CONTEXTS.index(context)]
             img += rng_data.normal(0, 0.04, img.shape)
             img[disc] = SUBJECT_COLORS[SUBJECTS.index(subject)]
-            shift = difficulty[subject, context] * (1 if label else -1) * 0.6
+            shift = difficulty[subject, context] * (1 if label else -1) * 0.6 * signal
             score = 1 / (1 + np.exp(-(shift + rng.normal(0, 0.9))))
             amap = rng.normal(0, 0.25, (size, size)) + (disc * (0.4 + 0.5 * shift) if label else 0)
             items.append((f"{subject}-{context}-{k:03d}", subject, context, label, img, disc, score, amap))
@@ -109,15 +110,16 @@ def fake_provenance(random_init: bool = True, arch: str = "caad-tiny", weights: 
 
 def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-synth", split: str = "cc",
                  shots: int = 0, random_init: bool = True, n_per_pair: int = 4, seen: bool = True,
-                 examples: bool = False, weights: str | None = None,
-                 learning: str = "trained") -> tuple[Results, object]:
+                 examples: bool = False, weights: str | None = None, learning: str = "trained",
+                 signal: float = 1.0) -> tuple[Results, object]:
     """A results object built through the real Evaluator; ``seen`` marks some contexts as seen (so the run has
-    seen test images and a gap; without, every test context is unseen, as on shards built before the hold-out)."""
+    seen test images and a gap; without, every test context is unseen, as on shards built before the hold-out);
+    ``signal`` as in :func:`make_batches`."""
     rules = rulebook()
     evaluations, example_set = [], None
     for seed in seeds:
         ev = Evaluator(seen_contexts(rules) if seen else {}, examples_per_category=2 if examples else 0)
-        for batch, output in make_batches(n_per_pair=n_per_pair, seed=seed):
+        for batch, output in make_batches(n_per_pair=n_per_pair, seed=seed, signal=signal):
             ev.update(batch, output)
         evaluations.append(ev.compute())
         if example_set is None and examples:

@@ -31,6 +31,11 @@ def test_one_row_per_run_holds_identity_and_every_metric_mean_and_std():
         assert row[m] == results.metrics[m].mean and row[f"{m}_std"] == results.metrics[m].std
         assert row[f"seen_{m}"] == results.seen.metrics[m].mean and row[f"gap_{m}"] == results.gap[m].mean
     assert row["headline_images"] + row["seen_images"] == row["test_images"] == len(results.samples)
+    for m in [*METRIC_NAMES, "micro_i_auroc"]:
+        stat = results.micro_i_auroc if m == "micro_i_auroc" else results.metrics[m]
+        for level in ("image", "context"):
+            assert [row[f"{m}_ci_{level}_low"], row[f"{m}_ci_{level}_high"]] == stat.interval(level)
+    assert row["micro_i_auroc"] == results.micro_i_auroc.mean
 
 
 def test_run_without_seen_images_has_the_same_columns_with_none():
@@ -54,6 +59,8 @@ def test_by_subject_and_by_context_rows():
     assert len(contexts) == len(results.per_context)
     assert {(r["subject"], r["context"]) for r in contexts} == {(c.subject, c.context) for c in results.per_context}
     assert {r["role"] for r in contexts} == {"seen", "unseen"}
+    assert all([r["auroc_ci_image_low"], r["auroc_ci_image_high"]] == c.auroc.ci_image
+               for r, c in zip(contexts, results.per_context))
     with pytest.raises(CaadError, match="expected one of"):
         flatten(results, by="seed")
 
@@ -70,6 +77,7 @@ def test_formats_round_trip_the_raw_values(tmp_path):
     md = format_rows(rows, "md").splitlines()
     assert len(md) == 2 + len(rows) and md[0].startswith("| file | model |")
     assert f"| {100 * rows[0]['i_auroc']:.1f} |" in md[2]  # fractions in percent
+    assert f"| {100 * rows[0]['aupro']:.1f} |" in md[2] and f"| {100 * rows[0]['micro_i_auroc']:.1f} |" in md[2]
 
 
 def test_cli_on_the_committed_leaderboard_results_equals_the_dataframe():

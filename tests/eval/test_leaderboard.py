@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from pathlib import Path
 
 import pytest
@@ -224,3 +225,76 @@ def test_a_bad_results_file_is_named(results_dir, tmp_path):
         generate_leaderboard(bad_dir, out=tmp_path / "README.md")
     with pytest.raises(ResultsError, match="results directory not found"):
         generate_leaderboard(tmp_path / "nowhere", out=tmp_path / "README.md")
+
+
+INTERVAL = r"\[\d+\.\d, \d+\.\d\]"
+
+
+@pytest.fixture(scope="module")
+def ablations_dir(tmp_path_factory) -> Path:
+    d = tmp_path_factory.mktemp("ablations")
+    runs = {
+        "full": dict(model="coreclip", seeds=(0,)),
+        "same": dict(model="coreclip.same", seeds=(1,)),
+        "chance": dict(model="coreclip.chance", seeds=(0,), signal=0.0),
+        "better": dict(model="coreclip.better", seeds=(0,), signal=2.5),
+        "other-images": dict(model="winclip", seeds=(0,), learning="zero-shot", n_per_pair=2),
+    }
+    for name, kwargs in runs.items():
+        results, _ = fake_results(**{"n_per_pair": 4, "dataset": "caad-synth", **kwargs})
+        write_results(d / f"{name}.json", results)
+    return d
+
+
+def test_rows_are_marked_against_the_best_and_ablations_against_their_full_model(ablations_dir, tmp_path):
+    from caadbench.eval.bootstrap import with_intervals
+    from caadbench.eval.compare import paired_difference
+
+    text = generate_leaderboard(ablations_dir, out=tmp_path / "README.md")
+    table = table_of(text, "## CAAD-synth")
+    header = table[0]
+    rows = {r[header.index("Model")]: r for r in table[1:] if r[2].startswith("measured")}
+    best, full = header.index("vs best"), header.index("vs full model")
+    assert rows["coreclip.better"][best] == "★ best"
+    assert rows["coreclip.chance"][best].startswith("▼ (p ")
+    assert rows["winclip"][best] == "not compared (other test images than the best row)"
+    assert rows["coreclip"][full] == "full model (3 ablations)" and rows["winclip"][full] == ""
+    # Holm over the three ablations, from the paired p-values (independent reference of the adjustment)
+    reps = {name: with_intervals(read_results(ablations_dir / f"{name}.json")) for name in ("full", "same", "chance",
+                                                                                             "better")}
+    raw = {name: paired_difference(reps[name], reps["full"], "i_auroc", "image").p for name in ("same", "chance",
+                                                                                                 "better")}
+    order = sorted(raw, key=raw.get)
+    adjusted, running = {}, 0.0
+    for rank, name in enumerate(order):
+        running = max(running, min(1.0, (3 - rank) * raw[name]))
+        adjusted[name] = running
+    for name, mark in (("same", "≈"), ("chance", "▼"), ("better", "▲")):
+        cell = rows[f"coreclip.{name}"][full]
+        assert cell.startswith(f"{mark} "), cell
+        shown = cell.split("Holm ")[1].rstrip(")")
+        assert shown == ("p < 0.001" if adjusted[name] < 0.001 else f"p {adjusted[name]:.3f}")
+    assert "*vs full model*: an ablation's I-AUROC − its full model's" in text
+
+
+def test_every_measured_row_shows_its_intervals_and_a_legend(ablations_dir, results_dir, tmp_path):
+    text = generate_leaderboard(ablations_dir, out=tmp_path / "README.md")
+    table = table_of(text, "## CAAD-synth")
+    header, rows = table[0], [r for r in table[1:] if r[2].startswith("measured")]
+    assert len(rows) == 5
+    for row in rows:
+        for column in ("I-AUROC", "Micro I-AUROC", "I-AP", "P-AUROC", "AUPRO"):  # pixel ones: built here
+            assert re.fullmatch(rf"\d+\.\d( ± \d+\.\d)? {INTERVAL}", row[header.index(column)]), (column, row)
+        for column in ("I-AUROC, contexts", "Micro, contexts"):
+            assert re.fullmatch(INTERVAL, row[header.index(column)])
+    lines = text.splitlines()
+    end = next(i for i in range(lines.index(next(x for x in lines if x.startswith("## CAAD-synth"))) + 3, len(lines))
+               if lines[i - 1].startswith("|") and not lines[i].startswith("|"))
+    assert lines[end + 1].startswith("*How to read it.*")  # the legend under the table
+    # one image per (context, label): no image-level interval, a context-level one; a schema-1 file gets its
+    # intervals from its samples
+    text = generate_leaderboard(results_dir, out=tmp_path / "README.md")
+    table = table_of(text, "## CAAD-synth")
+    old = next(r for r in table if "v1-clip.json" in r[2])
+    assert re.fullmatch(r"\d+\.\d", old[table[0].index("I-AUROC")])
+    assert re.fullmatch(INTERVAL, old[table[0].index("I-AUROC, contexts")])

@@ -48,15 +48,24 @@ def test_the_report_opens_with_seen_and_unseen_side_by_side(run_with_examples):
     text = render_report(res, {}, results_name=run_with_examples.name, examples_name=None)  # the text only
     sections = [line for line in text.splitlines() if line.startswith("## ")]
     assert sections[0] == "## Seen vs unseen contexts"  # the first section after the identity table
-    assert ("| Metric | Unseen contexts (headline) | Seen contexts | Gap (seen − unseen) | Chance (unseen) | "
-            "Chance (seen) |") in text
+    assert ("| Metric | Unseen contexts (headline) | Headline, over contexts | Seen contexts | Gap (seen − unseen) | "
+            "Chance (unseen) | Chance (seen) |") in text
     row = next(line for line in text.splitlines() if line.startswith("| I-AUROC |"))
     u, s, g = res.metrics["i_auroc"], res.seen.metrics["i_auroc"], res.gap["i_auroc"]
-    assert row == (f"| I-AUROC | {100 * u.mean:.1f} ± {100 * u.std:.1f} | {100 * s.mean:.1f} ± {100 * s.std:.1f} | "
+
+    def ci(interval):
+        return f"[{100 * interval[0]:.1f}, {100 * interval[1]:.1f}]"
+
+    assert row == (f"| I-AUROC | {100 * u.mean:.1f} ± {100 * u.std:.1f} {ci(u.ci_image)} | {ci(u.ci_context)} | "
+                   f"{100 * s.mean:.1f} ± {100 * s.std:.1f} | "
                    f"{100 * g.mean:+.1f} ± {100 * g.std:.1f} | {100 * chance_levels(res, 'unseen')['i_auroc']:.1f} | "
                    f"{100 * chance_levels(res, 'seen')['i_auroc']:.1f} |")
+    micro = res.micro_i_auroc
+    assert f"| Micro I-AUROC | {100 * micro.mean:.1f} ± {100 * micro.std:.1f} {ci(micro.ci_image)} |" in text
     assert "| Subjects with I-AUROC < 50 |" in text and "Gap measured: " in text
     assert "Seen I-AUROC | Gap I-AUROC |" in text  # per subject
+    cell = res.per_context[0]
+    assert f"| {cell.subject} | {cell.context} |" in text and ci(cell.auroc.ci_image) in text  # per context
 
 
 def test_examples_of_a_model_without_maps_say_so(run_with_examples):
@@ -84,7 +93,7 @@ def test_works_without_the_examples_sidecar(tmp_path):
     assert report.parent == out and linked(text) == set(FIGURES)
     assert not (out / "examples.png").exists()
     assert "examples sidecar (`cc.examples.npz`" in text and "is absent" in text
-    assert "| Metric | Unseen contexts (headline) | Chance |" in text  # no seen images: no seen column
+    assert "| Metric | Unseen contexts (headline) | Headline, over contexts | Chance |" in text  # no seen column
     assert "Gap unavailable: every test image of this run is of an unseen context" in text
     assert "**one seed**" in text
     # rewriting over an existing report replaces it; a foreign directory is refused

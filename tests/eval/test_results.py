@@ -11,13 +11,14 @@ import numpy as np
 import pytest
 
 from caadbench.errors import ResultsError
-from caadbench.eval.metrics import METRIC_NAMES
+from caadbench.eval.bootstrap import with_intervals
+from caadbench.eval.metrics import METRIC_NAMES, auroc
 from caadbench.eval.examples import examples_path, read_examples, write_examples
 from caadbench.eval.meter import ResourceMeter
 from caadbench.eval.provenance import collect_provenance
 from caadbench.eval.results import build_results, dumps, read_results, write_results
 from caadbench.eval.schema import SCHEMA_VERSION
-from tests.eval.fakes import fake_provenance, fake_results, version_1_document
+from tests.eval.fakes import FAKE_RESAMPLES, fake_provenance, fake_results, version_1_document
 
 
 @pytest.fixture(scope="module")
@@ -157,6 +158,9 @@ def test_refuses_missing_fields(written, remove, field):
     (lambda d: d["seen"]["metrics"]["i_ap"].update(mean=1.5), "seen.i_ap: value 1.5 is outside"),
     (lambda d: d["metrics"].pop("aupro"), "metrics must be exactly"),
     (lambda d: d["samples"].reverse(), "sorted by key"),
+    (lambda d: d["metrics"]["i_auroc"].update(ci_image=[0.7, 0.6]), r"metrics.i_auroc.ci_image: \[0.7, 0.6\] is not"),
+    (lambda d: d["metrics"]["i_ap"].update(ci_context_per_seed=[[0.1, 0.2]]), "1 intervals for 2 seeds"),
+    (lambda d: d["micro_i_auroc"].update(ci_image=[0.5, 1.2]), "micro_i_auroc.ci_image"),
 ])
 def test_refuses_wrong_values(written, change, message):
     _edit(written, change)
@@ -255,3 +259,57 @@ def test_examples_sidecar_round_trip(run, written):
     path.write_bytes(b"not an npz")
     with pytest.raises(ResultsError, match="not a readable examples file"):
         read_examples(path)
+
+
+def test_a_built_run_carries_both_intervals_of_every_headline_metric(run):
+    results = run[0]
+    info = results.intervals
+    assert info is not None and info.resamples == FAKE_RESAMPLES and info.confidence == 0.95
+    assert info.df["image"] > info.df["context"] > 0 and set(info.bounds) == {"p_auroc", "p_f1max", "aupro"}
+    for name in [*METRIC_NAMES, "micro"]:
+        stat = results.micro_i_auroc if name == "micro" else results.metrics[name]
+        for level in ("image", "context"):
+            low, high = stat.interval(level)
+            assert low <= stat.mean <= high, (name, level)
+            per_seed = getattr(stat, f"ci_{level}_per_seed")
+            assert len(per_seed) == 2 and all(lo <= v <= hi for (lo, hi), v in zip(per_seed, stat.per_seed))
+    assert all(c.auroc.ci_image is not None for c in results.per_context)
+    samples = [s for s in results.samples if s.seen is False]
+    for seed_index, value in enumerate(results.micro_i_auroc.per_seed):
+        assert value == pytest.approx(auroc([s.scores[seed_index] for s in samples], [s.label for s in samples]))
+
+
+def test_version_2_files_read_without_intervals_and_get_them_from_their_samples(run, written, tmp_path):
+    """A file written before intervals: every ci field reads as null, and with_intervals computes the image-metric
+    intervals a fresh file stores (same design, resamples and seed); pixel ones stay unavailable."""
+    doc = json.loads(written.read_text())
+    doc["schema_version"] = 2
+    for key in ("micro_i_auroc", "intervals", "selection"):
+        doc.pop(key)
+    for stats in [doc["metrics"], {"c": c["auroc"] for c in doc["per_context"]}]:
+        for stat in stats.values():
+            for level in ("image", "context"):
+                stat.pop(f"ci_{level}")
+                stat.pop(f"ci_{level}_per_seed")
+    (tmp_path / "v2.json").write_text(json.dumps(doc))
+    old = read_results(tmp_path / "v2.json")
+    assert old.schema_version == SCHEMA_VERSION and old.intervals is None and old.micro_i_auroc is None
+    assert old.metrics["i_auroc"].ci_image is None and old.selection is None
+    with_intervals(old, contexts=True, n_resamples=FAKE_RESAMPLES)
+    new = read_results(written)
+    for m in ("i_auroc", "i_ap", "i_f1max"):
+        for level in ("image", "context"):
+            assert old.metrics[m].interval(level) == pytest.approx(new.metrics[m].interval(level), abs=1e-8)
+    assert old.metrics["p_auroc"].ci_image is None and any("pixel metrics" in n for n in old.intervals.notes)
+    assert old.micro_i_auroc.ci_context == pytest.approx(new.micro_i_auroc.ci_context, abs=1e-8)
+    assert old.per_context[3].auroc.ci_image == pytest.approx(new.per_context[3].auroc.ci_image, abs=1e-8)
+
+
+def test_selection_round_trips(run, tmp_path):
+    results = run[0]
+    results.selection = {"selected": {"epochs": 3, "lr": 0.001}, "validation": {"i_auroc": 0.71}}
+    try:
+        back = read_results(write_results(tmp_path / "sel.json", results))
+    finally:
+        results.selection = None
+    assert back.selection == {"selected": {"epochs": 3, "lr": 0.001}, "validation": {"i_auroc": 0.71}}

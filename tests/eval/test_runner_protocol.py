@@ -54,7 +54,8 @@ def test_a_cc_run_measures_seen_unseen_and_the_gap(sharded, tmp_path):
         want = res.seen.metrics[m].per_seed[0] - res.metrics[m].per_seed[0]
         assert np.isclose(gap.per_seed[0], want, atol=1e-8, equal_nan=True), m  # stored to 9 digits
     text = render_report(res, {}, results_name="cc.json", examples_name=None)
-    assert "| Metric | Unseen contexts (headline) | Seen contexts | Gap (seen − unseen) |" in text
+    assert ("| Metric | Unseen contexts (headline) | Headline, over contexts | Seen contexts | Gap (seen − unseen) |"
+            in text)
     assert "| seen |" in text and "| unseen |" in text  # the pooled view: one row each
 
 
