@@ -284,7 +284,7 @@ def test_version_2_files_read_without_intervals_and_get_them_from_their_samples(
     intervals a fresh file stores (same design, resamples and seed); pixel ones stay unavailable."""
     doc = json.loads(written.read_text())
     doc["schema_version"] = 2
-    for key in ("micro_i_auroc", "intervals", "selection"):
+    for key in ("micro_i_auroc", "intervals"):
         doc.pop(key)
     for stats in [doc["metrics"], {"c": c["auroc"] for c in doc["per_context"]}]:
         for stat in stats.values():
@@ -294,7 +294,7 @@ def test_version_2_files_read_without_intervals_and_get_them_from_their_samples(
     (tmp_path / "v2.json").write_text(json.dumps(doc))
     old = read_results(tmp_path / "v2.json")
     assert old.schema_version == SCHEMA_VERSION and old.intervals is None and old.micro_i_auroc is None
-    assert old.metrics["i_auroc"].ci_image is None and old.selection is None
+    assert old.metrics["i_auroc"].ci_image is None
     with_intervals(old, contexts=True, n_resamples=FAKE_RESAMPLES)
     new = read_results(written)
     for m in ("i_auroc", "i_ap", "i_f1max"):
@@ -303,13 +303,3 @@ def test_version_2_files_read_without_intervals_and_get_them_from_their_samples(
     assert old.metrics["p_auroc"].ci_image is None and any("pixel metrics" in n for n in old.intervals.notes)
     assert old.micro_i_auroc.ci_context == pytest.approx(new.micro_i_auroc.ci_context, abs=1e-8)
     assert old.per_context[3].auroc.ci_image == pytest.approx(new.per_context[3].auroc.ci_image, abs=1e-8)
-
-
-def test_selection_round_trips(run, tmp_path):
-    results = run[0]
-    results.selection = {"selected": {"epochs": 3, "lr": 0.001}, "validation": {"i_auroc": 0.71}}
-    try:
-        back = read_results(write_results(tmp_path / "sel.json", results))
-    finally:
-        results.selection = None
-    assert back.selection == {"selected": {"epochs": 3, "lr": 0.001}, "validation": {"i_auroc": 0.71}}
