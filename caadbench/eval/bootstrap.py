@@ -101,12 +101,6 @@ class RunScores:
         """``(N,)`` bool: the images the headline metrics are computed on."""
         return np.ones(len(self.keys), dtype=bool) if self.headline == ALL else self.scopes == self.headline
 
-    def design(self) -> tuple:
-        """What two runs must share to be resampled alike: every test image with its subject, context, label and
-        scope, and the headline scope."""
-        return (self.headline, tuple(zip(self.keys, self.subjects, self.contexts, self.labels.tolist(),
-                                         self.scopes)))
-
 
 # ------------------------------------------------------------------------------------------------ design
 def _codes(*columns: np.ndarray) -> np.ndarray:

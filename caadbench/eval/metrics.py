@@ -6,7 +6,9 @@ Pixel level (at :data:`~caadbench.data.batch.EVAL_RESOLUTION`, streamed): P-AURO
 Every metric is computed from one *curve*: for each distinct threshold, from the highest to the lowest, the
 cumulative number of positives (``tp``) and negatives (``fp``) scored at or above it and, for AUPRO, the
 cumulative per-region overlap mass. Ties are merged into one threshold, as scikit-learn and MVTec's reference
-code do.
+code do. Counts may be weighted and curves batched on leading axes (:func:`ranked_counts`,
+:func:`image_curve_metrics`, :func:`pixel_curve_metrics`): the bootstrap (:mod:`caadbench.eval.bootstrap`)
+computes every resample's metric with the same code as the run's value.
 
 * AUROC: trapezoidal area under (FPR, TPR) from (0, 0) (equals the Mann–Whitney statistic, ties count ½).
 * AP: ``Σ (R_k − R_{k−1}) · P_k`` over thresholds (scikit-learn's step-wise definition, no interpolation).
