@@ -52,8 +52,8 @@ TABLE_LEGEND = (
     f"{BEST_MARK} the table's best mean; {NOT_BELOW_MARK} not significantly below it; {BELOW_MARK} significantly "
     "below; rows on other test images are not compared. *vs full model*: an ablation's I-AUROC − its full model's "
     "(same backbone, weights and test images) in points, Holm-adjusted over that model's ablations in this table: "
-    f"{BELOW_MARK} / {ABOVE_MARK} significantly below / above at 5 %, {NOT_BELOW_MARK} not (docs/evaluation.md, "
-    "*Uncertainty*).")
+    f"{BELOW_MARK} / {ABOVE_MARK} significantly below / above at 5 %, {NOT_BELOW_MARK} not; an ablation on other "
+    "test images than its full model is not compared (docs/evaluation.md, *Uncertainty*).")
 GAP_UNAVAILABLE = "gap unavailable"
 CHANCE = "chance"
 
@@ -232,6 +232,8 @@ def _vs_best(tests: RowTests) -> str:
 def _vs_full(tests: RowTests) -> str:
     if tests.ablations:
         return f"full model ({tests.ablations} ablation{'s' if tests.ablations > 1 else ''})"
+    if tests.full_not_compared:
+        return f"not compared ({tests.full_not_compared})"
     if tests.vs_full is None or tests.holm_p is None:
         return ""
     d = tests.vs_full

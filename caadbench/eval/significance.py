@@ -38,6 +38,7 @@ class RowTests:
         not_compared: why it was not compared with the best row (other test images), else ``None``.
         full_model: index of its full model's row when the row is an ablation with such a row, else ``None``.
         vs_full: its difference to the full model; ``holm_p`` the Holm-adjusted p-value.
+        full_not_compared: why an ablation was not compared with its full model's row (other test images).
         ablations: for a full model's row, how many of its ablations were tested.
     """
 
@@ -47,6 +48,7 @@ class RowTests:
     full_model: int | None = None
     vs_full: Difference | None = None
     holm_p: float | None = None
+    full_not_compared: str | None = None
     ablations: int = 0
 
     @property
@@ -78,9 +80,11 @@ def table_tests(runs: Sequence[tuple[Results, Replicates]]) -> list[RowTests]:
         for full, (full_run, full_reps) in enumerate(runs):
             if full_run.model != family:
                 continue
-            members = [i for i, (r, _) in enumerate(runs)
-                       if r.model.startswith(family + ".") and _setup(r) == _setup(full_run)
-                       and comparable(full_run, r) is None]
+            variants = [i for i, (r, _) in enumerate(runs)
+                        if r.model.startswith(family + ".") and _setup(r) == _setup(full_run)]
+            members = [i for i in variants if comparable(full_run, runs[i][0]) is None]
+            for i in set(variants) - set(members):
+                tests[i].full_not_compared = "other test images than the full model"
             found = [(i, paired_difference(runs[i][1], full_reps, METRIC, LEVEL)) for i in members]
             found = [(i, d) for i, d in found if d is not None]
             for (i, diff), adjusted in zip(found, holm([d.p for _, d in found])):

@@ -239,6 +239,7 @@ def ablations_dir(tmp_path_factory) -> Path:
         "chance": dict(model="coreclip.chance", seeds=(0,), signal=0.0),
         "better": dict(model="coreclip.better", seeds=(0,), signal=2.5),
         "other-images": dict(model="winclip", seeds=(0,), learning="zero-shot", n_per_pair=2),
+        "ablation-other-images": dict(model="coreclip.fewer", seeds=(0,), n_per_pair=3),
     }
     for name, kwargs in runs.items():
         results, _ = fake_results(**{"n_per_pair": 4, "dataset": "caad-synth", **kwargs})
@@ -259,6 +260,7 @@ def test_rows_are_marked_against_the_best_and_ablations_against_their_full_model
     assert rows["coreclip.chance"][best].startswith("▼ (p ")
     assert rows["winclip"][best] == "not compared (other test images than the best row)"
     assert rows["coreclip"][full] == "full model (3 ablations)" and rows["winclip"][full] == ""
+    assert rows["coreclip.fewer"][full] == "not compared (other test images than the full model)"
     # Holm over the three ablations, from the paired p-values (independent reference of the adjustment)
     reps = {name: with_intervals(read_results(ablations_dir / f"{name}.json")) for name in ("full", "same", "chance",
                                                                                              "better")}
@@ -281,7 +283,7 @@ def test_every_measured_row_shows_its_intervals_and_a_legend(ablations_dir, resu
     text = generate_leaderboard(ablations_dir, out=tmp_path / "README.md")
     table = table_of(text, "## CAAD-synth")
     header, rows = table[0], [r for r in table[1:] if r[2].startswith("measured")]
-    assert len(rows) == 5
+    assert len(rows) == 6
     for row in rows:
         for column in ("I-AUROC", "Micro I-AUROC", "I-AP", "P-AUROC", "AUPRO"):  # pixel ones: built here
             assert re.fullmatch(rf"\d+\.\d( ± \d+\.\d)? {INTERVAL}", row[header.index(column)]), (column, row)
