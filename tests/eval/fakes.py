@@ -132,7 +132,7 @@ def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-
     return results, example_set
 
 
-FAKE_RESAMPLES = 200
+FAKE_RESAMPLES = 100
 """Bootstrap resamples of fake runs (the default's tenth: tests check the intervals' logic, not their precision)."""
 
 V2_FIELDS = ("headline", "seen", "gap", "categories")
