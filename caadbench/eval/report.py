@@ -64,7 +64,8 @@ def write_report(results_path: str | Path, out_dir: str | Path | None = None, *,
     """
     results_path = Path(results_path)
     results = read_results(results_path)
-    with_intervals(results, contexts=True)  # a file written before intervals gets them from its samples
+    if results.intervals is None:  # a file written before intervals gets them from its samples
+        with_intervals(results, contexts=True)
     if not 0 <= seed_index < len(results.seeds):
         raise CaadError(results_path, f"seed index {seed_index} out of range ({len(results.seeds)} seeds)")
     sidecar = examples_path(results_path)
