@@ -61,8 +61,8 @@ class RunScores:
         labels: ``(N,)`` bool, true = anomalous.
         scores: ``(S, N)`` float64, one row per seed.
         headline: the scope of the headline metrics (``unseen`` or ``all``).
-        pixel: per seed, per image, its pixel histogram (``None`` without pixel ground truth); ``None`` when the
-            run's per-image pixel statistics are not known (results files keep none).
+        pixel: per seed, per image, its pixel histogram (``None`` without pixel ground truth or map); ``None`` when
+            the run has no per-image pixel statistics (results files keep none; a model without maps).
     """
 
     keys: list[str]
@@ -87,7 +87,8 @@ class RunScores:
     @classmethod
     def of_evaluations(cls, evaluations: Sequence[SeedEvaluation]) -> RunScores:
         first = evaluations[0].samples
-        have_pixel = all(len(ev.samples.pixel) == len(first.keys) for ev in evaluations)
+        have_pixel = all(len(ev.samples.pixel) == len(first.keys) and any(h is not None for h in ev.samples.pixel)
+                         for ev in evaluations)
         return cls(keys=list(first.keys), subjects=np.array(first.subjects, dtype=object),
                    contexts=np.array(first.contexts, dtype=object),
                    scopes=np.array([role_of(v) for v in first.seen], dtype=object),
@@ -376,8 +377,8 @@ def _notes(run: RunScores, reps: Replicates) -> list[str]:
                      "context, whose between-context variance cannot be estimated: it is kept and only its images "
                      "are resampled, so the interval is too narrow for those subjects")
     if run.pixel is None:
-        notes.append("pixel metrics: no intervals (per-image pixel statistics are kept only while a run "
-                     "evaluates; this file was written without them)")
+        notes.append("pixel metrics: no intervals (no per-image pixel statistics: they are kept only while a run "
+                     "evaluates, so a file written before intervals has none; a model without maps has none)")
     return notes
 
 

@@ -92,7 +92,7 @@ class ContextCell(ContextInfo):
 @dataclass
 class SampleScores:
     """Per-image outcome, sorted by key. Arrays are ``(N,)``; ``pixel`` holds each image's pixel histogram
-    (:mod:`caadbench.eval.pixel_stats`; ``None`` for an image without pixel ground truth), what the bootstrap
+    (:mod:`caadbench.eval.pixel_stats`; ``None`` for an image without pixel ground truth or map), what the bootstrap
     resamples for the pixel metrics' intervals."""
 
     keys: list[str]
@@ -292,7 +292,8 @@ class Evaluator:
         self._contexts += list(batch.contexts)
         self._labels += labels
         self._scores += [float(v) for v in scores_np]
-        self._pixel += [image_histogram(m, g) if ok else None for m, g, ok in zip(maps_np, gt_np, has_gt)]
+        self._pixel += [image_histogram(m, g) if ok and maps is not None else None
+                        for m, g, ok in zip(maps_np, gt_np, has_gt)]
         if self.examples_per_category:
             self._offer_examples(batch, scores_np, labels, maps_np, gt_np)
 

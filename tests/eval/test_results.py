@@ -303,3 +303,18 @@ def test_version_2_files_read_without_intervals_and_get_them_from_their_samples(
     assert old.metrics["p_auroc"].ci_image is None and any("pixel metrics" in n for n in old.intervals.notes)
     assert old.micro_i_auroc.ci_context == pytest.approx(new.micro_i_auroc.ci_context, abs=1e-8)
     assert old.per_context[3].auroc.ci_image == pytest.approx(new.per_context[3].auroc.ci_image, abs=1e-8)
+
+
+def test_a_model_without_maps_gets_image_intervals_only():
+    from caadbench.eval.evaluator import Evaluator
+    from caadbench.models.base import AnomalyOutput
+    from tests.eval.fakes import make_batches, rulebook, seen_contexts
+
+    ev = Evaluator(seen_contexts(rulebook()), examples_per_category=0)
+    for batch, output in make_batches(n_per_pair=2):
+        ev.update(batch, AnomalyOutput(output.scores, None))
+    results = build_results(model="clip", learning="zero-shot", dataset="caad-synth", split="cc", shots=0, seeds=[0],
+                            evaluations=[ev.compute()], support_keys={}, config={}, provenance=fake_provenance(),
+                            n_resamples=FAKE_RESAMPLES)
+    assert results.metrics["i_auroc"].ci_image is not None and results.metrics["p_auroc"].ci_image is None
+    assert results.intervals.bounds == {} and any("pixel metrics: no intervals" in n for n in results.intervals.notes)
