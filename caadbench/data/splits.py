@@ -28,6 +28,7 @@ sets are nested (1 ⊂ 2 ⊂ 4 ⊂ 8 for one seed).
 from __future__ import annotations
 
 import hashlib
+import math
 import random
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -134,9 +135,11 @@ def _hold_out(contexts: list[str], families: Mapping[str, str], rng: random.Rand
 
     Only a context with a relative (same family) that stays seen is a candidate, at most all but one per
     family, taken round-robin over families in seeded order; without any candidate, contexts are drawn freely.
-    The target is ``fraction`` of the contexts, at least one, leaving at least one seen.
+    The target is ``fraction`` of the contexts rounded half up (``⌈n/2⌉`` for the default half), at least one,
+    leaving at least one seen: a role of three contexts puts two on the test side, so its between-context
+    variation is measurable there (a role with one test context has none, ``docs/evaluation.md``).
     """
-    target = min(len(contexts) - 1, max(1, int(len(contexts) * fraction)))
+    target = min(len(contexts) - 1, max(1, math.floor(len(contexts) * fraction + 0.5)))
     groups: dict[str, list[str]] = defaultdict(list)
     for c in sorted(contexts):
         groups[families.get(c, c)].append(c)
