@@ -49,6 +49,8 @@ class CoreClipConfig(TrainedModelConfig):
         branches: ``tri`` or a subset of ``subject``/``context``/``global`` (``+``-joined).
         csr_blocks: K, the first K image blocks get a residual adapter per branch; 0 disables CSR (frozen features).
         csr_bottleneck: hidden width of each CSR adapter.
+        csr_scale: fixed scale of each CSR adapter's residual (how far the adapted tokens move per unit of weight;
+            with AdamW, a smaller scale is a smaller step in feature space at the same rate).
         fusion: ``crm`` (t1-conditioned attention), ``mean`` or ``concat`` (concatenation → linear map to D).
         crm_dim: query/key width of the CRM (0: the joint-space width D).
         text_refine: gated text adapters and stage 1; off: frozen prompt-ensemble prototypes.
@@ -84,6 +86,7 @@ class CoreClipConfig(TrainedModelConfig):
     branches: str = "tri"
     csr_blocks: int = 6
     csr_bottleneck: int = 64
+    csr_scale: float = 1.0
     fusion: str = "crm"
     crm_dim: int = 0
     text_refine: bool = True
@@ -138,6 +141,8 @@ class CoreClipConfig(TrainedModelConfig):
         if not 0.0 <= self.entropy_low <= self.entropy_high <= 1.0:
             raise ModelError(where, f"need 0 <= entropy_low <= entropy_high <= 1, got {self.entropy_low}, "
                                     f"{self.entropy_high}")
+        if self.csr_scale <= 0:
+            raise ModelError(where, f"csr_scale must be positive, got {self.csr_scale}")
         if self.temperature <= 0 or self.grounding_temperature <= 0:
             raise ModelError(where, "temperatures must be positive")
         if not 0.0 <= self.warmup < 1.0:

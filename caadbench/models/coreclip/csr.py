@@ -40,17 +40,20 @@ class BranchFeatures:
 class BranchAdapters(nn.Module):
     """Bottleneck residual adapters of ``n`` branches for one block, stored stacked.
 
-    ``adapter_b(y) = y + W_up,b · gelu(W_down,b · y + b_down,b) + b_up,b`` with ``W_up`` and ``b_up`` zero at
-    initialisation, so an untrained adapter is exactly the identity.
+    ``adapter_b(y) = y + s · (W_up,b · gelu(W_down,b · y + b_down,b) + b_up,b)`` with ``W_up`` and ``b_up`` zero at
+    initialisation, so an untrained adapter is exactly the identity; ``s`` is the fixed adapter scale.
 
     Args:
         branches: number of branches ``n``.
         width: token width ``C`` of the block.
         bottleneck: hidden width ``r``.
+        scale: ``s``, the residual's scale (a training choice: how far the adapted tokens may move per unit of
+            weight; ``docs/coreclip.md``).
     """
 
-    def __init__(self, branches: int, width: int, bottleneck: int) -> None:
+    def __init__(self, branches: int, width: int, bottleneck: int, scale: float = 1.0) -> None:
         super().__init__()
+        self.scale = float(scale)
         self.down_weight = nn.Parameter(torch.empty(branches, width, bottleneck))
         self.down_bias = nn.Parameter(torch.zeros(branches, 1, bottleneck))
         self.up_weight = nn.Parameter(torch.zeros(branches, bottleneck, width))
@@ -82,7 +85,7 @@ class BranchAdapters(nn.Module):
             params = tuple(p.index_select(0, idx) for p in params)
         down_w, down_b, up_w, up_b = (p.to(y.dtype) for p in params)
         hidden = F.gelu(torch.baddbmm(down_b, y, down_w))
-        return y + torch.baddbmm(up_b, hidden, up_w)
+        return y + self.scale * torch.baddbmm(up_b, hidden, up_w)
 
 
 class CSR(nn.Module):
@@ -93,12 +96,13 @@ class CSR(nn.Module):
         branches: number of branches.
         blocks: K.
         bottleneck: adapter hidden width.
+        scale: the adapters' residual scale.
     """
 
-    def __init__(self, width: int, branches: int, blocks: int, bottleneck: int) -> None:
+    def __init__(self, width: int, branches: int, blocks: int, bottleneck: int, scale: float = 1.0) -> None:
         super().__init__()
         self.branches = branches
-        self.adapters = nn.ModuleList(BranchAdapters(branches, width, bottleneck) for _ in range(blocks))
+        self.adapters = nn.ModuleList(BranchAdapters(branches, width, bottleneck, scale) for _ in range(blocks))
 
     @property
     def blocks(self) -> int:

@@ -70,7 +70,7 @@ class CoreClip(AnomalyModel):
             raise ModelError(bb.identity.arch, f"text_blocks={text_blocks} but the text tower has {n_text} blocks")
         self.prompts = get_prompt_set(config.prompts)
         self.csr = CSR(_block_width(bb.image_blocks[0]), len(self.branch_names), config.csr_blocks,
-                       config.csr_bottleneck)
+                       config.csr_bottleneck, config.csr_scale)
         self.text = TextRefiner(_block_width(bb.text_blocks[0]), text_blocks, config.text_bottleneck)
         self.fusion = make_fusion(config.fusion, bb.embed_dim, len(self.branch_names), config.crm_dim)
         self.logit_scale = nn.Parameter(torch.zeros(()), requires_grad=config.learn_temperature)
