@@ -174,6 +174,15 @@ class CaadDataset:
         sides = self._split(split).definition.get("context_sides", {})
         return {subj: {k: list(v) for k, v in s.items() if k in ("seen", "unseen", "val")} for subj, s in sides.items()}
 
+    def context_families(self) -> dict[str, str]:
+        """``{context: family}`` from the rulebook recorded in the manifest (contexts alike in appearance share a
+        family, ``docs/generator.md``); empty when the set has no rulebook (industrial sets). A context listed
+        without a family is its own family."""
+        contexts = (self.manifest.rulebook or {}).get("contexts") or {}
+        if isinstance(contexts, list):
+            return {str(c): str(c) for c in contexts}
+        return {str(c): str(f) for c, f in contexts.items()}
+
     def support_keys(self, split: str, shots: int, seed: int) -> dict[str, list[str]]:
         """The ``shots``-shot support keys per test subject for a support seed.
 

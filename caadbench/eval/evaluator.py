@@ -15,6 +15,10 @@ A model without maps (``AnomalyOutput.maps is None``, :attr:`~caadbench.models.b
 false) gets image metrics only: its pixel metrics are NaN with the note "unavailable (the model gives no maps)",
 shown ``n/a`` in every table, and its example images carry NaN maps that the report draws as "no map".
 
+A model with diagnostic extras (:data:`~caadbench.models.base.DIAGNOSTIC_EXTRAS`: CoRe-CLIP's fusion weights,
+per-branch scores and embeddings) also gets a :class:`~caadbench.eval.diagnosis.SeedDiagnosis` per pass
+(:mod:`caadbench.eval.diagnosis`).
+
 Scopes: when the test set has images of unseen contexts (``cc``), the *headline* metrics are computed on those
 only (:data:`UNSEEN`), and the images of seen contexts (``cc``'s held-out share) get their own metrics
 (:data:`SEEN`); otherwise (``ic``, ``cs``, industrial sets) the headline is every test image (:data:`ALL`).
@@ -34,6 +38,7 @@ import torch.nn.functional as F
 
 from caadbench.data.batch import EVAL_RESOLUTION, Batch
 from caadbench.errors import DataError, ModelError
+from caadbench.eval.diagnosis import SeedDiagnosis, diagnose
 from caadbench.eval.metrics import (
     DEFAULT_BINS,
     DEFAULT_EXACT_PIXELS,
@@ -47,7 +52,7 @@ from caadbench.eval.metrics import (
     macro_mean,
 )
 from caadbench.eval.pixel_stats import ImagePixelHistogram, image_histogram
-from caadbench.models.base import AnomalyOutput
+from caadbench.models.base import DIAGNOSTIC_EXTRAS, AnomalyOutput
 
 UNSEEN, SEEN, ALL = "unseen", "seen", "all"
 """Scope names: images of unseen contexts, of seen contexts, every test image (no unseen context in the set)."""
@@ -132,6 +137,7 @@ class SeedEvaluation:
         scopes: the headline scope, and :data:`SEEN` beside an unseen headline when seen test images exist.
         cells: every (subject, context) pair, sorted.
         samples: per-image scores.
+        diagnosis: what the model's diagnostic extras say (:mod:`caadbench.eval.diagnosis`); ``None`` without.
 
     ``metrics``, ``bounds``, ``per_subject`` and ``subject_counts`` are the headline scope's; ``notes`` gathers
     every scope's.
@@ -141,6 +147,7 @@ class SeedEvaluation:
     scopes: dict[str, ScopeEvaluation]
     cells: list[ContextCell]
     samples: SampleScores
+    diagnosis: SeedDiagnosis | None = None
 
     @property
     def main(self) -> ScopeEvaluation:
@@ -201,9 +208,14 @@ class Evaluator:
         resolution: side of the pixel-metric grid (``EVAL_RESOLUTION``).
         n_bins, exact_pixels: :class:`~caadbench.eval.metrics.PixelMetricAccumulator` memory settings.
         examples_per_category: images kept per :data:`EXAMPLE_CATEGORIES` entry for the report (0: none).
+        families: ``{context: family}`` from the dataset's rulebook, for the diagnosis's family neighbourhood
+            (``None``: none).
+        extras_columns: names of the columns of the model's two-dimensional extras
+            (:attr:`~caadbench.models.base.AnomalyModel.extras_columns`).
 
     Memory: the pixel accumulator's bound, the examples, and per image its key, scores and pixel histogram
-    (:data:`~caadbench.eval.pixel_stats.IMAGE_BINS` bins, 6 KiB).
+    (:data:`~caadbench.eval.pixel_stats.IMAGE_BINS` bins, 6 KiB), plus its diagnostic extras when the model gives
+    them (two embeddings of ``D`` floats and a few weights).
     """
 
     def __init__(
@@ -214,6 +226,8 @@ class Evaluator:
         n_bins: int = DEFAULT_BINS,
         exact_pixels: int = DEFAULT_EXACT_PIXELS,
         examples_per_category: int = 2,
+        families: Mapping[str, str] | None = None,
+        extras_columns: Mapping[str, Sequence[str]] | None = None,
     ) -> None:
         self.seen_contexts = None if seen_contexts is None else {s: set(c) for s, c in seen_contexts.items()}
         self.resolution = resolution
@@ -230,6 +244,9 @@ class Evaluator:
         # per category: a min-heap of (rank, key, counter, payload); the worst kept candidate is at the top
         self._examples: list[list[tuple]] = [[] for _ in EXAMPLE_CATEGORIES]
         self._offered = 0
+        self.families = dict(families or {})
+        self.extras_columns = {k: tuple(v) for k, v in (extras_columns or {}).items()}
+        self._extras: dict[str, list[np.ndarray]] | None = None  # diagnostic extras every batch so far gave
 
     def __len__(self) -> int:
         return len(self._keys)
@@ -294,8 +311,18 @@ class Evaluator:
         self._scores += [float(v) for v in scores_np]
         self._pixel += [image_histogram(m, g) if ok and maps is not None else None
                         for m, g, ok in zip(maps_np, gt_np, has_gt)]
+        self._add_extras(output.extras, B)
         if self.examples_per_category:
             self._offer_examples(batch, scores_np, labels, maps_np, gt_np)
+
+    def _add_extras(self, extras: Mapping[str, torch.Tensor], B: int) -> None:
+        """Keep the diagnostic extras of a batch: a name only while every batch so far had it."""
+        given = {k: v.detach().float().cpu().numpy().reshape(B, -1) for k, v in extras.items()
+                 if k in DIAGNOSTIC_EXTRAS and v.shape[0] == B}
+        if self._extras is None:
+            self._extras = {k: [v] for k, v in given.items()}
+            return
+        self._extras = {k: [*arrays, given[k]] for k, arrays in self._extras.items() if k in given}
 
     def _offer_examples(self, batch: Batch, scores, labels, maps, gt) -> None:
         images = None
@@ -334,6 +361,9 @@ class Evaluator:
             mine[1] += normal
         for group, n in other._without_maps.items():
             self._without_maps[group] = self._without_maps.get(group, 0) + n
+        if other._extras is not None:
+            self._extras = (dict(other._extras) if self._extras is None else
+                            {k: [*v, *other._extras[k]] for k, v in self._extras.items() if k in other._extras})
         self.pixels.merge(other.pixels)
         for mine, theirs in zip(self._examples, other._examples):
             for rank, key, _, payload in theirs:
@@ -403,7 +433,11 @@ class Evaluator:
                     auroc=context_auroc(scores[pool], labels[pool], in_cell[pool]),
                     mean_score=float(np.mean(scores[in_cell])),
                 ))
-        return SeedEvaluation(headline, evaluated, cells, samples)
+        extras = {k: np.concatenate(v)[order] for k, v in (self._extras or {}).items() if v}
+        diagnosis = diagnose(subjects=subjects, contexts=contexts, labels=labels, roles=roles, scores=scores,
+                             extras=extras, columns=self.extras_columns, families=self.families,
+                             scopes=list(scopes)) if extras else None
+        return SeedEvaluation(headline, evaluated, cells, samples, diagnosis)
 
     def examples(self) -> ExampleSet | None:
         """The kept example images, category by category (an image listed once); ``None`` when none was kept."""

@@ -21,6 +21,7 @@ from caadbench.eval.examples import examples_path, read_examples
 from caadbench.eval.flatten import flatten
 from caadbench.eval.metrics import METRIC_LABELS, METRIC_NAMES, auroc, macro_mean
 from caadbench.eval.provenance import WeightsKind
+from caadbench.eval.report_diagnosis import diagnosis_section
 from caadbench.eval.results import read_results
 from caadbench.eval.schema import Results
 from caadbench.eval.summaries import CHANCE_METRICS, chance_levels, gap_status, inverted_subjects
@@ -250,6 +251,9 @@ def render_report(
                             [[r["subject"], r["context"], r["role"], r["pair_label"], str(r["n"]),
                               row_stat_interval(r, "auroc"), f"{r['mean_score']:.4f}"] for r in worst])
 
+    diagnosis = diagnosis_section(results)  # empty for a run without diagnostic extras
+    if diagnosis:
+        lines += ["", *diagnosis]
     lines += ["", "## Figures", ""]
     captions = {
         "roc": "ROC curves pooled over subjects, and split by seen/unseen contexts",

@@ -21,14 +21,17 @@ import numpy as np
 
 from caadbench.errors import ResultsError
 from caadbench.eval.bootstrap import RESAMPLES, RunScores, with_intervals
+from caadbench.eval.diagnosis import ALPHA_STATS, SeedDiagnosis
 from caadbench.eval.evaluator import ALL, SEEN, UNSEEN, ContextInfo, ScopeEvaluation, SeedEvaluation
-from caadbench.eval.metrics import METRIC_NAMES
+from caadbench.eval.metrics import METRIC_NAMES, macro_mean
 from caadbench.eval.provenance import Provenance
 from caadbench.eval.schema import (
     READABLE_VERSIONS,
     SCHEMA_VERSION,
     ContextEntry,
+    Diagnosis,
     MetricStat,
+    NeighbourEntry,
     Results,
     SampleEntry,
     ScopeEntry,
@@ -130,6 +133,7 @@ def build_results(
         seen=seen,
         gap=gap,
         categories=sorted(set(first.subjects)),
+        diagnosis=diagnosis_entry([ev.diagnosis for ev in evaluations]),
     )
     with_intervals(results, RunScores.of_evaluations(evaluations), contexts=True, n_resamples=n_resamples)
     return results.validate()
@@ -150,6 +154,44 @@ def _scope_entry(scopes: Sequence[ScopeEvaluation]) -> ScopeEntry:
     return ScopeEntry(n=sum(n for n, _ in scopes[0].subject_counts.values()),
                       n_anomalous=sum(a for _, a in scopes[0].subject_counts.values()),
                       metrics=metrics, per_subject=per_subject)
+
+
+def diagnosis_entry(per_seed: Sequence[SeedDiagnosis | None]) -> Diagnosis | None:
+    """The seeds' diagnoses over seeds (a value a seed lacks counts as NaN); ``None`` unless every seed has one."""
+    if not per_seed or any(d is None for d in per_seed):
+        return None
+
+    def over(get) -> MetricStat:
+        return MetricStat.over([_get(get, d) for d in per_seed])
+
+    first = per_seed[0]
+    scopes = list(dict.fromkeys(sc for d in per_seed for sc in d.branch_i_auroc))
+    branch = {sc: {b: over(lambda d, sc=sc, b=b: d.branch_i_auroc[sc][b])
+                   for b in dict.fromkeys(b for d in per_seed for b in d.branch_i_auroc.get(sc, {}))}
+              for sc in scopes}
+    alpha = {sc: {b: {k: over(lambda d, sc=sc, b=b, k=k: d.alpha[sc][b][k]) for k in ALPHA_STATS}
+                  for b in dict.fromkeys(b for d in per_seed for b in d.alpha.get(sc, {}))}
+             for sc in dict.fromkeys(sc for d in per_seed for sc in d.alpha)}
+    cells = {(c.subject, c.context): c for d in per_seed for c in d.neighbourhood}
+    kinds = list(dict.fromkeys(k for c in cells.values() for k in c.share))
+    by_seed = [{(c.subject, c.context): c for c in d.neighbourhood} for d in per_seed]
+    pairs = [NeighbourEntry(subject=s, context=c, family=cell.family, n=cell.n, relatives=cell.relatives,
+                            candidates=cell.candidates,
+                            share={k: MetricStat.over([m[s, c].share.get(k, math.nan) if (s, c) in m else math.nan
+                                                       for m in by_seed]) for k in kinds})
+             for (s, c), cell in sorted(cells.items())]
+    summary = {k: MetricStat.over([macro_mean(c.share.get(k, math.nan) for c in d.neighbourhood) for d in per_seed])
+               for k in kinds}
+    chance = macro_mean(c.relatives / c.candidates for c in cells.values())
+    return Diagnosis(branches=list(first.branches), branch_i_auroc=branch, alpha=alpha, neighbourhood=summary,
+                     neighbourhood_chance=chance, neighbourhood_pairs=pairs)
+
+
+def _get(get, diagnosis: SeedDiagnosis) -> float:
+    try:
+        return float(get(diagnosis))
+    except KeyError:
+        return math.nan
 
 
 def subject_context_matrix(cells: Sequence[ContextEntry]) -> SubjectContextMatrix:
@@ -234,5 +276,5 @@ def upgrade_v1(data: dict[str, Any]) -> dict[str, Any]:
             "gap": None, "categories": subjects}
 
 
-__all__ = ["FLOAT_DIGITS", "build_results", "dumps", "read_results", "subject_context_matrix", "upgrade_v1",
+__all__ = ["FLOAT_DIGITS", "build_results", "diagnosis_entry", "dumps", "read_results", "subject_context_matrix", "upgrade_v1",
            "write_results"]

@@ -340,9 +340,10 @@ class Runner:
 
     def _evaluate(self, model: AnomalyModel, meter: ResourceMeter) -> Evaluator:
         seen = {s: side["seen"] for s, side in self.ds.context_sides(self.cfg.split).items()} or None
-        evaluator = Evaluator(seen if self.ds.kind == "contextual" else None)
+        evaluator = Evaluator(seen if self.ds.kind == "contextual" else None, families=self.ds.context_families(),
+                              extras_columns=model.extras_columns)
         for batch in self._batches("test", model.image_size, batch_size=self.cfg.batch_size):
-            evaluator.update(batch, model.predict(batch))
+            evaluator.update(batch, model.predict(batch, diagnostics=True))
             meter.count(len(batch))
         if self.dist.world_size > 1:
             gathered = D.gather_objects(evaluator)

@@ -165,6 +165,61 @@ class IntervalInfo:
 
 
 @dataclass
+class NeighbourEntry:
+    """The family neighbourhood of one (subject, unseen context) pair over seeds (:mod:`caadbench.eval.diagnosis`).
+
+    Attributes:
+        subject, context, family: the pair and its context's family.
+        n: test images of the pair.
+        relatives: the subject's seen test contexts of the same family; candidates: all its seen test contexts.
+        share: per embedding (``adapted``, ``frozen``), the share of the pair's images whose nearest seen-context
+            centroid is a relative, over seeds.
+    """
+
+    subject: str
+    context: str
+    family: str
+    n: int
+    relatives: int
+    candidates: int
+    share: dict[str, MetricStat]
+
+
+@dataclass
+class Diagnosis:
+    """What a model's diagnostic extras say about its generalisation (:mod:`caadbench.eval.diagnosis`), over
+    seeds. Scopes are ``unseen`` and ``seen`` (``all`` for a split without them); values in [0, 1].
+
+    Attributes:
+        branches: the model's active branches.
+        branch_i_auroc: per scope, per branch and ``fused`` (the model's score), the macro I-AUROC over subjects.
+        alpha: per scope, per branch, the ``mean``, ``q10``, ``q50``, ``q90`` of its fusion weight over images.
+        neighbourhood: per embedding (``adapted``, ``frozen``), the mean over the pairs of
+            ``neighbourhood_pairs`` of their share (empty when the set has no families or the model no embeddings).
+        neighbourhood_chance: mean over those pairs of relatives / candidates (a random centroid's share).
+        neighbourhood_pairs: every (subject, unseen context) pair with a seen relative.
+    """
+
+    branches: list[str]
+    branch_i_auroc: dict[str, dict[str, MetricStat]]
+    alpha: dict[str, dict[str, dict[str, MetricStat]]]
+    neighbourhood: dict[str, MetricStat]
+    neighbourhood_chance: float
+    neighbourhood_pairs: list[NeighbourEntry]
+
+    def stats(self) -> list[tuple[str, MetricStat]]:
+        """Every value over seeds with its path (for validation)."""
+        out = [(f"diagnosis.branch_i_auroc.{sc}.{b}", v) for sc, by in self.branch_i_auroc.items()
+               for b, v in by.items()]
+        out += [(f"diagnosis.alpha.{sc}.{b}.{k}", v) for sc, by in self.alpha.items() for b, st in by.items()
+                for k, v in st.items()]
+        out += [(f"diagnosis.neighbourhood.{k}", v) for k, v in self.neighbourhood.items()]
+        out += [(f"diagnosis.neighbourhood_pairs.{p.subject}/{p.context}.{k}", v) for p in self.neighbourhood_pairs
+                for k, v in p.share.items()]
+        return out
+
+
+@dataclass
 class TrainData:
     """What a trained model was trained on (``caadbench run --train-data``, or the evaluated split's train part).
 
@@ -224,6 +279,8 @@ class Results:
         micro_i_auroc: the I-AUROC of every headline image pooled over subjects, per seed, with its intervals
             (``None`` in files written before it; computed from the samples when shown).
         intervals: how the ``ci_*`` intervals were computed; ``None`` in files written before them.
+        diagnosis: per-branch scores, α distribution and family neighbourhood of a model with diagnostic extras
+            (CoRe-CLIP); ``None`` for other models and files written before it.
     """
 
     schema_version: int
@@ -252,6 +309,7 @@ class Results:
     micro_i_auroc: MetricStat | None = field(default=None, metadata={ADDED_LATER: True})
     intervals: IntervalInfo | None = field(default=None, metadata={ADDED_LATER: True})
     selection: dict[str, Any] | None = field(default=None, metadata={ADDED_LATER: True})
+    diagnosis: Diagnosis | None = field(default=None, metadata={ADDED_LATER: True})
 
     @property
     def random_init(self) -> bool:
@@ -306,6 +364,8 @@ class Results:
                 stats += [(f"seen.per_subject.{subject}.{m}", s) for m, s in entry.metrics.items()]
         if self.micro_i_auroc is not None:
             stats.append((MICRO, self.micro_i_auroc))
+        if self.diagnosis is not None:
+            stats += self.diagnosis.stats()
         gaps = [(f"gap.{m}", s) for m, s in (self.gap or {}).items()]
         for name, stat in stats + gaps:
             for ci_name, ci in stat.intervals():
@@ -340,5 +400,5 @@ class Results:
         return self
 
 
-__all__ = ["HEADLINES", "LEVELS", "MICRO", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "Interval", "IntervalInfo", "MetricStat",
-           "Results", "SampleEntry", "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]
+__all__ = ["HEADLINES", "LEVELS", "MICRO", "READABLE_VERSIONS", "SCHEMA_VERSION", "ContextEntry", "Diagnosis", "Interval",
+           "IntervalInfo", "MetricStat", "NeighbourEntry", "Results", "SampleEntry", "ScopeEntry", "SubjectContextMatrix", "SubjectEntry"]

@@ -161,12 +161,25 @@ class AnomalyOutput:
         maps: ``(B, H, W)`` float32 pixel anomaly maps at the input resolution; ``None`` exactly when the model
             gives no maps (:attr:`AnomalyModel.gives_maps` is false): its pixel metrics are then unavailable,
             never computed from a made-up constant map.
-        extras: method-specific tensors with a leading batch dimension (e.g. CoRe-CLIP's ``alpha``, ``(B, 3)``).
+        extras: method-specific per-image tensors, each with a leading batch dimension ``B``, named by
+            :attr:`AnomalyModel.extras_spec` (which states every shape); empty for a model that gives none. The
+            names of :data:`DIAGNOSTIC_EXTRAS` have fixed meanings the evaluator's diagnosis reads.
     """
 
     scores: torch.Tensor
     maps: torch.Tensor | None
     extras: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+DIAGNOSTIC_EXTRAS: dict[str, str] = {
+    "alpha": "(B, n) fusion weight of each branch; a row sums to 1 (0 for a branch the variant lacks)",
+    "branch_scores": "(B, n) each branch's own image score, as the fused score is computed (NaN for a branch "
+                     "the variant lacks)",
+    "embedding": "(B, D) the adapted image embedding the score is computed from, L2-normalised",
+    "frozen_embedding": "(B, D) the frozen backbone's image embedding, L2-normalised (with diagnostics only)",
+}
+"""Extras with a meaning shared across methods: what :mod:`caadbench.eval.diagnosis` summarises. The ``n`` columns
+of ``alpha`` and ``branch_scores`` are named by :attr:`AnomalyModel.extras_columns`."""
 
 
 @dataclass
@@ -253,6 +266,17 @@ class AnomalyModel(nn.Module, ABC):
         probe) says false here and returns ``maps=None``; the evaluator then marks its pixel metrics unavailable."""
         return True
 
+    @property
+    def extras_spec(self) -> dict[str, str]:
+        """The extras :meth:`predict` returns: name → shape and meaning (``(B, ...)``). Those marked *with
+        diagnostics only* come with ``predict(batch, diagnostics=True)``. Empty: the model gives no extras."""
+        return {}
+
+    @property
+    def extras_columns(self) -> dict[str, tuple[str, ...]]:
+        """Names of the columns of a two-dimensional extra (``{"alpha": ("subject", "context", "global")}``)."""
+        return {}
+
     def parameter_counts(self) -> dict[str, int]:
         """``{"trainable": n, "total": n}`` parameter counts."""
         total = sum(p.numel() for p in self.parameters())
@@ -280,15 +304,24 @@ class AnomalyModel(nn.Module, ABC):
         """The autocast context of ``path``: bf16 when :meth:`precision_for` says so, else a no-op."""
         return autocast(self.device, self.precision_for(path))
 
-    def predict(self, batch: Batch) -> AnomalyOutput:
+    def _diagnostics(self, batch: Batch, output: AnomalyOutput) -> dict[str, torch.Tensor]:
+        """Extras that cost extra work (e.g. a frozen forward), computed after :meth:`_predict` and only when
+        asked for; they never change ``output``'s scores or maps. None by default."""
+        return {}
+
+    def predict(self, batch: Batch, *, diagnostics: bool = False) -> AnomalyOutput:
         """Predict a batch: scores ``(B,)`` and maps ``(B, S, S)`` (float32, on the model's device; maps ``None``
-        when the model gives none, see :attr:`gives_maps`).
+        when the model gives none, see :attr:`gives_maps`), and the model's extras (:attr:`extras_spec`).
 
         Runs under :meth:`autocast` (bf16 when the resolved precision is bf16); outputs are float32 either way.
 
+        Args:
+            diagnostics: also compute the extras that cost extra work (:meth:`_diagnostics`); scores and maps are
+                the same bits either way.
+
         Raises:
             ModelError: the model needs fitting first, or the method returned wrongly shaped outputs (or maps that
-                disagree with :attr:`gives_maps`).
+                disagree with :attr:`gives_maps`, or an extra without the batch dimension).
         """
         if not self.is_fitted:
             raise ModelError(self.name or type(self).__name__, f"a {self.learning} model must be fitted before predicting")
@@ -296,7 +329,10 @@ class AnomalyModel(nn.Module, ABC):
         self.eval()
         try:
             with torch.inference_mode(), self.autocast("predict"):
-                out = self._predict(batch.to(self.device))
+                batch = batch.to(self.device)
+                out = self._predict(batch)
+                if diagnostics:
+                    out.extras = {**out.extras, **self._diagnostics(batch, out)}
         finally:
             self.train(was_training)
         B, S = len(batch), batch.images.shape[-1]
@@ -307,6 +343,10 @@ class AnomalyModel(nn.Module, ABC):
         if tuple(out.scores.shape) != (B,) or maps_shape not in (None, (B, batch.images.shape[-2], S)):
             raise ModelError(self.name, f"predict returned scores {tuple(out.scores.shape)} and maps "
                                         f"{maps_shape} for a batch of {B} images of {S}px")
+        wrong = sorted(k for k, v in out.extras.items() if v.ndim == 0 or v.shape[0] != B)
+        if wrong:
+            raise ModelError(self.name, f"predict returned extras {', '.join(wrong)} without a leading batch "
+                                        f"dimension of {B}")
         out.scores = out.scores.float()
         if out.maps is not None:
             out.maps = out.maps.float()
@@ -420,6 +460,7 @@ def read_checkpoint(path: str | Path) -> tuple[dict[str, str], dict[str, torch.T
 __all__ = [
     "AnomalyModel",
     "AnomalyOutput",
+    "DIAGNOSTIC_EXTRAS",
     "FitData",
     "Learning",
     "ModelConfig",

@@ -111,15 +111,20 @@ def fake_provenance(random_init: bool = True, arch: str = "caad-tiny", weights: 
 def fake_results(seeds=(0, 1), *, model: str = "coreclip", dataset: str = "caad-synth", split: str = "cc",
                  shots: int = 0, random_init: bool = True, n_per_pair: int = 4, seen: bool = True,
                  examples: bool = False, weights: str | None = None, learning: str = "trained",
-                 signal: float = 1.0) -> tuple[Results, object]:
+                 signal: float = 1.0, extras: bool = False) -> tuple[Results, object]:
     """A results object built through the real Evaluator; ``seen`` marks some contexts as seen (so the run has
     seen test images and a gap; without, every test context is unseen, as on shards built before the hold-out);
-    ``signal`` as in :func:`make_batches`."""
+    ``signal`` as in :func:`make_batches`; ``extras``: the outputs carry CoRe-CLIP-like diagnostic extras (the run
+    gets a diagnosis)."""
+    from tests.eval.diagnosis_fakes import COLUMNS, FAMILIES, with_extras
+
     rules = rulebook()
     evaluations, example_set = [], None
     for seed in seeds:
-        ev = Evaluator(seen_contexts(rules) if seen else {}, examples_per_category=2 if examples else 0)
-        for batch, output in make_batches(n_per_pair=n_per_pair, seed=seed, signal=signal):
+        ev = Evaluator(seen_contexts(rules) if seen else {}, examples_per_category=2 if examples else 0,
+                       families=FAMILIES if extras else None, extras_columns=COLUMNS if extras else None)
+        batches = make_batches(n_per_pair=n_per_pair, seed=seed, signal=signal)
+        for batch, output in with_extras(batches, seed) if extras else batches:
             ev.update(batch, output)
         evaluations.append(ev.compute())
         if example_set is None and examples:

@@ -129,3 +129,18 @@ def test_trained_run_gets_its_training_curves(tmp_path):
     assert (report.parent / "training.png").read_bytes().startswith(PNG_MAGIC)
     untrained = write_report(write_fake_run(tmp_path / "zero.json", examples=False, seeds=(0,)))
     assert "training.png" not in linked(untrained.read_text())
+
+
+def test_the_diagnosis_section_is_rendered_when_present(tmp_path, run_with_examples):
+    from caadbench.eval.results import read_results
+
+    path = write_fake_run(tmp_path / "d.json", seeds=(0, 1), n_per_pair=2, examples=False, extras=True)
+    res = read_results(path)
+    text = write_report(path).read_text()
+    for heading in ("## Diagnosis", "### Per-branch I-AUROC", "### Fusion weights α", "### Family neighbourhood"):
+        assert heading in text
+    u = res.diagnosis.branch_i_auroc["unseen"]["context"]
+    assert f"| context | {100 * u.mean:.1f} ± {100 * u.std:.1f} |" in text
+    assert text.index("## Diagnosis") < text.index("## Figures")
+    plain = render_report(read_results(run_with_examples), {}, results_name="run.json", examples_name=None)
+    assert "Diagnosis" not in plain  # nothing for a run without one

@@ -318,3 +318,50 @@ def test_a_model_without_maps_gets_image_intervals_only():
                             n_resamples=FAKE_RESAMPLES)
     assert results.metrics["i_auroc"].ci_image is not None and results.metrics["p_auroc"].ci_image is None
     assert results.intervals.bounds == {} and any("pixel metrics: no intervals" in n for n in results.intervals.notes)
+
+
+# ------------------------------------------------------------------------------------------- diagnosis
+@pytest.fixture(scope="module")
+def diagnosed():
+    return fake_results(seeds=(0, 1), n_per_pair=2, extras=True)[0]
+
+
+def test_diagnosis_over_seeds_and_round_trip(diagnosed, tmp_path):
+    from caadbench.eval.evaluator import Evaluator
+    from tests.eval.diagnosis_fakes import COLUMNS, FAMILIES, with_extras
+    from tests.eval.fakes import make_batches, rulebook, seen_contexts
+
+    d = diagnosed.diagnosis
+    assert d.branches == ["subject", "context", "global"] and set(d.neighbourhood) == {"adapted", "frozen"}
+    for seed_index, seed in enumerate((0, 1)):  # every per-seed value is that seed's evaluation
+        ev = Evaluator(seen_contexts(rulebook()), examples_per_category=0, families=FAMILIES, extras_columns=COLUMNS)
+        for batch, output in with_extras(make_batches(n_per_pair=2, seed=seed), seed):
+            ev.update(batch, output)
+        sd = ev.compute().diagnosis
+        assert d.branch_i_auroc["unseen"]["context"].per_seed[seed_index] == sd.branch_i_auroc["unseen"]["context"]
+        assert d.alpha["seen"]["global"]["q90"].per_seed[seed_index] == sd.alpha["seen"]["global"]["q90"]
+        assert d.neighbourhood["frozen"].per_seed[seed_index] == pytest.approx(
+            np.mean([c.share["frozen"] for c in sd.neighbourhood]))
+    assert d.branch_i_auroc["unseen"]["fused"].per_seed == diagnosed.metrics["i_auroc"].per_seed
+    back = read_results(write_results(tmp_path / "d.json", diagnosed))
+    assert json.loads(dumps(back)) == json.loads(dumps(diagnosed))
+    assert back.diagnosis.neighbourhood_pairs[0].share["adapted"].per_seed == \
+        pytest.approx(d.neighbourhood_pairs[0].share["adapted"].per_seed)
+
+
+def test_results_without_diagnosis_still_read(diagnosed, tmp_path):
+    doc = json.loads(dumps(diagnosed))
+    doc.pop("diagnosis")  # a file written before the field existed
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    assert read_results(path).diagnosis is None
+    assert fake_results(seeds=(0,), n_per_pair=1)[0].diagnosis is None  # a model without extras: none
+
+
+def test_refuses_a_diagnosis_value_outside_0_1(diagnosed, tmp_path):
+    doc = json.loads(dumps(diagnosed))
+    doc["diagnosis"]["alpha"]["unseen"]["subject"]["mean"]["per_seed"][0] = 1.5
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(ResultsError, match="diagnosis.alpha.unseen.subject.mean"):
+        read_results(path)

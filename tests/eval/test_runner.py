@@ -54,6 +54,7 @@ def test_zero_shot_run_writes_one_complete_results_file(data, tmp_path):
     assert p.backbone_arch == TINY and p.weights == "random-init" and p.weights_sha256 == "random-init"
     assert p.dataset_fingerprint == ds.fingerprint and p.images_per_s > 0 and p.peak_memory_bytes > 0
     assert examples_path(path).is_file()
+    assert res.diagnosis is None  # CLIP gives no diagnostic extras
 
 
 def test_same_inputs_and_seed_give_the_same_metrics(data, tmp_path):
@@ -80,6 +81,14 @@ def test_trained_model_trains_on_train_and_records_its_log(data, tmp_path):
     res = read_results(run(config(data, tmp_path, model="coreclip", options=opts)))
     log = res.training["0"]
     assert res.learning == "trained" and 0 < log["trainable_share"] < 1 and log["stage2"]["steps"] >= 1
+    d = res.diagnosis  # CoRe-CLIP's extras summarised per scope, families from the shards' rulebook
+    assert d.branches == ["subject", "context", "global"] and "unseen" in d.branch_i_auroc and "unseen" in d.alpha
+    assert d.branch_i_auroc["unseen"]["fused"].per_seed == res.metrics["i_auroc"].per_seed
+    from caadbench.data.loader import open_dataset
+
+    families = open_dataset(data).context_families()
+    assert families["pasture"] == families["meadow"] == "grassland"
+    assert all(p.family == families[p.context] and 0 < p.relatives <= p.candidates for p in d.neighbourhood_pairs)
     stem = f"{DATASET}_cc_coreclip_trained_caad-tiny-random-init"  # trained, not 0-shot
     assert res.learning == "trained" and (tmp_path / f"{stem}.json").is_file()
     ckpt = tmp_path / "checkpoints" / f"{stem}_seed0" / "coreclip-last.safetensors"

@@ -18,7 +18,7 @@ from torch import nn
 from caadbench.data.batch import Batch
 from caadbench.errors import ModelError
 from caadbench.models.backbone import ClipBackbone
-from caadbench.models.base import AnomalyModel, AnomalyOutput, FitData
+from caadbench.models.base import DIAGNOSTIC_EXTRAS, AnomalyModel, AnomalyOutput, FitData
 from caadbench.models.coreclip.config import BRANCHES, CoreClipConfig
 from caadbench.models.coreclip.crm import make_fusion
 from caadbench.models.coreclip.csr import CSR, BranchFeatures, branch_views
@@ -43,12 +43,14 @@ class HeadOutput:
         patch_logits: ``(B, N)`` the same for the fused patch tokens.
         branch_logits: ``(B, n)`` the same for each branch's own embedding.
         alpha: ``(B, n)`` fusion weights.
+        embedding: ``(B, D)`` the fused embedding z, L2-normalised (what ``logits`` compares with the prototypes).
     """
 
     logits: torch.Tensor
     patch_logits: torch.Tensor
     branch_logits: torch.Tensor
     alpha: torch.Tensor
+    embedding: torch.Tensor
 
 
 class CoreClip(AnomalyModel):
@@ -171,10 +173,11 @@ class CoreClip(AnomalyModel):
             fused = self.fusion(t1, emb, patches)
             direction = t1 - t0  # cos(x, t1) − cos(x, t0) = x̂·(t1 − t0) for unit t0, t1
             scale = self.scale
-            logits = scale * (F.normalize(fused.embedding, dim=-1) * direction).sum(-1)
+            embedding = F.normalize(fused.embedding, dim=-1)
+            logits = scale * (embedding * direction).sum(-1)
             patch_logits = scale * torch.einsum("bpd,bd->bp", F.normalize(fused.patches, dim=-1), direction)
             branch_logits = scale * torch.einsum("bnd,bd->bn", emb, direction)
-        return HeadOutput(logits, patch_logits, branch_logits, fused.alpha.float())
+        return HeadOutput(logits, patch_logits, branch_logits, fused.alpha.float(), embedding)
 
     def _full_width(self, values: torch.Tensor, fill: float) -> torch.Tensor:
         """``(B, n)`` per active branch → ``(B, 3)`` in the order of ``BRANCHES``, ``fill`` for inactive ones."""
@@ -194,8 +197,25 @@ class CoreClip(AnomalyModel):
         extras = {
             "alpha": self._full_width(out.alpha, 0.0),
             "branch_scores": self._full_width(torch.sigmoid(out.branch_logits), float("nan")),
+            "embedding": out.embedding,
         }
         return AnomalyOutput(scores=torch.sigmoid(out.logits), maps=maps, extras=extras)
+
+    @property
+    def extras_spec(self) -> dict[str, str]:
+        """``alpha`` and ``branch_scores`` ``(B, 3)`` (columns :data:`BRANCHES`), ``embedding`` ``(B, D)``, and with
+        diagnostics ``frozen_embedding`` ``(B, D)`` (see :data:`~caadbench.models.base.DIAGNOSTIC_EXTRAS`)."""
+        return dict(DIAGNOSTIC_EXTRAS)
+
+    @property
+    def extras_columns(self) -> dict[str, tuple[str, ...]]:
+        return {"alpha": BRANCHES, "branch_scores": BRANCHES}
+
+    def _diagnostics(self, batch: Batch, output: AnomalyOutput) -> dict[str, torch.Tensor]:
+        """``frozen_embedding`` ``(B, D)``: the backbone's own embedding of the image (no adapter), one more image
+        forward; scores and maps are untouched."""
+        frozen = self.backbone.encode_image(batch.images, normalize=False)
+        return {"frozen_embedding": F.normalize(frozen.float(), dim=-1)}
 
     # ----------------------------------------------------------------- learning and state
     def fit(self, data: FitData) -> None:
