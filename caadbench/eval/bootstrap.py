@@ -442,6 +442,6 @@ def with_intervals(results: Results, run: RunScores | None = None, *, contexts: 
     return reps
 
 
-__all__ = ["CONFIDENCE", "METHOD", "RESAMPLES", "SEED", "Replicates", "RunScores",
-           "borrowing", "cell_intervals", "degrees_of_freedom", "replicates", "resample_weights", "t_interval", "t_quantile",
+__all__ = ["CONFIDENCE", "METHOD", "RESAMPLES", "SEED", "Replicates", "RunScores", "borrowing",
+           "cell_intervals", "degrees_of_freedom", "replicates", "resample_weights", "t_interval", "t_quantile",
            "with_intervals"]
