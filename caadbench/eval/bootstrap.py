@@ -6,9 +6,10 @@ Two questions, two resampling levels (``docs/evaluation.md`` has the reasoning a
   (subject, context, label) stratum are resampled.
 * ``context`` — *how sure is it for other contexts of the same world*: a subject's contexts of one role (normal
   or anomalous; seen or unseen scope) are resampled, each drawn context with its images as they are. A role
-  with a single context has no estimable between-context variance: that context is kept and only its images are
-  resampled (so the interval is too narrow for such subjects, see the docs). Without any role of two contexts in
-  the headline the level is unavailable.
+  with a single context has no estimable between-context variance of its own: its images are resampled and, for
+  the image metrics, its scores move by a context effect borrowed from the other strata of its role
+  (:mod:`caadbench.eval.borrowing`, ``docs/evaluation.md`` *Protocol decisions*). Without any role of two
+  contexts in the headline the level is unavailable.
 
 Both levels use the rescaled bootstrap of Rao & Wu (1988): in a stratum of ``k ≥ 2`` units, ``k − 1`` units are
 drawn with replacement and each draw weighs ``k / (k − 1)`` (a unit of a one-unit stratum keeps weight 1). Its
@@ -33,6 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
+from caadbench.eval.borrowing import Borrowing
 from caadbench.eval.evaluator import ALL, SeedEvaluation, role_of
 from caadbench.eval.metrics import (
     IMAGE_METRICS,
@@ -48,7 +50,8 @@ from caadbench.eval.schema import LEVELS, MICRO, Interval, IntervalInfo, MetricS
 RESAMPLES = 2000
 SEED = 0
 CONFIDENCE = 0.95
-METHOD = "rao-wu rescaled bootstrap (k−1 of k units per stratum), value ± t(df)·SE"
+METHOD = ("rao-wu rescaled bootstrap (k−1 of k units per stratum), value ± t(df)·SE; single-context strata borrow "
+          "their role's centred context effects")
 
 
 @dataclass
@@ -142,15 +145,33 @@ def _image_strata(run: RunScores) -> np.ndarray:
     return _codes(run.subjects, run.contexts, run.labels)
 
 
-def _context_strata(run: RunScores) -> tuple[np.ndarray, np.ndarray]:
-    """``(cell of each image, stratum of each cell)``: cells are (subject, context) pairs; a cell's stratum is
-    its subject, scope and role (its label, or ``mixed``)."""
+def _context_design(run: RunScores) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(cell of each image, stratum of each cell, role of each cell)``: cells are (subject, context) pairs; a
+    cell's stratum is its subject, scope and role (its label ``"0"`` / ``"1"``, or ``"mixed"``)."""
     cell = _codes(run.subjects, run.contexts)
     _, first = np.unique(cell, return_index=True)
     roles = np.array([str(int(run.labels[cell == c][0])) if len(set(run.labels[cell == c].tolist())) == 1 else "mixed"
                       for c in range(len(first))], dtype=object)
     strata = _codes(run.subjects[first], run.scopes[first], roles)
+    return cell, strata, roles
+
+
+def _context_strata(run: RunScores) -> tuple[np.ndarray, np.ndarray]:
+    """``(cell of each image, stratum of each cell)`` (:func:`_context_design`)."""
+    cell, strata, _ = _context_design(run)
     return cell, strata
+
+
+def borrowing(run: RunScores, n_resamples: int = RESAMPLES, seed: int = SEED) -> Borrowing | None:
+    """The context level's borrowed context effects for the headline's single-context strata
+    (:mod:`caadbench.eval.borrowing`; a function of the design and the seed only), ``None`` without any."""
+    cell, strata, roles = _context_design(run)
+    headline_cell = cell[run.in_headline]
+    kept, local = np.unique(headline_cell, return_inverse=True)
+    _, first = np.unique(cell, return_index=True)
+    subject = _codes(run.subjects[first][kept])
+    rng = np.random.default_rng([seed, LEVELS.index("context"), 1])
+    return Borrowing.plan(local, subject, strata[kept], roles[kept], n_resamples, rng)
 
 
 def degrees_of_freedom(run: RunScores, level: str) -> int:
@@ -225,21 +246,26 @@ def _macro(per_subject: list[np.ndarray], defined: list[bool]) -> np.ndarray:
     return _nanmean(np.stack(kept), axis=0) if kept else np.full(per_subject[0].shape, math.nan)
 
 
-def _image_values(scores: np.ndarray, labels: np.ndarray, subjects: np.ndarray,
-                  weights: np.ndarray) -> dict[str, np.ndarray]:
+def _image_values(scores: np.ndarray, labels: np.ndarray, subjects: np.ndarray, weights: np.ndarray,
+                  shifts: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
     """Macro image metrics and the micro I-AUROC for ``(B, n)`` weights; also computes the unit-weight values to
-    know which subjects are defined. Returns ``{metric: (B,)}``."""
+    know which subjects are defined. ``shifts``: ``((B, n) score shift per resample, (n,) bool images that
+    move)`` (borrowed context effects, :mod:`caadbench.eval.borrowing`); a subject with a moving image is ranked
+    resample by resample. Returns ``{metric: (B,)}``."""
     per_subject: dict[str, list[np.ndarray]] = {m: [] for m in IMAGE_METRICS}
     defined: dict[str, list[bool]] = {m: [] for m in IMAGE_METRICS}
     for subject in sorted(set(subjects.tolist())):
         idx = np.flatnonzero(subjects == subject)
         unit = image_curve_metrics(*ranked_counts(scores[idx], labels[idx]))
-        resampled = image_curve_metrics(*ranked_counts(scores[idx], labels[idx], _images(weights, idx)))
+        moved = shifts is not None and bool(shifts[1][idx].any())
+        row = scores[idx] + shifts[0][:, idx] if moved else scores[idx]
+        resampled = image_curve_metrics(*ranked_counts(row, labels[idx], _images(weights, idx)))
         for m in IMAGE_METRICS:
             per_subject[m].append(resampled[m])
             defined[m].append(not math.isnan(unit[m]))
     out = {m: _macro(per_subject[m], defined[m]) for m in IMAGE_METRICS}
-    out[MICRO] = image_curve_metrics(*ranked_counts(scores, labels, weights), names=["i_auroc"])["i_auroc"]
+    pooled = scores + shifts[0] if shifts is not None and shifts[1].any() else scores
+    out[MICRO] = image_curve_metrics(*ranked_counts(pooled, labels, weights), names=["i_auroc"])["i_auroc"]
     return out
 
 
@@ -269,8 +295,13 @@ def _pixel_values(histograms: list[ImagePixelHistogram | None], subjects: np.nda
 
 
 def replicates(run: RunScores, n_resamples: int = RESAMPLES, seed: int = SEED,
-               levels: Sequence[str] = LEVELS) -> Replicates:
-    """Resample the run's headline at ``levels`` (pixel metrics too when ``run.pixel`` is known)."""
+               levels: Sequence[str] = LEVELS, borrow: bool = True) -> Replicates:
+    """Resample the run's headline at ``levels`` (pixel metrics too when ``run.pixel`` is known).
+
+    ``borrow``: at the context level, give the single-context strata a borrowed context effect
+    (:func:`borrowing`; image metrics and the micro I-AUROC only). ``False`` keeps such a context fixed with only
+    its images resampled (the estimator before it, for comparisons of the two).
+    """
     headline = np.flatnonzero(run.in_headline)
     labels, subjects = run.labels[headline], run.subjects[headline]
     unit = np.ones((1, len(headline)))
@@ -286,9 +317,11 @@ def replicates(run: RunScores, n_resamples: int = RESAMPLES, seed: int = SEED,
         if df[level] == 0:
             continue
         weights = _images(resample_weights(run, level, n_resamples, seed), headline)
+        borrowed = borrowing(run, n_resamples, seed) if borrow and level == "context" else None
         per_seed: dict[str, list[np.ndarray]] = {}
         for s, row in enumerate(run.scores):
-            found = _image_values(row[headline], labels, subjects, weights)
+            shifts = None if borrowed is None else borrowed.shifts(row[headline])
+            found = _image_values(row[headline], labels, subjects, weights, shifts)
             if run.pixel is not None:
                 pixel, pixel_bounds = _pixel_values([run.pixel[s][i] for i in headline], subjects, weights)
                 found.update(pixel)
@@ -374,8 +407,9 @@ def _notes(run: RunScores, reps: Replicates) -> list[str]:
         notes.append("context level unavailable: no subject has two headline contexts of one role")
     elif single:
         notes.append(f"context level: {single} of {len(counts)} headline (subject, role) strata hold a single "
-                     "context, whose between-context variance cannot be estimated: it is kept and only its images "
-                     "are resampled, so the interval is too narrow for those subjects")
+                     "context: its images are resampled and its scores shifted by a context effect borrowed from "
+                     "the strata of its role with two or more contexts (image metrics; pixel metrics keep it "
+                     "fixed, so their context interval is too narrow for those subjects)")
     if run.pixel is None:
         notes.append("pixel metrics: no intervals (no per-image pixel statistics: they are kept only while a run "
                      "evaluates, so a file written before intervals has none; a model without maps has none)")
@@ -408,6 +442,6 @@ def with_intervals(results: Results, run: RunScores | None = None, *, contexts: 
     return reps
 
 
-__all__ = ["CONFIDENCE", "METHOD", "RESAMPLES", "SEED", "Replicates", "RunScores",
+__all__ = ["CONFIDENCE", "METHOD", "RESAMPLES", "SEED", "Replicates", "RunScores", "borrowing",
            "cell_intervals", "degrees_of_freedom", "replicates", "resample_weights", "t_interval", "t_quantile",
            "with_intervals"]

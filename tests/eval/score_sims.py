@@ -88,3 +88,30 @@ def one_set(reps: Replicates, index: int | slice) -> Replicates:
     return Replicates(estimates={m: v[pick] for m, v in reps.estimates.items()},
                       values={level: {m: v[pick] for m, v in d.items()} for level, d in reps.values.items()},
                       df=dict(reps.df), bounds=dict(reps.bounds))
+
+
+def random_cells(rng: np.random.Generator, cells: list[list[tuple[int, int]]], n_sets: int, tau: float = 0.6,
+                 sigma: float = 1.0):
+    """Context level with a design of its own per subject: ``cells[s]`` lists subject ``s``'s ``(label, images)``
+    contexts (e.g. one normal context for some subjects, several for others). Scores as in
+    :func:`random_contexts`; the micro truth weighs each pair of subjects by their anomalous × normal images."""
+    subjects, contexts, labels = [], [], []
+    for s, subject_cells in enumerate(cells):
+        for c, (label, n) in enumerate(subject_cells):
+            subjects += [f"s{s}"] * n
+            contexts += [f"c{c}"] * n
+            labels += [label] * n
+    subjects, contexts = np.array(subjects, dtype=object), np.array(contexts, dtype=object)
+    labels = np.array(labels, dtype=bool)
+    n_subjects = len(cells)
+    offset, delta = rng.normal(0.0, 0.5, n_subjects), rng.normal(1.0, 0.5, n_subjects)
+    s, c = index_of(subjects), index_of(contexts)
+    shifts = rng.normal(0.0, tau, (n_sets, n_subjects, max(len(x) for x in cells)))
+    scores = offset[s] + delta[s] * labels + shifts[:, s, c] + rng.normal(0.0, sigma, (n_sets, len(subjects)))
+    sd = math.sqrt(2 * sigma**2 + 2 * tau**2)
+    pos = np.array([sum(n for label, n in x if label) for x in cells], dtype=float)
+    neg = np.array([sum(n for label, n in x if not label) for x in cells], dtype=float)
+    pairs = norm.cdf((offset[:, None] + delta[:, None] - offset[None, :]) / sd)
+    micro = float(pos @ pairs @ neg / (pos.sum() * neg.sum()))
+    return run_of(subjects, contexts, labels, scores), {"i_auroc": float(np.mean(norm.cdf(delta / sd))),
+                                                        MICRO: micro}

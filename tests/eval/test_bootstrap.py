@@ -11,6 +11,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve, roc
 from caadbench.eval.bootstrap import (
     RunScores,
     _rao_wu,
+    borrowing,
     cell_intervals,
     degrees_of_freedom,
     replicates,
@@ -20,7 +21,7 @@ from caadbench.eval.bootstrap import (
 from caadbench.eval.metrics import auroc, image_curve_metrics, pixel_curve_metrics, ranked_counts
 from caadbench.eval.pixel_stats import common_grid, image_histogram
 from caadbench.eval.schema import MICRO
-from tests.eval.score_sims import design, fixed_contexts, random_contexts, run_of
+from tests.eval.score_sims import design, fixed_contexts, random_cells, random_contexts, run_of
 
 
 def f1max_reference(y, s, w) -> float:
@@ -114,8 +115,9 @@ def test_replicates_match_a_weighted_reference():
     assert reps.estimates[MICRO][1] == pytest.approx(roc_auc_score(labels, scores[1]))
 
 
-def coverage(run: RunScores, truth: dict[str, float], level: str, n_resamples: int) -> dict[str, float]:
-    reps = replicates(run, n_resamples=n_resamples, seed=1, levels=[level])
+def coverage(run: RunScores, truth: dict[str, float], level: str, n_resamples: int,
+             borrow: bool = True) -> dict[str, float]:
+    reps = replicates(run, n_resamples=n_resamples, seed=1, levels=[level], borrow=borrow)
     out = {}
     for metric, value in truth.items():
         intervals = [t_interval(e, v, reps.df[level]) for e, v in zip(reps.estimates[metric],
@@ -186,3 +188,63 @@ def test_cell_intervals_are_centred_on_the_context_auroc():
         assert (ci[0] + ci[1]) / 2 == pytest.approx(c) or ci[1] == 1.0
     assert mean[0] < np.mean(centres) < mean[1]
     assert not math.isnan(mean[0])
+
+
+def test_single_context_strata_borrow_a_centred_context_effect_from_their_role():
+    """s0 and s1: one normal context each (single) and two anomalous; s2: two normal contexts and two anomalous.
+    A single context's images move together by ``w_s · f · z*`` with ``z*`` one of the normal donors' standardised
+    centred effects (s2's two normal contexts), ``f`` the noise shrink: checked against a direct computation."""
+    cells = [[(0, 12), (1, 6), (1, 6)], [(0, 10), (1, 5), (1, 7)], [(0, 8), (0, 9), (1, 6), (1, 6)]]
+    run, _ = random_cells(np.random.default_rng(4), cells, n_sets=1)
+    scores = run.scores[0]
+    plan = borrowing(run, 400, 3)
+    shifts, moved = plan.shifts(scores)
+    single = ((run.subjects == "s0") | (run.subjects == "s1")) & (run.contexts == "c0")
+    np.testing.assert_array_equal(moved, single)
+    assert np.all(shifts[:, ~single] == 0)
+
+    def cell(subject, context):
+        return scores[(run.subjects == subject) & (run.contexts == context)]
+
+    def scale(subject):  # pooled within-context SD of a subject
+        parts = [cell(subject, f"c{c}") for c in range(len(cells[int(subject[1])]))]
+        return math.sqrt(sum(((p - p.mean()) ** 2).sum() for p in parts) / sum(len(p) - 1 for p in parts))
+
+    a, b = cell("s2", "c0"), cell("s2", "c1")
+    w2 = scale("s2")
+    z = np.array([a.mean() - b.mean(), b.mean() - a.mean()]) / 2 / w2 * math.sqrt(2)
+    noise = np.mean([a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)]) / w2**2
+    shrink = math.sqrt(max(0.0, np.mean(z**2) - noise) / np.mean(z**2))
+    for subject in ("s0", "s1"):
+        images = (run.subjects == subject) & (run.contexts == "c0")
+        values = shifts[:, images]
+        assert np.all(values == values[:, :1])  # the whole context moves together
+        np.testing.assert_allclose(np.unique(np.round(values[:, 0], 12)),
+                                   np.unique(np.round(scale(subject) * shrink * z, 12)))
+    # the draws are a function of the design and the seed: same for another score row, other for another seed
+    other, _ = borrowing(run, 400, 3).shifts(scores + 1.0)
+    np.testing.assert_allclose(other, shifts)
+    assert not np.allclose(borrowing(run, 400, 4).shifts(scores)[0], shifts)
+    # without a single stratum, or without any donor, nothing is borrowed
+    assert borrowing(run_of(*design(2, [(0, 5), (0, 5), (1, 5), (1, 5)]), np.zeros(40)), 10, 0) is None
+    assert borrowing(run_of(*design(2, [(0, 5), (1, 5)]), np.zeros(20)), 10, 0) is None
+
+
+def test_single_context_strata_widen_the_context_interval_to_nominal_coverage():
+    """300 data sets of 5 subjects × (1 normal context of 12 images + 2 anomalous of 6), contexts drawn from a
+    random-effects distribution. Keeping the single normal context fixed (the estimator before borrowing)
+    under-covers (89.3–92.3 % macro over generator seeds 13, 1, 2); with the borrowed context effect the
+    replicates spread more in almost every data set and the coverage is nominal (94.0, 96.0, 95.7 % macro;
+    micro 92.0, 95.0, 94.7 %). The generator seed here is 1; 300 sets measure a coverage to ± 2.5 points."""
+    run, truth = random_cells(np.random.default_rng(1), [[(0, 12), (1, 6), (1, 6)]] * 5, n_sets=300)
+    found = {borrow: replicates(run, n_resamples=150, seed=1, levels=["context"], borrow=borrow)
+             for borrow in (False, True)}
+    assert found[False].df == found[True].df == {"context": 5}
+    for metric, value in truth.items():
+        sd = {b: np.std(r.values["context"][metric], axis=1, ddof=1) for b, r in found.items()}
+        assert np.mean(sd[True] >= sd[False]) >= 0.95 and sd[True].mean() > 1.2 * sd[False].mean()
+        hits = {}
+        for borrow, reps in found.items():
+            intervals = [t_interval(e, v, 5) for e, v in zip(reps.estimates[metric], reps.values["context"][metric])]
+            hits[borrow] = float(np.mean([ci[0] <= value <= ci[1] for ci in intervals]))
+        assert hits[False] < 0.92 and 0.93 <= hits[True] <= 0.97, (metric, hits)
