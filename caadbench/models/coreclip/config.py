@@ -76,7 +76,8 @@ class CoreClipConfig(TrainedModelConfig):
         grounding_images: at most this many normal train images give the visual class means for grounding.
         text_steps: stage-1 (text) optimisation steps.
         text_lr: stage-1 peak learning rate.
-        epochs: stage-2 passes over the train part (``max_steps > 0`` overrides).
+        epochs: stage-2 passes over the train part (``max_steps > 0`` overrides); 6 with validation every 20
+            steps (``val_every``) were chosen on the ``cc`` validation part (``docs/coreclip.md``).
         max_steps: stage-2 optimisation steps (0: ``epochs`` passes).
         lr: stage-2 peak learning rate.
         weight_decay: AdamW weight decay on matrices (not on biases, gates and the temperature).
@@ -109,11 +110,12 @@ class CoreClipConfig(TrainedModelConfig):
     grounding_images: int = 512
     text_steps: int = 40
     text_lr: float = 1e-2
-    epochs: int = 2
+    epochs: int = 6
     max_steps: int = 0
     lr: float = 1e-3
     weight_decay: float = 0.01
     warmup: float = 0.1
+    val_every: int = 20
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> CoreClipConfig:
