@@ -224,6 +224,9 @@ class Results:
         micro_i_auroc: the I-AUROC of every headline image pooled over subjects, per seed, with its intervals
             (``None`` in files written before it; computed from the samples when shown).
         intervals: how the ``ci_*`` intervals were computed; ``None`` in files written before them.
+        shipped: per seed (as a string) whose trained model was loaded from a shipped checkpoint
+            (:mod:`caadbench.eval.shipped`) instead of trained in this run: its ``file``, ``sha256``, ``commit``
+            and ``command``; ``None`` when every seed was fitted here (and in files written before the field).
     """
 
     schema_version: int
@@ -252,6 +255,7 @@ class Results:
     micro_i_auroc: MetricStat | None = field(default=None, metadata={ADDED_LATER: True})
     intervals: IntervalInfo | None = field(default=None, metadata={ADDED_LATER: True})
     selection: dict[str, Any] | None = field(default=None, metadata={ADDED_LATER: True})
+    shipped: dict[str, dict[str, Any]] | None = field(default=None, metadata={ADDED_LATER: True})
 
     @property
     def random_init(self) -> bool:
