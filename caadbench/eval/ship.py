@@ -45,7 +45,7 @@ def ship_checkpoints(
     seed: int = 0,
     work: Path = Path("runs/ship-checkpoints"),
     manifest: Path | None = None,
-    options: dict[str, Any] | None = None,
+    options: dict[str, dict[str, Any]] | None = None,
     progress: bool = True,
     echo: Callable[[str], None] | None = None,
 ) -> Path:
@@ -58,7 +58,8 @@ def ship_checkpoints(
         seed: the seed shipped.
         work: where the training runs' results and trainer checkpoints go.
         manifest: the manifest to write (default :data:`caadbench.eval.shipped.MANIFEST`); files go beside it.
-        options: model option overrides (tests train briefly; the shipped files use none, as the main job).
+        options: per model name, option overrides (tests train briefly; the shipped files use none, as the main
+            job does).
         echo: where progress lines go (default: this module's logger).
     """
     echo = echo or logger.info
@@ -74,7 +75,7 @@ def ship_checkpoints(
         echo(f"[{i}/{len(models)}] training {name} seed {seed} on {data} {split}")
         runner = Runner(RunConfig(model=name, split=split, data=data, backbone=backbone, pretrained=pretrained,
                                   seeds=(seed,), out=Path(work), retrain=True, progress=progress,
-                                  options=dict(options or {})))
+                                  options=dict((options or {}).get(name, {}))))
         if runner.learning != Learning.TRAINED:
             from caadbench.errors import ModelError
 

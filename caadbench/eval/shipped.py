@@ -112,6 +112,11 @@ def check_entry(entry: Any, where: str) -> None:
         raise ModelError(where, "config_sha256 does not match its config")
 
 
+KEY_WORDS = {"model": "model", "seed": "seed", "config_sha256": "model config", "dataset": "dataset or split",
+             "train_data": "training data", "backbone": "backbone or weights",
+             "run": "run setting (selection mode, batch size or device)"}
+
+
 def entry_key(entry: Mapping[str, Any]) -> dict[str, Any]:
     return {"model": entry["model"], "seed": entry["seed"], "config_sha256": entry["config_sha256"],
             "dataset": {k: entry["dataset"].get(k) for k in ("fingerprint", "split", "split_sha256")}, "train_data": train_data_key(entry["train_data"]),
@@ -129,7 +134,7 @@ def find(wanted: Wanted, manifest: str | Path | None = None) -> tuple[dict[str, 
     if not same:
         return None, f"no shipped checkpoint of {wanted.model} seed {wanted.seed}"
     theirs = entry_key(same[0])
-    differ = [k for k in key if theirs[k] != key[k]]
+    differ = [KEY_WORDS[k] for k in key if theirs[k] != key[k]]
     return None, (f"the shipped checkpoint of {wanted.model} seed {wanted.seed} was made with another "
                   f"{', '.join(differ)}")
 

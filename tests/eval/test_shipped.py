@@ -16,7 +16,9 @@ from caadbench.eval.runner import RunConfig, run
 from caadbench.eval.ship import ship_checkpoints
 
 TINY = "caad-tiny"
-OPTS = {"epochs": 1, "text_steps": 2}  # a few steps: the property holds for any length of training
+OPTIONS = {"coreclip": {"epochs": 1, "text_steps": 2}, "aprilgan": {"max_steps": 2}, "anomalyclip": {"max_steps": 2},
+           "probe": {}}  # a few steps: the property holds for any length of training
+OPTS = OPTIONS["coreclip"]
 
 
 def build(root: Path, seed: int) -> Path:
@@ -34,12 +36,13 @@ def data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def made(data, tmp_path_factory) -> tuple[Path, Path]:
-    """``(manifest, the trained run's results)``: coreclip shipped on ``data`` with random-init caad-tiny."""
+    """``(manifest, the work folder of the trained runs)``: every shipped model made on ``data`` with random-init
+    caad-tiny."""
     root = tmp_path_factory.mktemp("ship")
-    manifest = ship_checkpoints(data=data, models=["coreclip"], backbone=TINY, pretrained="random-init",
-                                work=root / "work", manifest=root / "weights" / "checkpoints.json", options=OPTS,
+    manifest = ship_checkpoints(data=data, models=list(OPTIONS), backbone=TINY, pretrained="random-init",
+                                work=root / "work", manifest=root / "weights" / "checkpoints.json", options=OPTIONS,
                                 progress=False)
-    return manifest, next((root / "work").glob("*coreclip*.json"))
+    return manifest, root / "work"
 
 
 @pytest.fixture()
@@ -51,16 +54,22 @@ def use(monkeypatch, made, tmp_path) -> Path:
     return folder / "checkpoints.json"
 
 
-def cfg(data: Path, out: Path, **kw) -> RunConfig:
-    return RunConfig(model="coreclip", split="cc", data=data, backbone=TINY, pretrained="random-init", out=out,
-                     progress=False, options=dict(OPTS), **kw)
+def cfg(data: Path, out: Path, model: str = "coreclip", **kw) -> RunConfig:
+    return RunConfig(model=model, split="cc", data=data, backbone=TINY, pretrained="random-init", out=out,
+                     progress=False, options=dict(OPTIONS[model]), **kw)
+
+
+def test_the_shipped_models_are_the_quickstarts_trained_ones():
+    from caadbench.eval.ship import shipped_models
+
+    assert sorted(shipped_models()) == sorted(OPTIONS)
 
 
 def test_manifest_entry_is_complete_and_the_file_small(made):
     manifest, _ = made
     data = json.loads(manifest.read_text())
-    assert data["format"] == shipped.FORMAT and len(data["checkpoints"]) == 1
-    entry = shipped.read_manifest(manifest)[0]
+    assert data["format"] == shipped.FORMAT and len(data["checkpoints"]) == len(OPTIONS)
+    entry = next(e for e in shipped.read_manifest(manifest) if e["model"] == "coreclip")
     assert set(entry) == set(shipped.ENTRY_FIELDS)
     assert entry["command"].startswith("caadbench ship-checkpoints --data ") and entry["seed"] == 0
     assert entry["dataset"]["split"] == "cc" and entry["backbone"]["arch"] == TINY
@@ -86,10 +95,11 @@ def test_manifest_schema_is_checked(made, tmp_path, field, value, words):
         shipped.read_manifest(bad)
 
 
-def test_loading_gives_the_scores_of_training_then_evaluating(data, made, use, tmp_path):
-    trained = read_results(made[1])
-    loaded = read_results(run(cfg(data, tmp_path)))
-    assert loaded.shipped["0"]["sha256"] == shipped.read_manifest(use)[0]["sha256"]
+@pytest.mark.parametrize("model", list(OPTIONS))
+def test_loading_gives_the_scores_of_training_then_evaluating(data, made, use, tmp_path, model):
+    trained = read_results(next(made[1].glob(f"*_cc_{model}_*.json")))
+    loaded = read_results(run(cfg(data, tmp_path, model)))
+    assert loaded.shipped["0"]["sha256"] == next(e for e in shipped.read_manifest(use) if e["model"] == model)["sha256"]
     assert loaded.shipped["0"]["commit"] and loaded.shipped["0"]["command"].startswith("caadbench ship-checkpoints")
     assert [s.scores for s in loaded.samples] == [s.scores for s in trained.samples]  # bit for bit
     assert {m: s.per_seed for m, s in loaded.metrics.items()} == {m: s.per_seed for m, s in trained.metrics.items()}
@@ -106,11 +116,11 @@ def test_other_config_trains_with_a_note(data, use, tmp_path, caplog):
     caplog.set_level("INFO")
     res = read_results(run(RunConfig(**{**vars(cfg(data, tmp_path)), "options": {**OPTS, "lr": 1e-4}})))
     assert res.shipped is None
-    assert any("was made with another config_sha256: training it" in r.getMessage() for r in caplog.records)
+    assert any("was made with another model config: training it" in r.getMessage() for r in caplog.records)
 
 
 def test_sha256_mismatch_is_refused(data, use, tmp_path):
-    entry = shipped.read_manifest(use)[0]
+    entry = next(e for e in shipped.read_manifest(use) if e["model"] == "coreclip")
     with (use.parent / entry["file"]).open("ab") as fh:
         fh.write(b" ")
     with pytest.raises(ModelError, match="differs from the manifest's") as err:
@@ -124,7 +134,8 @@ def test_another_datasets_checkpoint_is_refused(data, use, tmp_path):
     from caadbench.utils.hashing import sha256_file
 
     other = build(tmp_path / "other", 1)
-    entry = shipped.read_manifest(use)[0]
+    entries = shipped.read_manifest(use)
+    entry = next(e for e in entries if e["model"] == "coreclip")
     path = use.parent / entry["file"]
     ds = open_dataset(other)
     from caadbench.models.base import read_checkpoint
@@ -134,7 +145,7 @@ def test_another_datasets_checkpoint_is_refused(data, use, tmp_path):
     meta[shipped.DATA_KEY] = json.dumps(shipped.data_identity(ds, "cc"))
     save_file(tensors, str(path), metadata=meta)
     entry["sha256"] = sha256_file(path)
-    shipped.write_manifest([entry], use)
+    shipped.write_manifest(entries, use)
     with pytest.raises(ModelError, match="was trained on another dataset or split"):
         run(cfg(data, tmp_path))
     # and on the other set itself nothing matches: it trains, no refusal
