@@ -233,3 +233,13 @@ def test_pipeline_pickles_for_spawned_workers(root):
     pipe = ds.pipeline("ic", "test", **kw)
     again = pickle.loads(pickle.dumps(pipe))
     assert [s["key"] for s in again] == [s["key"] for s in pipe] == _keys(ds.batches("ic", "test", **kw))
+
+
+def test_collate_stack_equals_torch_stack():
+    import torch
+
+    from caadbench.data.loader import stack
+
+    for tensors in ([torch.rand(3, 8, 8) for _ in range(4)], [torch.rand(5, 5) > 0.5 for _ in range(3)]):
+        out = stack(tensors)
+        assert out.dtype == tensors[0].dtype and torch.equal(out, torch.stack(tensors))
