@@ -168,6 +168,7 @@ def instrumented(clock: StageClock) -> Iterator[None]:
             return fit(self, model, seed)
 
     patch(runner.Runner, "_fit", timed_fit)
+    patch(runner.Runner, "_load_shipped", _timed(clock, "fit/train", runner.Runner._load_shipped))
     patch(runner.Runner, "_evaluate", _timed(clock, "predict", runner.Runner._evaluate))
     for name in ("update", "compute"):
         patch(evaluator.Evaluator, name, _timed(clock, "metrics", getattr(evaluator.Evaluator, name)))
@@ -221,12 +222,15 @@ def main(argv: Sequence[str] | None = None) -> StageClock:
     p.add_argument("--pretrained", default="world")
     p.add_argument("--backbone", default="caad-tiny")
     p.add_argument("--json", type=Path, default=None, help="also write the table here")
+    p.add_argument("--retrain", action="store_true", help="train the trained methods instead of loading their "
+                                                          "shipped checkpoints")
     args = p.parse_args(argv)
     models = args.models.split(",") if args.models else None
     with tempfile.TemporaryDirectory() as tmp:
         out = args.out or Path(tmp) / "quickstart"
         clock = profile(args.data, out, size=args.size, image_size=args.image_size, models=models,
-                        pretrained=args.pretrained, backbone=args.backbone, echo=lambda _line: None)
+                        pretrained=args.pretrained, backbone=args.backbone, retrain=args.retrain,
+                        echo=lambda _line: None)
     headers, rows = clock.table()
     print(tabulate(rows, headers=headers, floatfmt=".1f"))
     total = rows[-2][-1]

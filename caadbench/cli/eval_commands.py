@@ -171,7 +171,7 @@ RUN_FLAGS = {"model_name": "model", "split": "split", "data": "data", "shots": "
              "backbone": "backbone", "pretrained": "pretrained", "image_size": "image_size", "precision": "precision",
              "checkpoint": "checkpoint", "options": "options", "device": "device", "batch_size": "batch_size",
              "workers": "workers", "out": "out", "dataset_id": "dataset_id", "train_data": "train_data",
-             "train_split": "train_split", "train_part": "train_part", "select": "select"}
+             "train_split": "train_split", "train_part": "train_part", "select": "select", "retrain": "retrain"}
 """click parameter → run setting (a :class:`~caadbench.eval.runner.RunConfig` field)."""
 
 
@@ -273,6 +273,9 @@ def results_command(path: Path, fmt: str, by: str | None, out: Path | None, show
               help="model selection of trained models on the split's val part: early-stop (score val during "
                    "training, keep the best state), search (learning-rate ×0.5/×1/×2 on the first seed, each "
                    "early-stopped; the best for every seed), none; auto = early-stop when the set has a val part")
+@click.option("--retrain", is_flag=True, default=None,
+              help="train a trained model even when a shipped checkpoint matches the run  [default: load the "
+                   "matching shipped checkpoint, sha256-checked; README, 'Shipped checkpoints']")
 @text_cache_option
 @click.pass_context
 def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
@@ -311,10 +314,13 @@ def run_command(ctx: click.Context, config_file: Path | None, **flags) -> None:
 @click.option("--workers", type=int, default=None, help="shard building processes [default: all cores]")
 @click.option("--device", default="auto", show_default=True, help=DEVICE_HELP)
 @click.option("--precision", type=click.Choice(PRECISIONS), default="auto", show_default=True, help=PRECISION_HELP)
+@click.option("--retrain", is_flag=True,
+              help="train CoRe-CLIP, APRIL-GAN and AnomalyCLIP instead of loading their shipped checkpoints "
+                   "(adds about 6 minutes on 2 cores)")
 @text_cache_option
 def quickstart_command(data: Path, out: Path, split: str, backbone: str, pretrained: str, seeds: str, shots: int,
                        ablations: bool, model_names: str | None, workers: int | None, device: str,
-                       precision: str) -> None:
+                       precision: str, retrain: bool) -> None:
     """The main job end to end: default shards → every model on a split → reports → leaderboard."""
     from caadbench.eval.quickstart import quickstart
 
@@ -327,4 +333,31 @@ def quickstart_command(data: Path, out: Path, split: str, backbone: str, pretrai
         raise CaadError(f"--seeds {seeds}", "expected comma-separated integers") from None
     quickstart(data=data, out=out, split=split, backbone=backbone, pretrained=pretrained, seeds=seed_list,
                shots=shots, ablations=ablations, models=names, workers=workers, device=device, precision=precision,
-               echo=click.echo)
+               retrain=retrain, echo=click.echo)
+
+
+@main.command("ship-checkpoints")
+@click.option("--data", type=click.Path(path_type=Path), default=DEFAULT_DATA, show_default=True,
+              help="the shard directory the main job evaluates (the checkpoints are refused on any other)")
+@click.option("--split", default="cc", show_default=True)
+@click.option("--backbone", default="caad-tiny", show_default=True)
+@click.option("--pretrained", default="world", show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--models", "model_names", default=None,
+              help="comma-separated trained models  [default: those the quickstart runs: coreclip, aprilgan, "
+                   "anomalyclip]")
+@click.option("--work", type=click.Path(path_type=Path), default=Path("runs/ship-checkpoints"), show_default=True,
+              help="where the training runs' results and trainer checkpoints go")
+@click.option("--manifest", type=click.Path(path_type=Path), default=None,
+              help="manifest to write; the files go beside it  [default: the packaged "
+                   "caadbench/models/weights/checkpoints.json]")
+def ship_checkpoints_command(data: Path, split: str, backbone: str, pretrained: str, seed: int,
+                             model_names: str | None, work: Path, manifest: Path | None) -> None:
+    """Train the main job's trained methods (one seed, the board's settings) and write the shipped checkpoints
+    and their manifest (sha256, commit, command, dataset identity, config, training log). Run it at a clean
+    commit and commit its output: `caadbench quickstart` then evaluates these instead of training."""
+    from caadbench.eval.ship import ship_checkpoints
+
+    names = None if model_names is None else [m.strip() for m in model_names.split(",") if m.strip()]
+    ship_checkpoints(data=data, models=names, split=split, backbone=backbone, pretrained=pretrained, seed=seed,
+                     work=work, manifest=manifest, echo=click.echo)

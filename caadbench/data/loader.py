@@ -14,6 +14,7 @@ cutting and each reader shuffles its records through a buffer seeded by ``(seed,
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -72,6 +73,23 @@ def prepare_sample(sample: Sample, image_size: int, eval_size: int = EVAL_RESOLU
             "context": sample.context, "metadata": sample.metadata()}
 
 
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """Run torch ops on one intra-op thread inside (restored after): preparing one sample is small elementwise
+    work, where the thread pool's waiting cost more than it saved once other processes held the cores (measured
+    on a loaded 2-core machine: 80 % of a first pass over the test part, docs/speed.md). Values are the same: every
+    op here computes each output element the same way whatever the thread count (tested)."""
+    threads = torch.get_num_threads()
+    if threads == 1:
+        yield
+        return
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def decode_prepared(sample: dict[str, Any], image_size: int, eval_size: int) -> dict[str, Any]:
     """The decode stage: a webdataset sample of raw members → the tensors of :func:`prepare_sample` (kept in
     :data:`~caadbench.data.sample_cache.SAMPLES`), or the prepared sample the cache held."""
@@ -79,10 +97,20 @@ def decode_prepared(sample: dict[str, Any], image_size: int, eval_size: int) -> 
         return sample["__prepared__"]
     key = sample["__key__"]
     members = {ext: value for ext, value in sample.items() if not ext.startswith("__")}
-    prepared = prepare_sample(decode_record(key, members, f"{sample['__url__']}:{key}"), image_size, eval_size)
+    with single_threaded():
+        prepared = prepare_sample(decode_record(key, members, f"{sample['__url__']}:{key}"), image_size, eval_size)
     if SAMPLES.active and "__shard__" in sample:
         SAMPLES.put(sample_key(sample["__shard__"], key, image_size, eval_size), prepared)
     return prepared
+
+
+def stack(tensors: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.stack`` of CPU tensors as one single-threaded copy (numpy): the same values, but never torch's
+    intra-op thread pool, whose threads wait for each other when other processes hold the cores (measured on a
+    loaded 2-core machine: 247 ms per batch of 32 images with 2 threads, 1–3 ms single-threaded; docs/speed.md)."""
+    if any(t.device.type != "cpu" or t.requires_grad for t in tensors):
+        return torch.stack(tensors)
+    return torch.from_numpy(np.stack([t.numpy() for t in tensors]))
 
 
 def collate(items: list[Any]) -> Batch | P.Failure:
@@ -91,9 +119,9 @@ def collate(items: list[Any]) -> Batch | P.Failure:
         if isinstance(item, P.Failure):
             return item
     return Batch(
-        images=torch.stack([i["image"] for i in items]),
-        subject_masks=torch.stack([i["subject_mask"] for i in items]),
-        gt_masks=torch.stack([i["gt_mask"] for i in items]),
+        images=stack([i["image"] for i in items]),
+        subject_masks=stack([i["subject_mask"] for i in items]),
+        gt_masks=stack([i["gt_mask"] for i in items]),
         labels=torch.tensor([i["label"] for i in items], dtype=torch.int64),
         keys=[i["key"] for i in items],
         subjects=[i["subject"] for i in items],

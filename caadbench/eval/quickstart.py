@@ -75,6 +75,7 @@ def quickstart(
     workers: int | None = None,
     device: str = "auto",
     precision: str = "auto",
+    retrain: bool = False,
     echo: Callable[[str], None] | None = None,
 ) -> Path:
     """Run the main job; return the path of the generated leaderboard markdown.
@@ -94,6 +95,8 @@ def quickstart(
         workers: shard-building processes.
         device: where every model runs (``auto``: CUDA when available, else CPU).
         precision: every model's precision (``auto``, ``fp32``, ``bf16``).
+        retrain: train the trained methods even where a shipped checkpoint matches (by default a matching one is
+            loaded, sha256-checked: :mod:`caadbench.eval.shipped`).
         echo: where progress lines go (default: this module's logger at ``INFO``).
     """
     echo = echo or logger.info
@@ -116,7 +119,7 @@ def quickstart(
         model_seeds = tuple(seeds)[:1] if learning == Learning.ZERO_SHOT else tuple(seeds)
         path = run(RunConfig(model=name, split=split, data=Path(data), shots=k, seeds=model_seeds,
                              backbone=backbone, pretrained=pretrained, precision=precision, device=device,
-                             out=results_dir))
+                             out=results_dir, retrain=retrain))
         paths.append(path)
     echo(f"[3/4] reports into {reports_dir}")
     write_reports(paths, reports_dir)

@@ -64,6 +64,7 @@ def build_results(
     run_config: Mapping[str, Any] | None = None,
     train_data: TrainData | None = None,
     selection: Mapping[str, Any] | None = None,
+    shipped: Mapping[str, Mapping[str, Any]] | None = None,
     n_resamples: int = RESAMPLES,
 ) -> Results:
     """Aggregate one :class:`SeedEvaluation` per seed into a validated :class:`Results`, with the bootstrap
@@ -129,6 +130,7 @@ def build_results(
         run_config=dict(run_config or {}),
         train_data=train_data,
         selection=dict(selection) if selection is not None else None,
+        shipped={str(k): dict(v) for k, v in shipped.items()} if shipped else None,
         headline=headline,
         seen=seen,
         gap=gap,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ import torch
 from caadbench.data.batch import MIN_IMAGE_SIZE, Batch
 from caadbench.data.loader import CaadDataset, open_dataset, validation_kind
 from caadbench.errors import CaadError, ModelError, SplitError, check_at_least
-from caadbench.eval import datasets
+from caadbench.eval import datasets, shipped
 from caadbench.eval.evaluator import Evaluator
 from caadbench.eval.examples import examples_path, write_examples
 from caadbench.eval.meter import ResourceMeter
@@ -73,6 +73,8 @@ class RunConfig:
             ``early-stop`` (score on ``val`` during training, end with the best state), ``search`` (the method's
             ``SEARCH`` space — learning-rate multipliers — each candidate trained with early stopping on the
             first seed, the best applied to every seed) or ``none``.
+        retrain: train a trained model even when a shipped checkpoint (:mod:`caadbench.eval.shipped`) matches the
+            run; by default a matching one is loaded (sha256-checked) instead of training.
     """
 
     model: str
@@ -96,6 +98,7 @@ class RunConfig:
     train_split: str | None = None
     train_part: str = "train"
     select: str = "auto"
+    retrain: bool = False
 
 
 SELECT_MODES = ("auto", "early-stop", "search", "none")
@@ -180,6 +183,7 @@ class Runner:
         self.training = self._training_set()
         self.select = self._select_mode()
         self.selection: dict[str, Any] | None = None
+        self.shipped: dict[str, dict[str, Any]] = {}
 
     def _training_set(self) -> TrainingSet | None:
         """The data a trained model is fitted on (checked against the evaluated test part), or ``None``."""
@@ -295,6 +299,33 @@ class Runner:
         return ds.batches(split, part, image_size=image_size, rank=self.dist.rank, world_size=self.dist.world_size,
                           workers=self.cfg.workers, progress=self.cfg.progress and self.dist.is_main, **kw)
 
+    def shipped_wanted(self, model: AnomalyModel, seed: int) -> shipped.Wanted:
+        """What a shipped checkpoint must match to stand in for training ``model`` on ``seed`` in this run."""
+        t = self.training
+        return shipped.Wanted(
+            model=self.cfg.model, seed=seed, config=model.config.to_dict(),
+            dataset=shipped.data_identity(self.ds, self.cfg.split),
+            train_data=shipped.train_data_key(vars(t.record())), backbone=model.identity.to_dict(),
+            run={"select": self.select, "batch_size": self.cfg.batch_size, "device": str(self.device).split(":")[0]})
+
+    def _load_shipped(self, model: AnomalyModel, seed: int) -> bool:
+        """Load the shipped checkpoint that matches this run and ``seed`` (see :mod:`caadbench.eval.shipped`);
+        ``False`` (with a one-line note) when none matches, so the model trains."""
+        if (self.training is None or self.cfg.retrain or self.cfg.checkpoint is not None or self.select == "search"
+                or self.dist.world_size > 1):
+            return False
+        wanted = self.shipped_wanted(model, seed)
+        entry, why = shipped.find(wanted)
+        if entry is None:
+            logger.info(f"{self.cfg.model}: {why}: training it")
+            return False
+        path = shipped.load(model, entry, wanted.dataset)
+        model.train_log = entry["training"]
+        self.shipped[str(seed)] = shipped.provenance(entry)
+        logger.info(f"{self.cfg.model}: seed {seed} loaded from the shipped checkpoint {path.name} (sha256 "
+                    f"{entry['sha256'][:12]}…, commit {entry['commit'][:10]}); --retrain trains it instead")
+        return True
+
     def _fit(self, model: AnomalyModel, seed: int, tag: str = "") -> dict[str, list[str]]:
         """Fit ``model`` for ``seed`` (``tag`` names a search candidate's checkpoint folder); return the support
         keys used (empty unless few-shot)."""
@@ -402,8 +433,13 @@ class Runner:
                 f"(sha256 {sha256_file(self.cfg.checkpoint)}); its support set or training is not re-run"]
 
     # ----------------------------------------------------------------- entry
-    def run(self) -> Path | None:
-        """Fit and evaluate every seed, then write the results (rank 0). Returns the results path on rank 0."""
+    def run(self, on_fitted: Callable[[int, AnomalyModel], None] | None = None) -> Path | None:
+        """Fit and evaluate every seed, then write the results (rank 0). Returns the results path on rank 0.
+
+        Args:
+            on_fitted: called with each seed and its fitted model before it is evaluated
+                (``caadbench ship-checkpoints`` saves it there).
+        """
         from caadbench.eval.runconfig import run_config_to_dict
 
         cfg = self.cfg
@@ -422,7 +458,9 @@ class Runner:
             for seed in cfg.seeds:
                 seed_everything(seed)
                 model = self.spec.build(backbone=backbone, **overrides).to(self.device)
-                supports[seed] = self._fit(model, seed)
+                supports[seed] = {} if self._load_shipped(model, seed) else self._fit(model, seed)
+                if on_fitted is not None:
+                    on_fitted(seed, model)
                 if getattr(model, "train_log", None):
                     training[seed] = model.train_log
                 evaluator = self._evaluate(model, meter)
@@ -445,6 +483,7 @@ class Runner:
             run_config=run_config_to_dict(cfg),
             train_data=self.training.record() if self.training is not None else None,
             selection=self._selection_record(training),
+            shipped=self.shipped or None,
         )
         write_results(path, results)
         if examples is not None:

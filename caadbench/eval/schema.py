@@ -281,6 +281,9 @@ class Results:
         intervals: how the ``ci_*`` intervals were computed; ``None`` in files written before them.
         diagnosis: per-branch scores, α distribution and family neighbourhood of a model with diagnostic extras
             (CoRe-CLIP); ``None`` for other models and files written before it.
+        shipped: per seed (as a string) whose trained model was loaded from a shipped checkpoint
+            (:mod:`caadbench.eval.shipped`) instead of trained in this run: its ``file``, ``sha256``, ``commit``
+            and ``command``; ``None`` when every seed was fitted here (and in files written before the field).
     """
 
     schema_version: int
@@ -310,6 +313,7 @@ class Results:
     intervals: IntervalInfo | None = field(default=None, metadata={ADDED_LATER: True})
     selection: dict[str, Any] | None = field(default=None, metadata={ADDED_LATER: True})
     diagnosis: Diagnosis | None = field(default=None, metadata={ADDED_LATER: True})
+    shipped: dict[str, dict[str, Any]] | None = field(default=None, metadata={ADDED_LATER: True})
 
     @property
     def random_init(self) -> bool:

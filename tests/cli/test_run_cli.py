@@ -143,3 +143,19 @@ def test_run_with_text_cache_persists_prompts_and_scores_the_same(data, tmp_path
         text_cache.use_disk(None)  # the option sets the variable for the process (and its children)
     assert list(cache.glob("*.safetensors")) and text_cache.disk_stats()["reads"] > 0
     assert scores[0] == scores[1]
+
+
+@pytest.mark.parametrize(("flags", "retrain"), [((), False), (("--retrain",), True)])
+def test_quickstart_retrain_flag_reaches_every_run(data, tmp_path, monkeypatch, flags, retrain):
+    from caadbench.eval import quickstart
+
+    seen, real = [], quickstart.run
+
+    def fake_run(cfg):
+        seen.append(cfg.retrain)
+        return real(cfg)
+
+    monkeypatch.setattr(quickstart, "run", fake_run)
+    result = invoke("quickstart", "--data", str(data), "--out", str(tmp_path / "qs"), "--models", "clip", *flags)
+    assert result.exit_code == 0, result.output
+    assert seen == [retrain]

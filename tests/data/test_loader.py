@@ -233,3 +233,35 @@ def test_pipeline_pickles_for_spawned_workers(root):
     pipe = ds.pipeline("ic", "test", **kw)
     again = pickle.loads(pickle.dumps(pipe))
     assert [s["key"] for s in again] == [s["key"] for s in pipe] == _keys(ds.batches("ic", "test", **kw))
+
+
+def test_collate_stack_equals_torch_stack():
+    import torch
+
+    from caadbench.data.loader import stack
+
+    for tensors in ([torch.rand(3, 8, 8) for _ in range(4)], [torch.rand(5, 5) > 0.5 for _ in range(3)]):
+        out = stack(tensors)
+        assert out.dtype == tensors[0].dtype and torch.equal(out, torch.stack(tensors))
+
+
+def test_preparing_a_sample_single_threaded_gives_the_same_tensors():
+    import torch
+
+    from caadbench.data.loader import prepare_sample, single_threaded
+    from caadbench.data.sources import get_source_class
+
+    source = get_source_class("synthetic")(seed=0, size=4, image_size=96)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        for sample in (source.load(spec) for spec in source.specs()[:2]):
+            many = prepare_sample(sample, 64, 80)
+            with single_threaded():
+                one = prepare_sample(sample, 64, 80)
+                assert torch.get_num_threads() == 1
+            assert torch.get_num_threads() == 2
+            for k in ("image", "subject_mask", "gt_mask"):
+                assert torch.equal(many[k], one[k])
+    finally:
+        torch.set_num_threads(threads)
