@@ -145,5 +145,5 @@ def test_cli_writes_a_file_and_refuses_a_missing_path(tmp_path):
 def test_results_frame_is_exported_lazily():
     import caadbench
 
-    frame = caadbench.results_frame(COMMITTED / "caad-synth_cc_clip_0shot.json", by="subject")
+    frame = caadbench.results_frame(COMMITTED / "caad-synth_cc_clip_zeroshot_caad-tiny-world.json", by="subject")
     assert set(frame["model"]) == {"clip"} and frame["subject"].is_unique
